@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one command that runs every check and test: formatting, lints, the SAM template,
+# and the whole test suite against a real PostgreSQL. It installs what it needs (apt/pip)
+# and, when DATABASE_URL is unset, starts a throwaway cluster that it stops afterwards,
+# also when tests fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/postgres.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+python3 -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required" >&2; exit 1; }
+command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check cfn-lint
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cfn-lint template.yaml"
+cfn-lint template.yaml
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  step "PostgreSQL"
+  trap pg_throwaway_stop EXIT
+  pg_throwaway_start
+fi
+
+step "cargo test (workspace)"
+cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,229 @@
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+};
+use http::{StatusCode, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, FieldError};
+
+/// A JSON body. Unlike `axum::Json`, every rejection is problem JSON: malformed JSON is a 400,
+/// a wrong type, a missing or unknown field, or a wrong enum value is a 422 naming the field,
+/// a body over the limit is a 413 and a non-JSON content type a 415.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::BadRequest {
+                    detail: "the request body could not be read".to_owned(),
+                    errors: vec![],
+                },
+            }
+        })?;
+        from_json_slice(&bytes).map(Json)
+    }
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Deserializes JSON with the problem-JSON error mapping of [`Json`].
+pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::Validation(vec![field_error(&path, &inner.to_string())])
+            }
+            _ => ApiError::BadRequest {
+                detail: format!(
+                    "the body is not valid JSON: {}",
+                    strip_position(&inner.to_string())
+                ),
+                errors: vec![],
+            },
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::BadRequest {
+        detail: format!(
+            "the body is not valid JSON: {}",
+            strip_position(&error.to_string())
+        ),
+        errors: vec![],
+    })?;
+    Ok(value)
+}
+
+/// Query-string parameters, with the same error mapping as [`Json`] (always 422 naming the
+/// parameter: a query string cannot be malformed the way JSON can).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                ApiError::Validation(vec![field_error(&path, &error.into_inner().to_string())])
+            })
+    }
+}
+
+/// Turns serde's message into a field error. Unknown and missing fields are reported by
+/// serde at the parent's path with the name in the message; they are moved into the path.
+fn field_error(path: &str, message: &str) -> FieldError {
+    let message = strip_position(message);
+    let parent = if path == "." { "" } else { path };
+    for prefix in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some((name, _)) = rest.split_once('`') {
+                // serde_path_to_error already ends the path with an unknown field's name.
+                let field = if parent.is_empty() {
+                    name.to_owned()
+                } else if parent == name || parent.ends_with(&format!(".{name}")) {
+                    parent.to_owned()
+                } else {
+                    format!("{parent}.{name}")
+                };
+                let message = if prefix.starts_with("unknown") {
+                    "is not a known field".to_owned()
+                } else {
+                    "is required".to_owned()
+                };
+                return FieldError::new(field, message);
+            }
+        }
+    }
+    let field = if parent.is_empty() { "body" } else { parent };
+    FieldError::new(field, message)
+}
+
+/// serde_json appends " at line L column C"; the field path says more to a client.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::domain::Platform;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Body {
+        name: String,
+        platform: Platform,
+        nested: Option<Nested>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Nested {
+        count: u8,
+    }
+
+    fn errors_of(json: &str) -> (u16, Vec<FieldError>) {
+        let error = from_json_slice::<Body>(json.as_bytes()).expect_err("must be refused");
+        (error.status().as_u16(), error.problem().errors)
+    }
+
+    #[test]
+    fn malformed_json_is_a_400() {
+        for body in [
+            "{",
+            "",
+            "{\"name\": }",
+            "{\"name\":\"a\",\"platform\":\"webchat\"} trailing",
+        ] {
+            assert_eq!(errors_of(body).0, 400, "body {body:?}");
+        }
+    }
+
+    #[test]
+    fn data_errors_are_422s_naming_the_field() {
+        let cases = [
+            (r#"{"name":"a","platform":"telegram"}"#, "platform"),
+            (r#"{"name":1,"platform":"webchat"}"#, "name"),
+            (r#"{"platform":"webchat"}"#, "name"),
+            (r#"{"name":"a","platform":"webchat","extra":1}"#, "extra"),
+            (
+                r#"{"name":"a","platform":"webchat","nested":{"count":300}}"#,
+                "nested.count",
+            ),
+            (
+                r#"{"name":"a","platform":"webchat","nested":{"bogus":1}}"#,
+                "nested.bogus",
+            ),
+            (r#"[]"#, "body"),
+        ];
+        for (body, field) in cases {
+            let (status, errors) = errors_of(body);
+            assert_eq!(status, 422, "body {body}");
+            assert_eq!(errors.len(), 1, "body {body}");
+            assert_eq!(errors[0].field, field, "body {body}: {:?}", errors[0]);
+        }
+    }
+
+    #[test]
+    fn content_types_with_parameters_and_json_suffixes_are_json() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().expect("valid"),
+        );
+        assert!(is_json(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/merge-patch+json".parse().expect("valid"),
+        );
+        assert!(is_json(&headers));
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().expect("valid"));
+        assert!(!is_json(&headers));
+    }
+}

@@ -1,0 +1,52 @@
+use std::error::Error as StdError;
+
+/// A database operation failed. Constraint violations keep the constraint's name so the HTTP
+/// layer can say, in one table, what conflicted.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    #[error("unique constraint {constraint} violated")]
+    UniqueViolation { constraint: String },
+    #[error("foreign key {constraint} violated")]
+    ForeignKeyViolation { constraint: String },
+    #[error("check constraint {constraint} violated")]
+    CheckViolation { constraint: String },
+    #[error("query failed")]
+    Query(#[source] tokio_postgres::Error),
+    #[error("unexpected value in column {column}: {detail}")]
+    Corrupt {
+        column: &'static str,
+        detail: String,
+    },
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+
+        if error.is_closed() {
+            return Self::Unavailable(Box::new(error));
+        }
+        let Some(db_error) = error.as_db_error() else {
+            return Self::Query(error);
+        };
+        let constraint = db_error.constraint().unwrap_or_default().to_owned();
+        match *db_error.code() {
+            SqlState::UNIQUE_VIOLATION => Self::UniqueViolation { constraint },
+            SqlState::FOREIGN_KEY_VIOLATION => Self::ForeignKeyViolation { constraint },
+            SqlState::CHECK_VIOLATION => Self::CheckViolation { constraint },
+            SqlState::ADMIN_SHUTDOWN
+            | SqlState::CRASH_SHUTDOWN
+            | SqlState::CANNOT_CONNECT_NOW
+            | SqlState::TOO_MANY_CONNECTIONS => Self::Unavailable(Box::new(error)),
+            _ => Self::Query(error),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}

@@ -1,0 +1,240 @@
+//! `phone_numbers`: a tenant's channels. The provider token is stored sealed and never read
+//! back by these queries; callers see only whether one is set.
+
+use chrono::{DateTime, Utc};
+
+use super::{DbError, GenericClient, PageRequest, Transaction, enum_column};
+use crate::domain::{AgentId, DisplayName, MetaChannelId, PhoneNumberId, Platform, UserId, WabaId};
+
+/// A channel as the API shows it.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: PhoneNumberId,
+    pub platform: Platform,
+    pub meta_phone_number_id: String,
+    pub has_access_token: bool,
+    pub display_name: Option<String>,
+    pub waba_id: Option<String>,
+    /// The agent linked to this channel, if any.
+    pub agent_id: Option<AgentId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated channel to create; the token is already sealed.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub platform: Platform,
+    pub meta_phone_number_id: MetaChannelId,
+    pub sealed_access_token: Option<String>,
+    pub display_name: Option<DisplayName>,
+    pub waba_id: Option<WabaId>,
+}
+
+/// A validated partial update. `None` leaves a field as it is; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPatch {
+    pub display_name: Option<Option<DisplayName>>,
+    pub sealed_access_token: Option<String>,
+    pub waba_id: Option<Option<WabaId>>,
+}
+
+/// What still uses a channel, which forbids deleting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelUsage {
+    pub agents: i64,
+    pub templates: i64,
+    pub campaigns: i64,
+}
+
+impl ChannelUsage {
+    /// Whether anything uses the channel.
+    pub fn is_used(&self) -> bool {
+        self.agents + self.templates + self.campaigns > 0
+    }
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    InUse(ChannelUsage),
+}
+
+const CHANNEL_COLUMNS: &str = "p.id, p.platform, p.meta_phone_number_id,
+    p.access_token IS NOT NULL AS has_access_token, p.display_name, p.waba_id,
+    p.created_at, p.updated_at, a.agent_id";
+
+/// Creates a channel.
+pub async fn insert(
+    client: &impl GenericClient,
+    user: &UserId,
+    new: &NewChannel,
+) -> Result<Channel, DbError> {
+    let id = PhoneNumberId::generate();
+    let row = client
+        .query_one(
+            &format!(
+                "WITH p AS (
+                     INSERT INTO phone_numbers
+                         (id, user_id, platform, meta_phone_number_id, access_token, display_name, waba_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     RETURNING *
+                 )
+                 SELECT {CHANNEL_COLUMNS} FROM p LEFT JOIN agents a ON a.phone_number_id = p.id"
+            ),
+            &[
+                &id.as_str(),
+                &user.as_str(),
+                &new.platform.as_str(),
+                &new.meta_phone_number_id.as_str(),
+                &new.sealed_access_token,
+                &new.display_name.as_ref().map(DisplayName::as_str),
+                &new.waba_id.as_ref().map(WabaId::as_str),
+            ],
+        )
+        .await?;
+    channel_from_row(&row)
+}
+
+/// One of the tenant's channels.
+pub async fn get(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &PhoneNumberId,
+) -> Result<Option<Channel>, DbError> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {CHANNEL_COLUMNS}
+                 FROM phone_numbers p LEFT JOIN agents a ON a.phone_number_id = p.id
+                 WHERE p.id = $1 AND p.user_id = $2"
+            ),
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?
+        .map(|row| channel_from_row(&row))
+        .transpose()
+}
+
+/// The tenant's channels, newest first, optionally of one platform.
+pub async fn list(
+    client: &impl GenericClient,
+    user: &UserId,
+    platform: Option<Platform>,
+    page: &PageRequest,
+) -> Result<Vec<Channel>, DbError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {CHANNEL_COLUMNS}
+                 FROM phone_numbers p LEFT JOIN agents a ON a.phone_number_id = p.id
+                 WHERE p.user_id = $1
+                   AND ($2::text IS NULL OR p.platform = $2)
+                   AND ($3::text IS NULL OR p.id < $3)
+                 ORDER BY p.id DESC
+                 LIMIT $4"
+            ),
+            &[
+                &user.as_str(),
+                &platform.map(Platform::as_str),
+                &page.before,
+                &page.fetch,
+            ],
+        )
+        .await?;
+    rows.iter().map(channel_from_row).collect()
+}
+
+/// Applies a partial update; `None` when the tenant has no such channel.
+pub async fn update(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &PhoneNumberId,
+    patch: &ChannelPatch,
+) -> Result<Option<Channel>, DbError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH p AS (
+                     UPDATE phone_numbers SET
+                         display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
+                         access_token = COALESCE($5, access_token),
+                         waba_id = CASE WHEN $6 THEN $7 ELSE waba_id END
+                     WHERE id = $1 AND user_id = $2
+                     RETURNING *
+                 )
+                 SELECT {CHANNEL_COLUMNS} FROM p LEFT JOIN agents a ON a.phone_number_id = p.id"
+            ),
+            &[
+                &id.as_str(),
+                &user.as_str(),
+                &patch.display_name.is_some(),
+                &patch
+                    .display_name
+                    .clone()
+                    .flatten()
+                    .as_ref()
+                    .map(DisplayName::as_str),
+                &patch.sealed_access_token,
+                &patch.waba_id.is_some(),
+                &patch.waba_id.clone().flatten().as_ref().map(WabaId::as_str),
+            ],
+        )
+        .await?;
+    row.map(|row| channel_from_row(&row)).transpose()
+}
+
+/// Deletes a channel nothing uses. The row is locked first, so an agent being linked at
+/// the same moment either finishes first (and the delete answers `InUse`) or waits.
+pub async fn delete(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    id: &PhoneNumberId,
+) -> Result<DeleteOutcome, DbError> {
+    let locked = tx
+        .query_opt(
+            "SELECT 1 FROM phone_numbers WHERE id = $1 AND user_id = $2 FOR UPDATE",
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?;
+    if locked.is_none() {
+        return Ok(DeleteOutcome::NotFound);
+    }
+    let row = tx
+        .query_one(
+            "SELECT (SELECT count(*) FROM agents WHERE phone_number_id = $1) AS agents,
+                    (SELECT count(*) FROM templates WHERE phone_number_id = $1) AS templates,
+                    (SELECT count(*) FROM campaigns WHERE phone_number_id = $1) AS campaigns",
+            &[&id.as_str()],
+        )
+        .await?;
+    let usage = ChannelUsage {
+        agents: row.try_get("agents")?,
+        templates: row.try_get("templates")?,
+        campaigns: row.try_get("campaigns")?,
+    };
+    if usage.is_used() {
+        return Ok(DeleteOutcome::InUse(usage));
+    }
+    tx.execute("DELETE FROM phone_numbers WHERE id = $1", &[&id.as_str()])
+        .await?;
+    Ok(DeleteOutcome::Deleted)
+}
+
+fn channel_from_row(row: &tokio_postgres::Row) -> Result<Channel, DbError> {
+    Ok(Channel {
+        id: PhoneNumberId::from_trusted(row.try_get("id")?),
+        platform: enum_column(row, "platform")?,
+        meta_phone_number_id: row.try_get("meta_phone_number_id")?,
+        has_access_token: row.try_get("has_access_token")?,
+        display_name: row.try_get("display_name")?,
+        waba_id: row.try_get("waba_id")?,
+        agent_id: row
+            .try_get::<_, Option<String>>("agent_id")?
+            .map(AgentId::from_trusted),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

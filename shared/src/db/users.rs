@@ -1,0 +1,96 @@
+//! `users` and `credits`: the tenant's account.
+
+use chrono::{DateTime, Utc};
+
+use super::{DbError, GenericClient};
+use crate::domain::{CompanyName, UserId};
+
+/// A tenant's account with its credit balance.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub user_id: String,
+    pub email: String,
+    pub company_name: Option<String>,
+    pub remaining_credits: i32,
+    pub total_used: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates the `users` row and its `credits` row on a tenant's first authenticated call.
+/// Concurrent first calls are safe: both inserts are `ON CONFLICT DO NOTHING` in one
+/// statement, so every caller ends with exactly one user and one credits row.
+pub async fn provision(
+    client: &impl GenericClient,
+    user: &UserId,
+    email: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "WITH new_user AS (
+                 INSERT INTO users (user_id, email) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO NOTHING
+                 RETURNING user_id
+             )
+             INSERT INTO credits (user_id)
+             SELECT user_id FROM new_user
+             ON CONFLICT (user_id) DO NOTHING",
+            &[&user.as_str(), &email],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Whether the tenant's row exists.
+pub async fn exists(client: &impl GenericClient, user: &UserId) -> Result<bool, DbError> {
+    let row = client
+        .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user.as_str()])
+        .await?;
+    Ok(row.is_some())
+}
+
+const ACCOUNT_QUERY: &str = "SELECT u.user_id, u.email, u.company_name, u.created_at,
+        COALESCE(c.remaining_credits, 0) AS remaining_credits,
+        COALESCE(c.total_used, 0) AS total_used
+ FROM users u LEFT JOIN credits c ON c.user_id = u.user_id
+ WHERE u.user_id = $1";
+
+/// The tenant's account.
+pub async fn account(
+    client: &impl GenericClient,
+    user: &UserId,
+) -> Result<Option<Account>, DbError> {
+    client
+        .query_opt(ACCOUNT_QUERY, &[&user.as_str()])
+        .await?
+        .map(|row| account_from_row(&row))
+        .transpose()
+}
+
+/// Sets (or clears, with `None`) the company name; returns the updated account.
+pub async fn set_company_name(
+    client: &impl GenericClient,
+    user: &UserId,
+    company_name: Option<&CompanyName>,
+) -> Result<Option<Account>, DbError> {
+    let updated = client
+        .execute(
+            "UPDATE users SET company_name = $2 WHERE user_id = $1",
+            &[&user.as_str(), &company_name.map(CompanyName::as_str)],
+        )
+        .await?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    account(client, user).await
+}
+
+fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DbError> {
+    Ok(Account {
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        company_name: row.try_get("company_name")?,
+        remaining_credits: row.try_get("remaining_credits")?,
+        total_used: row.try_get("total_used")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

@@ -1,0 +1,12 @@
+//! Types that carry meaning: ids, validated values and the enums behind every CHECK
+//! constraint. Values are parsed once at the edge (HTTP, webhook, queue) and trusted inside.
+
+mod enums;
+mod ids;
+mod phone;
+mod text;
+
+pub use enums::*;
+pub use ids::*;
+pub use phone::{PhoneE164, PhoneParseError};
+pub use text::*;
