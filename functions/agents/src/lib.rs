@@ -1,1 +1,45 @@
+//! The `agents` function: the tenant's account (`/me`), channels (`/phone-numbers`) and AI
+//! agents (`/agents`), including relinking a channel to a new agent with an archive.
+//!
+//! [`router`] is what Lambda runs and tests drive; [`openapi_router`] is what devstack merges
+//! with the other functions' routes.
 
+mod agents;
+mod me;
+mod phone_numbers;
+
+use axum::Router;
+use shared::api::{ApiState, layers};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// The routes with their OpenAPI descriptions, before state and layers.
+pub fn openapi_router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(me::get_me, me::patch_me))
+        .routes(routes!(
+            phone_numbers::create_phone_number,
+            phone_numbers::list_phone_numbers
+        ))
+        .routes(routes!(
+            phone_numbers::get_phone_number,
+            phone_numbers::patch_phone_number,
+            phone_numbers::delete_phone_number
+        ))
+        .routes(routes!(agents::list_archives))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(
+            agents::get_agent,
+            agents::patch_agent,
+            agents::delete_agent
+        ))
+}
+
+/// The function's HTTP app, with state, before the common layers (devstack merges these).
+pub fn app(state: ApiState) -> Router {
+    openapi_router().with_state(state).split_for_parts().0
+}
+
+/// The function's complete router: what Lambda runs and tests drive.
+pub fn router(state: ApiState) -> Router {
+    layers::finish(app(state), layers::API_BODY_LIMIT)
+}

@@ -1,1 +1,28 @@
-fn main() {}
+use std::sync::Arc;
+
+use shared::{
+    api::{ApiState, Auth, Authenticator},
+    config::ApiConfig,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    // Built once per execution environment and shared by every invocation.
+    let config = ApiConfig::from_env()?;
+    let pool = shared::db::connect(&config.database)?;
+    let http = reqwest_client()?;
+    let state = ApiState {
+        auth: Arc::new(Auth::new(
+            Authenticator::new(&config.auth, http),
+            pool.clone(),
+        )),
+        pool,
+        sealing_key: config.sealing_key,
+    };
+    lambda_http::run(agents::router(state)).await
+}
+
+fn reqwest_client() -> Result<shared::http::Client, lambda_http::Error> {
+    Ok(shared::http::client()?)
+}

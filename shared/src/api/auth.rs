@@ -165,15 +165,24 @@ impl Authenticator {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must also be *present*: jsonwebtoken only checks
+        // claims that a token carries unless they are listed as required.
+        let mut required = vec!["exp", "sub"];
         match &self.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         Ok(decode::<Claims>(token, &key, &validation)?.claims)
     }
 }
@@ -254,7 +263,14 @@ impl Auth {
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
-            Some(email) if email.len() <= 255 => users::provision(&client, &user, email).await?,
+            Some(email) if email.len() <= 255 => {
+                if users::provision(&client, &user, email).await? == users::Provisioned::EmailTaken
+                {
+                    return Err(ApiError::Conflict(
+                        "this email address already belongs to another account".to_owned(),
+                    ));
+                }
+            }
             Some(_) => {
                 return Err(ApiError::Unauthorized(
                     "the token's `email` is too long".to_owned(),

@@ -12,6 +12,7 @@
 pub mod auth;
 mod extract;
 pub mod layers;
+pub mod openapi;
 pub mod pagination;
 mod problem;
 

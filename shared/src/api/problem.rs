@@ -272,6 +272,18 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        DbError::from(error).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        DbError::from(error).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,10 @@ pub struct Archive {
 
 /// The outcome of linking an agent to a channel.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per request, moved once"
+)]
 pub enum LinkOutcome {
     /// The agent was created; `archive` is set when it replaced another one.
     Linked {

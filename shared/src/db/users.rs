@@ -16,19 +16,33 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
 }
 
+/// What provisioning found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    /// The tenant was created now, with its credits row.
+    Created,
+    /// The tenant already existed.
+    Existing,
+    /// Another tenant already has this email address.
+    EmailTaken,
+}
+
 /// Creates the `users` row and its `credits` row on a tenant's first authenticated call.
-/// Concurrent first calls are safe: both inserts are `ON CONFLICT DO NOTHING` in one
-/// statement, so every caller ends with exactly one user and one credits row.
+///
+/// Concurrent first calls are safe: the insert is `ON CONFLICT DO NOTHING` with no conflict
+/// target, so a racing insert of the same tenant (which collides on both the key and the
+/// email) is skipped instead of failing, and the credits row is created in the same
+/// statement as the user, only by the call that created the user.
 pub async fn provision(
     client: &impl GenericClient,
     user: &UserId,
     email: &str,
-) -> Result<(), DbError> {
-    client
+) -> Result<Provisioned, DbError> {
+    let created = client
         .execute(
             "WITH new_user AS (
                  INSERT INTO users (user_id, email) VALUES ($1, $2)
-                 ON CONFLICT (user_id) DO NOTHING
+                 ON CONFLICT DO NOTHING
                  RETURNING user_id
              )
              INSERT INTO credits (user_id)
@@ -37,7 +51,14 @@ pub async fn provision(
             &[&user.as_str(), &email],
         )
         .await?;
-    Ok(())
+    if created > 0 {
+        return Ok(Provisioned::Created);
+    }
+    Ok(if exists(client, user).await? {
+        Provisioned::Existing
+    } else {
+        Provisioned::EmailTaken
+    })
 }
 
 /// Whether the tenant's row exists.

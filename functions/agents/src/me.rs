@@ -1,0 +1,100 @@
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    api::{ApiError, ApiState, Json, Problem, Tenant, openapi::nullable},
+    db::users::{self, Account},
+    domain::CompanyName,
+};
+use utoipa::ToSchema;
+
+/// The tenant's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    user_id: String,
+    email: String,
+    company_name: Option<String>,
+    credits: CreditsResponse,
+    created_at: DateTime<Utc>,
+}
+
+/// The tenant's credit balance: one credit is one AI reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditsResponse {
+    remaining_credits: i32,
+    total_used: i32,
+}
+
+impl From<Account> for MeResponse {
+    fn from(account: Account) -> Self {
+        Self {
+            user_id: account.user_id,
+            email: account.email,
+            company_name: account.company_name,
+            credits: CreditsResponse {
+                remaining_credits: account.remaining_credits,
+                total_used: account.total_used,
+            },
+            created_at: account.created_at,
+        }
+    }
+}
+
+/// Changes to the account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMe {
+    /// The company name; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    company_name: Option<Option<String>>,
+}
+
+/// The authenticated tenant's account and credits. The first call with a new token's `sub`
+/// creates the account.
+#[utoipa::path(
+    get, path = "/me", tag = "account",
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get_me(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    let client = state.pool.get().await?;
+    let account = users::account(&client, &tenant.user_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("account not found".to_owned()))?;
+    Ok(axum::Json(account.into()))
+}
+
+/// Updates the account's company name.
+#[utoipa::path(
+    patch, path = "/me", tag = "account",
+    request_body = PatchMe,
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn patch_me(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Json(body): Json<PatchMe>,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    let client = state.pool.get().await?;
+    let account = match body.company_name {
+        None => users::account(&client, &tenant.user_id).await?,
+        Some(None) => users::set_company_name(&client, &tenant.user_id, None).await?,
+        Some(Some(raw)) => {
+            let name =
+                CompanyName::parse(&raw).map_err(|m| ApiError::invalid("company_name", m))?;
+            users::set_company_name(&client, &tenant.user_id, Some(&name)).await?
+        }
+    };
+    let account = account.ok_or_else(|| ApiError::NotFound("account not found".to_owned()))?;
+    Ok(axum::Json(account.into()))
+}

@@ -1,0 +1,363 @@
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    api::{
+        ApiError, ApiState, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
+        openapi::nullable,
+    },
+    crypto::SecretKind,
+    db::phone_numbers::{self, Channel, ChannelPatch, DeleteOutcome, NewChannel},
+    domain::{AccessToken, DisplayName, MetaChannelId, PhoneNumberId, Platform, WabaId},
+};
+use utoipa::{IntoParams, ToSchema};
+
+/// A channel: a WhatsApp number, an Instagram account or a website chat widget. The provider
+/// token is never returned; `has_access_token` says whether one is stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneNumberResponse {
+    /// `pn_…`
+    id: String,
+    platform: Platform,
+    /// WhatsApp: the Cloud API phone-number id; Instagram: the account id; webchat: the
+    /// public widget key.
+    meta_phone_number_id: String,
+    display_name: Option<String>,
+    /// The WhatsApp Business Account id (WhatsApp only).
+    waba_id: Option<String>,
+    has_access_token: bool,
+    /// The agent linked to this channel, if any.
+    agent_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Channel> for PhoneNumberResponse {
+    fn from(channel: Channel) -> Self {
+        Self {
+            id: channel.id.into(),
+            platform: channel.platform,
+            meta_phone_number_id: channel.meta_phone_number_id,
+            display_name: channel.display_name,
+            waba_id: channel.waba_id,
+            has_access_token: channel.has_access_token,
+            agent_id: channel.agent_id.map(String::from),
+            created_at: channel.created_at,
+            updated_at: channel.updated_at,
+        }
+    }
+}
+
+/// A channel to connect.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePhoneNumber {
+    platform: Platform,
+    /// Meta's numeric id (WhatsApp phone-number id, Instagram account id) or, for webchat,
+    /// the widget key (letters, digits, `-`, `_`). Unique per platform across all tenants.
+    #[schema(max_length = 100)]
+    meta_phone_number_id: String,
+    /// The provider token; required for WhatsApp and Instagram, absent for webchat. Stored
+    /// sealed and never returned.
+    #[schema(max_length = 4096)]
+    access_token: Option<String>,
+    #[schema(max_length = 255)]
+    display_name: Option<String>,
+    /// The WhatsApp Business Account id; required for WhatsApp (templates live there).
+    #[schema(max_length = 100)]
+    waba_id: Option<String>,
+}
+
+impl CreatePhoneNumber {
+    fn validate(self, key: &shared::crypto::SealingKey) -> Result<NewChannel, ApiError> {
+        let platform = self.platform;
+        let mut errors = FieldErrors::default();
+        let meta_id = errors.check(
+            "meta_phone_number_id",
+            MetaChannelId::parse(platform, &self.meta_phone_number_id),
+        );
+        let token = match (platform, self.access_token) {
+            (Platform::Webchat, None) => Some(None),
+            (Platform::Webchat, Some(_)) => {
+                errors.push("access_token", "must be absent for webchat channels");
+                None
+            }
+            (_, None) => {
+                errors.push(
+                    "access_token",
+                    format!("is required for {platform} channels"),
+                );
+                None
+            }
+            (_, Some(raw)) => errors
+                .check("access_token", AccessToken::parse(&raw))
+                .map(Some),
+        };
+        let waba_id = match (platform, self.waba_id) {
+            (Platform::WhatsApp, Some(raw)) => {
+                errors.check("waba_id", WabaId::parse(&raw)).map(Some)
+            }
+            (Platform::WhatsApp, None) => {
+                errors.push("waba_id", "is required for whatsapp channels");
+                None
+            }
+            (_, Some(_)) => {
+                errors.push("waba_id", "is only for whatsapp channels");
+                None
+            }
+            (_, None) => Some(None),
+        };
+        let display_name = match self.display_name {
+            Some(raw) => errors
+                .check("display_name", DisplayName::parse(&raw))
+                .map(Some),
+            None => Some(None),
+        };
+        let (Some(meta_phone_number_id), Some(token), Some(waba_id), Some(display_name)) =
+            (meta_id, token, waba_id, display_name)
+        else {
+            return Err(errors.into());
+        };
+        Ok(NewChannel {
+            platform,
+            meta_phone_number_id,
+            sealed_access_token: token
+                .map(|token| key.seal(SecretKind::ChannelAccessToken, token.expose())),
+            display_name,
+            waba_id,
+        })
+    }
+}
+
+/// Changes to a channel. Absent fields stay as they are; the platform and Meta id cannot
+/// change (connect a new channel instead).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchPhoneNumber {
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    display_name: Option<Option<String>>,
+    /// A new provider token (rotation). Stored sealed.
+    #[schema(max_length = 4096)]
+    access_token: Option<String>,
+    /// WhatsApp channels only; cannot be cleared.
+    #[schema(max_length = 100)]
+    waba_id: Option<String>,
+}
+
+impl PatchPhoneNumber {
+    fn validate(
+        self,
+        platform: Platform,
+        key: &shared::crypto::SealingKey,
+    ) -> Result<ChannelPatch, ApiError> {
+        let mut errors = FieldErrors::default();
+        let display_name = match self.display_name {
+            None => Some(None),
+            Some(None) => Some(Some(None)),
+            Some(Some(raw)) => errors
+                .check("display_name", DisplayName::parse(&raw))
+                .map(|name| Some(Some(name))),
+        };
+        let token = match (platform, self.access_token) {
+            (_, None) => Some(None),
+            (Platform::Webchat, Some(_)) => {
+                errors.push("access_token", "must be absent for webchat channels");
+                None
+            }
+            (_, Some(raw)) => errors
+                .check("access_token", AccessToken::parse(&raw))
+                .map(Some),
+        };
+        let waba_id = match (platform, self.waba_id) {
+            (_, None) => Some(None),
+            (Platform::WhatsApp, Some(raw)) => errors
+                .check("waba_id", WabaId::parse(&raw))
+                .map(|id| Some(Some(id))),
+            (_, Some(_)) => {
+                errors.push("waba_id", "is only for whatsapp channels");
+                None
+            }
+        };
+        let (Some(display_name), Some(token), Some(waba_id)) = (display_name, token, waba_id)
+        else {
+            return Err(errors.into());
+        };
+        Ok(ChannelPatch {
+            display_name,
+            sealed_access_token: token
+                .map(|token| key.seal(SecretKind::ChannelAccessToken, token.expose())),
+            waba_id,
+        })
+    }
+}
+
+/// Filters and paging for the channel list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListPhoneNumbers {
+    /// Items per page, 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only channels of this platform.
+    platform: Option<Platform>,
+}
+
+/// Parses a channel id from a path; a malformed id is simply not found.
+pub(crate) fn channel_id(raw: &str) -> Result<PhoneNumberId, ApiError> {
+    PhoneNumberId::parse(raw).ok_or_else(channel_not_found)
+}
+
+pub(crate) fn channel_not_found() -> ApiError {
+    ApiError::NotFound("no such phone number (channel)".to_owned())
+}
+
+/// Connects a channel.
+#[utoipa::path(
+    post, path = "/phone-numbers", tag = "channels",
+    request_body = CreatePhoneNumber,
+    responses(
+        (status = 201, body = PhoneNumberResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This platform's id is already connected (by any tenant)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn create_phone_number(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Json(body): Json<CreatePhoneNumber>,
+) -> Result<(StatusCode, axum::Json<PhoneNumberResponse>), ApiError> {
+    let new = body.validate(&state.sealing_key)?;
+    let client = state.pool.get().await?;
+    let channel = phone_numbers::insert(&client, &tenant.user_id, &new).await?;
+    tracing::info!(channel.id = %channel.id, platform = %channel.platform, "channel connected");
+    Ok((StatusCode::CREATED, axum::Json(channel.into())))
+}
+
+/// The tenant's channels, newest first.
+#[utoipa::path(
+    get, path = "/phone-numbers", tag = "channels",
+    params(ListPhoneNumbers),
+    responses(
+        (status = 200, body = Page<PhoneNumberResponse>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn list_phone_numbers(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Query(query): Query<ListPhoneNumbers>,
+) -> Result<axum::Json<Page<PhoneNumberResponse>>, ApiError> {
+    let (page, limit) = PageParams {
+        limit: query.limit,
+        cursor: query.cursor.as_deref(),
+    }
+    .into_request()?;
+    let client = state.pool.get().await?;
+    let rows = phone_numbers::list(&client, &tenant.user_id, query.platform, &page).await?;
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        |c| c.id.as_str(),
+        Into::into,
+    )))
+}
+
+/// One channel.
+#[utoipa::path(
+    get, path = "/phone-numbers/{id}", tag = "channels",
+    params(("id" = String, Path, description = "`pn_…`")),
+    responses(
+        (status = 200, body = PhoneNumberResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get_phone_number(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<axum::Json<PhoneNumberResponse>, ApiError> {
+    let id = channel_id(&id)?;
+    let client = state.pool.get().await?;
+    let channel = phone_numbers::get(&client, &tenant.user_id, &id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    Ok(axum::Json(channel.into()))
+}
+
+/// Changes a channel's display name, token or WABA id.
+#[utoipa::path(
+    patch, path = "/phone-numbers/{id}", tag = "channels",
+    params(("id" = String, Path, description = "`pn_…`")),
+    request_body = PatchPhoneNumber,
+    responses(
+        (status = 200, body = PhoneNumberResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn patch_phone_number(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    Json(body): Json<PatchPhoneNumber>,
+) -> Result<axum::Json<PhoneNumberResponse>, ApiError> {
+    let id = channel_id(&id)?;
+    let client = state.pool.get().await?;
+    // The platform decides which fields apply, and it never changes, so reading it first
+    // cannot race with another update.
+    let current = phone_numbers::get(&client, &tenant.user_id, &id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    let patch = body.validate(current.platform, &state.sealing_key)?;
+    let channel = phone_numbers::update(&client, &tenant.user_id, &id, &patch)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    Ok(axum::Json(channel.into()))
+}
+
+/// Disconnects a channel nothing uses any more.
+#[utoipa::path(
+    delete, path = "/phone-numbers/{id}", tag = "channels",
+    params(("id" = String, Path, description = "`pn_…`")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An agent, template or campaign still uses the channel", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn delete_phone_number(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = channel_id(&id)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    match phone_numbers::delete(&tx, &tenant.user_id, &id).await? {
+        DeleteOutcome::Deleted => {
+            tx.commit().await?;
+            tracing::info!(channel.id = %id, "channel deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        DeleteOutcome::NotFound => Err(channel_not_found()),
+        DeleteOutcome::InUse(usage) => Err(ApiError::Conflict(format!(
+            "the channel is still used by {} agent(s), {} template(s) and {} campaign(s); \
+             remove or relink them first",
+            usage.agents, usage.templates, usage.campaigns
+        ))),
+    }
+}

@@ -1,0 +1,145 @@
+use http::{Method, Request, header};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn get_me_returns_the_account_with_its_credits() {
+    let app = TestApp::spawn().await;
+    let tenant = testkit::TestTenant::new("acme");
+
+    let response = app.api.get("/me", &tenant.token()).await;
+
+    let body = response.expect(200);
+    assert_eq!(body["user_id"], tenant.sub);
+    assert_eq!(body["email"], tenant.email);
+    assert_eq!(body["company_name"], json!(null));
+    assert_eq!(
+        body["credits"],
+        json!({ "remaining_credits": 0, "total_used": 0 })
+    );
+}
+
+#[tokio::test]
+async fn patch_me_sets_and_clears_the_company_name() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    let set = app
+        .api
+        .patch(
+            "/me",
+            &tenant.token(),
+            &json!({ "company_name": "  Acme Inc " }),
+        )
+        .await;
+    assert_eq!(set.expect(200)["company_name"], "Acme Inc");
+    let stored = app
+        .count(
+            "SELECT count(*) FROM users WHERE user_id = $1 AND company_name = 'Acme Inc'",
+            &[&tenant.sub],
+        )
+        .await;
+    assert_eq!(stored, 1);
+
+    let untouched = app.api.patch("/me", &tenant.token(), &json!({})).await;
+    assert_eq!(untouched.expect(200)["company_name"], "Acme Inc");
+
+    let cleared = app
+        .api
+        .patch("/me", &tenant.token(), &json!({ "company_name": null }))
+        .await;
+    assert_eq!(cleared.expect(200)["company_name"], json!(null));
+}
+
+#[tokio::test]
+async fn patch_me_refuses_bad_input_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let cases = [
+        (
+            json!({ "company_name": "x".repeat(256) }),
+            422,
+            Some("company_name"),
+        ),
+        (json!({ "company_name": "   " }), 422, Some("company_name")),
+        (json!({ "company_name": 42 }), 422, Some("company_name")),
+        (json!({ "email": "new@example.test" }), 422, Some("email")),
+    ];
+    for (body, status, field) in cases {
+        app.api
+            .patch("/me", &token, &body)
+            .await
+            .expect_problem(status, field);
+    }
+
+    let malformed = Request::builder()
+        .method(Method::PATCH)
+        .uri("/me")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from("{\"company_name\": "))
+        .expect("request");
+    app.api
+        .send_request(malformed)
+        .await
+        .expect_problem(400, None);
+
+    let not_json = Request::builder()
+        .method(Method::PATCH)
+        .uri("/me")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(axum::body::Body::from("company_name=x"))
+        .expect("request");
+    app.api
+        .send_request(not_json)
+        .await
+        .expect_problem(415, None);
+
+    let unchanged = app
+        .count(
+            "SELECT count(*) FROM users WHERE user_id = $1 AND company_name IS NULL",
+            &[&tenant.sub],
+        )
+        .await;
+    assert_eq!(unchanged, 1);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let huge = json!({ "company_name": "x".repeat(300 * 1024) });
+
+    app.api
+        .patch("/me", &tenant.token(), &huge)
+        .await
+        .expect_problem(413, None);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_problem_json() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    app.api
+        .get("/nope", &tenant.token())
+        .await
+        .expect_problem(404, None);
+    app.api
+        .send(Method::PUT, "/me", Some(&tenant.token()), None)
+        .await
+        .expect_problem(405, None);
+}
+
+#[tokio::test]
+async fn responses_carry_a_request_id() {
+    let app = TestApp::spawn().await;
+    let tenant = testkit::TestTenant::new("acme");
+
+    let response = app.api.get("/me", &tenant.token()).await;
+
+    assert!(response.headers.get("x-request-id").is_some());
+}

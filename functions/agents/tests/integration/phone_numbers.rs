@@ -1,0 +1,456 @@
+use serde_json::json;
+use shared::crypto::SecretKind;
+
+use crate::helpers::{TestApp, str_field};
+
+#[tokio::test]
+async fn creating_a_whatsapp_channel_stores_it_with_the_token_sealed() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    let channel = app
+        .create_whatsapp_channel(&tenant, "106540352242922")
+        .await;
+
+    let id = str_field(&channel, "id");
+    assert!(id.starts_with("pn_"), "{channel}");
+    assert_eq!(channel["platform"], "whatsapp");
+    assert_eq!(channel["meta_phone_number_id"], "106540352242922");
+    assert_eq!(channel["waba_id"], "102290129340398");
+    assert_eq!(channel["display_name"], "Main line");
+    assert_eq!(channel["has_access_token"], true);
+    assert_eq!(channel["agent_id"], json!(null));
+    assert!(
+        channel.get("access_token").is_none(),
+        "tokens are never returned: {channel}"
+    );
+
+    let row = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT access_token, user_id FROM phone_numbers WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("row");
+    let stored: String = row.get("access_token");
+    assert!(
+        !stored.contains("EAAG-plaintext-token"),
+        "the token is sealed at rest"
+    );
+    assert_eq!(row.get::<_, String>("user_id"), tenant.sub);
+    let opened = testkit::test_sealing_key()
+        .open(SecretKind::ChannelAccessToken, &stored)
+        .expect("opens with the sealing key");
+    assert_eq!(opened, "EAAG-plaintext-token");
+}
+
+#[tokio::test]
+async fn instagram_and_webchat_channels_have_their_own_rules() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+
+    let instagram = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "instagram", "meta_phone_number_id": "17841400000000", "access_token": "IGQV-token" }),
+        )
+        .await;
+    let webchat = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "webchat", "meta_phone_number_id": "site-main" }),
+        )
+        .await;
+
+    assert_eq!(instagram.expect(201)["waba_id"], json!(null));
+    assert_eq!(webchat.expect(201)["has_access_token"], false);
+}
+
+#[tokio::test]
+async fn invalid_channels_are_refused_naming_the_field_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let valid = json!({
+        "platform": "whatsapp", "meta_phone_number_id": "1065", "access_token": "EAAG", "waba_id": "1022",
+    });
+    let with = |field: &str, value: serde_json::Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    let without = |field: &str| {
+        let mut body = valid.clone();
+        body.as_object_mut().map(|o| o.remove(field));
+        body
+    };
+    let cases = [
+        (with("platform", json!("telegram")), "platform"),
+        (
+            with("meta_phone_number_id", json!("not-numeric")),
+            "meta_phone_number_id",
+        ),
+        (
+            with("meta_phone_number_id", json!("")),
+            "meta_phone_number_id",
+        ),
+        (without("access_token"), "access_token"),
+        (
+            with("access_token", json!("has spaces in it")),
+            "access_token",
+        ),
+        (without("waba_id"), "waba_id"),
+        (with("waba_id", json!("waba-abc")), "waba_id"),
+        (with("display_name", json!("x".repeat(256))), "display_name"),
+        (with("surprise", json!(true)), "surprise"),
+        (
+            json!({ "platform": "webchat", "meta_phone_number_id": "w1", "access_token": "t" }),
+            "access_token",
+        ),
+        (
+            json!({ "platform": "instagram", "meta_phone_number_id": "1", "access_token": "t", "waba_id": "1" }),
+            "waba_id",
+        ),
+        (without("platform"), "platform"),
+    ];
+    for (body, field) in cases {
+        app.api
+            .post("/phone-numbers", &token, &body)
+            .await
+            .expect_problem(422, Some(field));
+    }
+
+    assert_eq!(
+        app.count("SELECT count(*) FROM phone_numbers", &[]).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn all_field_errors_are_reported_at_once() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    let response = app
+        .api
+        .post(
+            "/phone-numbers",
+            &tenant.token(),
+            &json!({ "platform": "whatsapp", "meta_phone_number_id": "abc", "display_name": "" }),
+        )
+        .await;
+
+    let body = response.expect_problem(422, Some("meta_phone_number_id"));
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        fields,
+        [
+            "meta_phone_number_id",
+            "access_token",
+            "waba_id",
+            "display_name"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_meta_id_already_connected_by_anyone_is_a_409() {
+    let app = TestApp::spawn().await;
+    let alice = app.tenant("alice").await;
+    let bob = app.tenant("bob").await;
+    app.create_whatsapp_channel(&alice, "555000").await;
+    let again = json!({
+        "platform": "whatsapp", "meta_phone_number_id": "555000", "access_token": "EAAG", "waba_id": "1",
+    });
+
+    let same_tenant = app.api.post("/phone-numbers", &alice.token(), &again).await;
+    let other_tenant = app.api.post("/phone-numbers", &bob.token(), &again).await;
+    let other_platform = app
+        .api
+        .post(
+            "/phone-numbers",
+            &bob.token(),
+            &json!({ "platform": "instagram", "meta_phone_number_id": "555000", "access_token": "IG" }),
+        )
+        .await;
+
+    let detail = same_tenant.expect_problem(409, None)["detail"].clone();
+    assert!(
+        detail
+            .as_str()
+            .is_some_and(|d| d.contains("already connected")),
+        "{detail}"
+    );
+    other_tenant.expect_problem(409, None);
+    other_platform.expect(201);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM phone_numbers WHERE meta_phone_number_id = '555000'",
+            &[]
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn lists_are_paginated_newest_first_and_filterable() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let mut created = Vec::new();
+    for meta_id in ["1", "2", "3"] {
+        created.push(app.create_whatsapp_channel(&tenant, meta_id).await["id"].clone());
+    }
+    app.api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "webchat", "meta_phone_number_id": "w" }),
+        )
+        .await
+        .expect(201);
+    let other = app.tenant("other").await;
+    app.create_whatsapp_channel(&other, "99").await;
+
+    let first = app
+        .api
+        .get("/phone-numbers?platform=whatsapp&limit=2", &token)
+        .await;
+    let first = first.expect(200);
+    let cursor = str_field(first, "next_cursor");
+    let second = app
+        .api
+        .get(
+            &format!("/phone-numbers?platform=whatsapp&limit=2&cursor={cursor}"),
+            &token,
+        )
+        .await;
+    let second = second.expect(200);
+    let all = app.api.get("/phone-numbers", &token).await;
+
+    let ids = |page: &serde_json::Value| {
+        page["items"]
+            .as_array()
+            .map(|i| i.iter().map(|c| c["id"].clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids(first), vec![created[2].clone(), created[1].clone()]);
+    assert_eq!(ids(second), vec![created[0].clone()]);
+    assert_eq!(second["next_cursor"], json!(null));
+    assert_eq!(
+        all.expect(200)["items"].as_array().map(Vec::len),
+        Some(4),
+        "another tenant's channel is not listed"
+    );
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_422_naming_the_parameter() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let cases = [
+        ("/phone-numbers?limit=0", "limit"),
+        ("/phone-numbers?limit=201", "limit"),
+        ("/phone-numbers?limit=ten", "limit"),
+        ("/phone-numbers?cursor=%%%", "cursor"),
+        ("/phone-numbers?cursor=bm90LWEtY3Vyc29y", "cursor"),
+        ("/phone-numbers?platform=fax", "platform"),
+        ("/phone-numbers?sort=asc", "sort"),
+    ];
+    for (route, field) in cases {
+        app.api
+            .get(route, &token)
+            .await
+            .expect_problem(422, Some(field));
+    }
+}
+
+#[tokio::test]
+async fn a_channel_can_be_read_renamed_rotated_and_deleted() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let channel = app.create_whatsapp_channel(&tenant, "777").await;
+    let route = format!("/phone-numbers/{}", str_field(&channel, "id"));
+    let sealed_before: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT access_token FROM phone_numbers", &[])
+        .await
+        .expect("row")
+        .get(0);
+
+    let read = app.api.get(&route, &token).await;
+    let renamed = app
+        .api
+        .patch(
+            &route,
+            &token,
+            &json!({ "display_name": "Sales", "access_token": "EAAG-rotated" }),
+        )
+        .await;
+    let cleared = app
+        .api
+        .patch(&route, &token, &json!({ "display_name": null }))
+        .await;
+
+    assert_eq!(read.expect(200)["id"], channel["id"]);
+    assert_eq!(renamed.expect(200)["display_name"], "Sales");
+    assert_eq!(cleared.expect(200)["display_name"], json!(null));
+    let sealed_after: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT access_token FROM phone_numbers", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_ne!(sealed_before, sealed_after);
+    assert_eq!(
+        testkit::test_sealing_key()
+            .open(SecretKind::ChannelAccessToken, &sealed_after)
+            .ok()
+            .as_deref(),
+        Some("EAAG-rotated")
+    );
+
+    app.api.delete(&route, &token).await.expect(204);
+    app.api.get(&route, &token).await.expect_problem(404, None);
+    assert_eq!(
+        app.count("SELECT count(*) FROM phone_numbers", &[]).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn patches_that_do_not_fit_the_platform_or_the_rules_are_refused() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let webchat = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "webchat", "meta_phone_number_id": "w" }),
+        )
+        .await
+        .expect(201)
+        .clone();
+    let route = format!("/phone-numbers/{}", str_field(&webchat, "id"));
+    let cases = [
+        (json!({ "waba_id": "123" }), "waba_id"),
+        (json!({ "access_token": "t" }), "access_token"),
+        (json!({ "platform": "whatsapp" }), "platform"),
+        (
+            json!({ "meta_phone_number_id": "x" }),
+            "meta_phone_number_id",
+        ),
+        (json!({ "display_name": "" }), "display_name"),
+    ];
+    for (body, field) in cases {
+        app.api
+            .patch(&route, &token, &body)
+            .await
+            .expect_problem(422, Some(field));
+    }
+    let unchanged = app.api.get(&route, &token).await;
+    assert_eq!(unchanged.expect(200)["updated_at"], webchat["updated_at"]);
+}
+
+#[tokio::test]
+async fn a_channel_in_use_by_an_agent_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let channel = app.create_whatsapp_channel(&tenant, "888").await;
+    let channel_id = str_field(&channel, "id");
+    app.create_agent(&tenant, channel_id, "Ava")
+        .await
+        .expect(201);
+
+    let response = app
+        .api
+        .delete(&format!("/phone-numbers/{channel_id}"), &tenant.token())
+        .await;
+
+    let detail = response.expect_problem(409, None)["detail"].clone();
+    assert!(
+        detail.as_str().is_some_and(|d| d.contains("1 agent")),
+        "{detail}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM phone_numbers", &[]).await,
+        1
+    );
+    let listed = app
+        .api
+        .get(&format!("/phone-numbers/{channel_id}"), &tenant.token())
+        .await;
+    assert!(
+        listed.expect(200)["agent_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("agt_"))
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_channel_is_404_on_every_route_and_stays_untouched() {
+    let app = TestApp::spawn().await;
+    let alice = app.tenant("alice").await;
+    let mallory = app.tenant("mallory").await;
+    let channel = app.create_whatsapp_channel(&alice, "4242").await;
+    let route = format!("/phone-numbers/{}", str_field(&channel, "id"));
+    let token = mallory.token();
+
+    app.api.get(&route, &token).await.expect_problem(404, None);
+    app.api
+        .patch(&route, &token, &json!({ "display_name": "pwned" }))
+        .await
+        .expect_problem(404, None);
+    app.api
+        .delete(&route, &token)
+        .await
+        .expect_problem(404, None);
+    app.api
+        .get(&format!("{route}/archives"), &token)
+        .await
+        .expect_problem(404, None);
+    app.create_agent(&mallory, str_field(&channel, "id"), "Spy")
+        .await
+        .expect_problem(404, None);
+
+    let still = app.api.get(&route, &alice.token()).await;
+    assert_eq!(still.expect(200)["display_name"], "Main line");
+    assert_eq!(app.count("SELECT count(*) FROM agents", &[]).await, 0);
+}
+
+#[tokio::test]
+async fn malformed_ids_in_paths_are_404() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    for route in [
+        "/phone-numbers/123",
+        "/phone-numbers/agt_01jd0000000000000000000000",
+        "/agents/pn_x",
+    ] {
+        app.api
+            .get(route, &tenant.token())
+            .await
+            .expect_problem(404, None);
+    }
+}
