@@ -31,6 +31,11 @@ pub enum SealingKeyError {
     WrongLength(usize),
 }
 
+/// Sealing failed (the plaintext is beyond what AES-GCM can encrypt in one message).
+#[derive(Debug, thiserror::Error)]
+#[error("secret could not be sealed")]
+pub struct SealError;
+
 /// A sealed value could not be opened: wrong key, wrong column, or tampered.
 #[derive(Debug, thiserror::Error)]
 #[error("sealed secret could not be opened")]
@@ -79,18 +84,17 @@ impl SealingKey {
     }
 
     /// Seals `plaintext` for storage in the column `kind` names.
-    pub fn seal(&self, kind: SecretKind, plaintext: &str) -> String {
+    pub fn seal(&self, kind: SecretKind, plaintext: &str) -> Result<String, SealError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let payload = Payload {
             msg: plaintext.as_bytes(),
             aad: kind.associated_data(),
         };
-        // Encryption with a valid key and a fresh nonce cannot fail for inputs this size.
-        let ciphertext = self.0.encrypt(&nonce, payload).unwrap_or_default();
+        let ciphertext = self.0.encrypt(&nonce, payload).map_err(|_| SealError)?;
         let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
-        format!("{VERSION_PREFIX}{}", STANDARD.encode(sealed))
+        Ok(format!("{VERSION_PREFIX}{}", STANDARD.encode(sealed)))
     }
 
     /// Opens a value sealed by [`SealingKey::seal`] for the same column.
@@ -124,7 +128,9 @@ mod tests {
     #[test]
     fn sealed_values_open_back_and_hide_the_plaintext() {
         let key = key();
-        let sealed = key.seal(SecretKind::ChannelAccessToken, "EAAG-token");
+        let sealed = key
+            .seal(SecretKind::ChannelAccessToken, "EAAG-token")
+            .expect("seals");
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("EAAG-token"));
         assert_eq!(
@@ -138,15 +144,21 @@ mod tests {
     #[test]
     fn sealing_twice_gives_different_ciphertexts() {
         let key = key();
-        let a = key.seal(SecretKind::ChannelAccessToken, "same");
-        let b = key.seal(SecretKind::ChannelAccessToken, "same");
+        let a = key
+            .seal(SecretKind::ChannelAccessToken, "same")
+            .expect("seals");
+        let b = key
+            .seal(SecretKind::ChannelAccessToken, "same")
+            .expect("seals");
         assert_ne!(a, b);
     }
 
     #[test]
     fn another_key_another_column_or_tampering_do_not_open() {
         let key = key();
-        let sealed = key.seal(SecretKind::GoogleAccessToken, "secret");
+        let sealed = key
+            .seal(SecretKind::GoogleAccessToken, "secret")
+            .expect("seals");
         assert!(
             super::SealingKey::from_base64(&SealingKey::generate_base64())
                 .expect("valid")

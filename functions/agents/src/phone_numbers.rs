@@ -9,7 +9,7 @@ use shared::{
         ApiError, ApiState, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
         openapi::nullable,
     },
-    crypto::SecretKind,
+    crypto::{SealingKey, SecretKind},
     db::phone_numbers::{self, Channel, ChannelPatch, DeleteOutcome, NewChannel},
     domain::{AccessToken, DisplayName, MetaChannelId, PhoneNumberId, Platform, WabaId},
 };
@@ -72,7 +72,7 @@ pub struct CreatePhoneNumber {
 }
 
 impl CreatePhoneNumber {
-    fn validate(self, key: &shared::crypto::SealingKey) -> Result<NewChannel, ApiError> {
+    fn validate(self, key: &SealingKey) -> Result<NewChannel, ApiError> {
         let platform = self.platform;
         let mut errors = FieldErrors::default();
         let meta_id = errors.check(
@@ -124,8 +124,7 @@ impl CreatePhoneNumber {
         Ok(NewChannel {
             platform,
             meta_phone_number_id,
-            sealed_access_token: token
-                .map(|token| key.seal(SecretKind::ChannelAccessToken, token.expose())),
+            sealed_access_token: seal(key, token.as_ref())?,
             display_name,
             waba_id,
         })
@@ -150,11 +149,7 @@ pub struct PatchPhoneNumber {
 }
 
 impl PatchPhoneNumber {
-    fn validate(
-        self,
-        platform: Platform,
-        key: &shared::crypto::SealingKey,
-    ) -> Result<ChannelPatch, ApiError> {
+    fn validate(self, platform: Platform, key: &SealingKey) -> Result<ChannelPatch, ApiError> {
         let mut errors = FieldErrors::default();
         let display_name = match self.display_name {
             None => Some(None),
@@ -189,11 +184,17 @@ impl PatchPhoneNumber {
         };
         Ok(ChannelPatch {
             display_name,
-            sealed_access_token: token
-                .map(|token| key.seal(SecretKind::ChannelAccessToken, token.expose())),
+            sealed_access_token: seal(key, token.as_ref())?,
             waba_id,
         })
     }
+}
+
+fn seal(key: &SealingKey, token: Option<&AccessToken>) -> Result<Option<String>, ApiError> {
+    token
+        .map(|token| key.seal(SecretKind::ChannelAccessToken, token.expose()))
+        .transpose()
+        .map_err(ApiError::internal)
 }
 
 /// Filters and paging for the channel list.
