@@ -11,4 +11,5 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod meta;
 pub mod telemetry;

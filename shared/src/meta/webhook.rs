@@ -1,0 +1,441 @@
+//! Meta webhook payloads (WhatsApp Cloud API and Instagram messaging), parsed into the few
+//! events the system acts on. Parsing is forgiving by design: Meta adds fields and message
+//! types over time, and one entry we cannot read must not drop the others, so every entry,
+//! change and message is read on its own and anything unknown becomes [`Event::Ignored`].
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::{DeliveryStatus, Platform};
+
+/// One thing a webhook delivery told us.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A customer wrote to a channel.
+    Inbound(InboundMessage),
+    /// A message we sent changed status.
+    Status(StatusUpdate),
+    /// Something we acknowledge and do not act on, with why (for the log).
+    Ignored(String),
+}
+
+/// A customer's message, normalised across platforms and message types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    pub platform: Platform,
+    /// Routes to the channel: WhatsApp `metadata.phone_number_id`, Instagram recipient id.
+    pub channel_key: String,
+    /// `wamid.…` or Instagram `mid`: the dedupe key.
+    pub platform_message_id: String,
+    /// WhatsApp `wa_id` (digits) or Instagram-scoped sender id.
+    pub customer_id: String,
+    /// The profile name WhatsApp sends along, when it does.
+    pub customer_name: Option<String>,
+    /// The provider's timestamp.
+    pub sent_at: DateTime<Utc>,
+    /// Meta's message type (`text`, `image`, `button`, `interactive`, …).
+    pub message_type: String,
+    /// What a person reads: the text, or a placeholder such as `[image] caption`.
+    pub text: String,
+    /// Everything else worth keeping (media ids, button payloads, context, referral, …).
+    pub metadata: Value,
+}
+
+/// A delivery status of a message we sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    pub channel_key: String,
+    /// The id Meta gave our message when it accepted it.
+    pub platform_message_id: String,
+    pub status: DeliveryStatus,
+    pub timestamp: DateTime<Utc>,
+    pub recipient_id: Option<String>,
+    /// For `failed`: Meta's errors.
+    pub errors: Vec<StatusError>,
+}
+
+/// One error of a failed status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusError {
+    pub code: i64,
+    pub title: String,
+    pub details: Option<String>,
+}
+
+impl StatusError {
+    /// "131047: Re-engagement message (More than 24 hours …)".
+    pub fn describe(&self) -> String {
+        match &self.details {
+            Some(details) => format!("{}: {} ({details})", self.code, self.title),
+            None => format!("{}: {}", self.code, self.title),
+        }
+    }
+}
+
+/// The body is JSON but not a webhook envelope at all.
+#[derive(Debug, thiserror::Error)]
+#[error("not a webhook envelope: {0}")]
+pub struct EnvelopeError(String);
+
+#[derive(Deserialize)]
+struct Envelope {
+    object: String,
+    #[serde(default)]
+    entry: Vec<Value>,
+}
+
+/// Parses a (signature-checked) webhook body into events, entry by entry.
+pub fn parse(body: &Value) -> Result<Vec<Event>, EnvelopeError> {
+    let envelope = Envelope::deserialize(body).map_err(|e| EnvelopeError(e.to_string()))?;
+    let mut events = Vec::new();
+    match envelope.object.as_str() {
+        "whatsapp_business_account" => {
+            for entry in &envelope.entry {
+                whatsapp_entry(entry, &mut events);
+            }
+        }
+        "instagram" | "page" => {
+            for entry in &envelope.entry {
+                instagram_entry(entry, &mut events);
+            }
+        }
+        other => events.push(Event::Ignored(format!("object `{other}`"))),
+    }
+    Ok(events)
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn unix_seconds(raw: Option<&Value>) -> DateTime<Utc> {
+    let seconds = match raw {
+        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        Some(Value::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    seconds
+        .and_then(|s| Utc.timestamp_opt(s, 0).single())
+        .unwrap_or_else(Utc::now)
+}
+
+fn whatsapp_entry(entry: &Value, events: &mut Vec<Event>) {
+    let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
+        events.push(Event::Ignored("entry without changes".to_owned()));
+        return;
+    };
+    for change in changes {
+        let field = change
+            .get("field")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if field != "messages" {
+            events.push(Event::Ignored(format!("whatsapp field `{field}`")));
+            continue;
+        }
+        let value = change.get("value").unwrap_or(&Value::Null);
+        let Some(channel_key) = str_at(value, "/metadata/phone_number_id") else {
+            events.push(Event::Ignored(
+                "messages change without metadata.phone_number_id".to_owned(),
+            ));
+            continue;
+        };
+        let names: Vec<(String, String)> = value
+            .get("contacts")
+            .and_then(Value::as_array)
+            .map(|contacts| {
+                contacts
+                    .iter()
+                    .filter_map(|c| {
+                        Some((
+                            c.get("wa_id")?.as_str()?.to_owned(),
+                            str_at(c, "/profile/name")?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for message in value
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            events.push(match whatsapp_message(channel_key, message, &names) {
+                Some(inbound) => Event::Inbound(inbound),
+                None => Event::Ignored("whatsapp message without id or sender".to_owned()),
+            });
+        }
+        for status in value
+            .get("statuses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            events.push(whatsapp_status(channel_key, status));
+        }
+    }
+}
+
+fn whatsapp_message(
+    channel_key: &str,
+    message: &Value,
+    names: &[(String, String)],
+) -> Option<InboundMessage> {
+    let id = message.get("id")?.as_str()?.to_owned();
+    let from = message.get("from")?.as_str()?.to_owned();
+    let message_type = message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned();
+    let body = message.get(&message_type).unwrap_or(&Value::Null);
+    let mut metadata = json!({});
+    let text = match message_type.as_str() {
+        "text" => body
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        "interactive" => {
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
+            let reply = body.get(kind).unwrap_or(&Value::Null);
+            metadata["interactive"] = json!({
+                "type": kind,
+                "id": reply.get("id"),
+                "title": reply.get("title"),
+                "description": reply.get("description"),
+            });
+            reply
+                .get("title")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("[{kind}]"), str::to_owned)
+        }
+        "button" => {
+            metadata["button"] =
+                json!({ "payload": body.get("payload"), "text": body.get("text") });
+            body.get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("[button]")
+                .to_owned()
+        }
+        "image" | "audio" | "video" | "document" | "sticker" => {
+            metadata["media"] = json!({
+                "id": body.get("id"),
+                "mime_type": body.get("mime_type"),
+                "sha256": body.get("sha256"),
+                "caption": body.get("caption"),
+                "filename": body.get("filename"),
+                "voice": body.get("voice"),
+                "animated": body.get("animated"),
+            });
+            let label = match body.get("filename").and_then(Value::as_str) {
+                Some(filename) => format!("[{message_type}: {filename}]"),
+                None => format!("[{message_type}]"),
+            };
+            match body.get("caption").and_then(Value::as_str) {
+                Some(caption) if !caption.is_empty() => format!("{label} {caption}"),
+                _ => label,
+            }
+        }
+        "location" => {
+            metadata["location"] = body.clone();
+            let lat = body
+                .get("latitude")
+                .and_then(Value::as_f64)
+                .unwrap_or_default();
+            let long = body
+                .get("longitude")
+                .and_then(Value::as_f64)
+                .unwrap_or_default();
+            match body.get("name").and_then(Value::as_str) {
+                Some(name) => format!("[location: {name} ({lat}, {long})]"),
+                None => format!("[location: {lat}, {long}]"),
+            }
+        }
+        "contacts" => {
+            metadata["contacts"] = message.get("contacts").cloned().unwrap_or(Value::Null);
+            let names: Vec<&str> = message
+                .get("contacts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| str_at(c, "/name/formatted_name"))
+                .collect();
+            format!("[contacts: {}]", names.join(", "))
+        }
+        "reaction" => {
+            metadata["reaction"] =
+                json!({ "message_id": body.get("message_id"), "emoji": body.get("emoji") });
+            match body.get("emoji").and_then(Value::as_str) {
+                Some(emoji) if !emoji.is_empty() => format!("[reaction: {emoji}]"),
+                _ => "[reaction removed]".to_owned(),
+            }
+        }
+        "system" => {
+            metadata["system"] = body.clone();
+            body.get("body")
+                .and_then(Value::as_str)
+                .unwrap_or("[system]")
+                .to_owned()
+        }
+        "order" => {
+            metadata["order"] = body.clone();
+            "[order]".to_owned()
+        }
+        other => {
+            metadata["errors"] = message.get("errors").cloned().unwrap_or(Value::Null);
+            format!("[unsupported message: {other}]")
+        }
+    };
+    if let Some(context) = message.get("context") {
+        metadata["context"] = context.clone();
+    }
+    if let Some(referral) = message.get("referral") {
+        metadata["referral"] = referral.clone();
+    }
+    let customer_name = names
+        .iter()
+        .find(|(wa_id, _)| *wa_id == from)
+        .map(|(_, name)| name.clone());
+    Some(InboundMessage {
+        platform: Platform::WhatsApp,
+        channel_key: channel_key.to_owned(),
+        platform_message_id: id,
+        customer_id: from,
+        customer_name,
+        sent_at: unix_seconds(message.get("timestamp")),
+        message_type,
+        text,
+        metadata,
+    })
+}
+
+fn whatsapp_status(channel_key: &str, status: &Value) -> Event {
+    let Some(id) = status.get("id").and_then(Value::as_str) else {
+        return Event::Ignored("status without id".to_owned());
+    };
+    let delivery = match status.get("status").and_then(Value::as_str) {
+        Some("sent") => DeliveryStatus::Sent,
+        Some("delivered") => DeliveryStatus::Delivered,
+        Some("read") => DeliveryStatus::Read,
+        Some("failed") => DeliveryStatus::Failed,
+        other => return Event::Ignored(format!("status `{}`", other.unwrap_or_default())),
+    };
+    let errors = status
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| StatusError {
+            code: e.get("code").and_then(Value::as_i64).unwrap_or_default(),
+            title: e
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            details: str_at(e, "/error_data/details")
+                .or_else(|| e.get("message").and_then(Value::as_str))
+                .map(str::to_owned),
+        })
+        .collect();
+    Event::Status(StatusUpdate {
+        channel_key: channel_key.to_owned(),
+        platform_message_id: id.to_owned(),
+        status: delivery,
+        timestamp: unix_seconds(status.get("timestamp")),
+        recipient_id: status
+            .get("recipient_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        errors,
+    })
+}
+
+fn instagram_entry(entry: &Value, events: &mut Vec<Event>) {
+    let Some(messaging) = entry.get("messaging").and_then(Value::as_array) else {
+        events.push(Event::Ignored(
+            "instagram entry without messaging".to_owned(),
+        ));
+        return;
+    };
+    for item in messaging {
+        events.push(instagram_messaging(item));
+    }
+}
+
+fn instagram_messaging(item: &Value) -> Event {
+    let (Some(sender), Some(recipient)) =
+        (str_at(item, "/sender/id"), str_at(item, "/recipient/id"))
+    else {
+        return Event::Ignored("instagram event without sender or recipient".to_owned());
+    };
+    let Some(message) = item.get("message") else {
+        return Event::Ignored(
+            "instagram event other than a message (read, reaction, postback)".to_owned(),
+        );
+    };
+    // Our own messages come back as echoes: we stored them when we sent them.
+    if message.get("is_echo").and_then(Value::as_bool) == Some(true) {
+        return Event::Ignored("instagram echo of our own message".to_owned());
+    }
+    // The customer unsent a message: acknowledged; the stored copy stays as history.
+    if message.get("is_deleted").and_then(Value::as_bool) == Some(true) {
+        return Event::Ignored("instagram message deleted by the customer".to_owned());
+    }
+    let Some(mid) = message.get("mid").and_then(Value::as_str) else {
+        return Event::Ignored("instagram message without mid".to_owned());
+    };
+    let attachments: Vec<&Value> = message
+        .get("attachments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut metadata = json!({});
+    let text = match message.get("text").and_then(Value::as_str) {
+        Some(text) => text.to_owned(),
+        None => attachments
+            .iter()
+            .map(|a| {
+                format!(
+                    "[{}]",
+                    a.get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("attachment")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    if !attachments.is_empty() {
+        metadata["attachments"] = Value::Array(attachments.iter().map(|a| (*a).clone()).collect());
+    }
+    if let Some(reply_to) = message.get("reply_to") {
+        metadata["context"] = reply_to.clone();
+    }
+    let timestamp_ms = item
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .unwrap_or_default();
+    let message_type = if message.get("text").is_some() {
+        "text"
+    } else {
+        "attachment"
+    };
+    Event::Inbound(InboundMessage {
+        platform: Platform::Instagram,
+        channel_key: recipient.to_owned(),
+        platform_message_id: mid.to_owned(),
+        customer_id: sender.to_owned(),
+        customer_name: None,
+        sent_at: Utc
+            .timestamp_millis_opt(timestamp_ms)
+            .single()
+            .unwrap_or_else(Utc::now),
+        message_type: message_type.to_owned(),
+        text,
+        metadata,
+    })
+}
