@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one command that runs every check and test: formatting, lints, the SAM template,
-# and the whole test suite against a real PostgreSQL. It installs what it needs (apt/pip)
-# and, when DATABASE_URL is unset, starts a throwaway cluster that it stops afterwards,
-# also when tests fail.
+# and the whole test suite against a real PostgreSQL and moto's SQS. It installs what it
+# needs (apt/pip) and, when DATABASE_URL / MOTO_ENDPOINT are unset, starts a throwaway
+# cluster and a moto server that it stops afterwards, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/postgres.sh
+source scripts/lib/moto.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -23,10 +24,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
 
+cleanup() { moto_stop; pg_throwaway_stop; }
+trap cleanup EXIT
+
 if [ -z "${DATABASE_URL:-}" ]; then
   step "PostgreSQL"
-  trap pg_throwaway_stop EXIT
   pg_throwaway_start
+fi
+
+if [ -z "${MOTO_ENDPOINT:-}" ]; then
+  step "moto (SQS)"
+  moto_start
 fi
 
 step "cargo test (workspace)"

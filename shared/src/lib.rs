@@ -11,5 +11,6 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod meta;
 pub mod telemetry;

@@ -5,9 +5,11 @@
 //! Tests need `DATABASE_URL` (a server where the test user may create databases).
 //! `scripts/test.sh` starts a throwaway cluster and sets it.
 
+mod aws;
 mod db;
 mod http;
 
+pub use aws::{create_fifo_queue, moto_sqs_client};
 pub use db::TestDb;
 pub use http::{TestClient, TestResponse};
 

@@ -166,6 +166,27 @@ db_enum!(
     }
 );
 
+db_enum!(
+    /// `conversations.owner`: who answers the customer.
+    ConversationOwner { Ai => "ai", Human => "human" }
+);
+db_enum!(
+    /// `messages.author`.
+    MessageAuthor { Customer => "customer", Ai => "ai", Human => "human" }
+);
+db_enum!(
+    /// `inbound_messages.state`.
+    InboundState { Received => "received", Enqueued => "enqueued", Done => "done" }
+);
+db_enum!(
+    /// `conversations.reply_blocked_reason`: why the AI did not answer.
+    ReplyBlockedReason { NoCredits => "no_credits", OptedOut => "opted_out", HumanOwner => "human_owner" }
+);
+db_enum!(
+    /// `phone_numbers.instagram_api`: how an Instagram account was connected.
+    InstagramApi { InstagramLogin => "instagram_login", FacebookPage => "facebook_page" }
+);
+
 /// Every CHECK-constrained column and the values its enum accepts, for the schema test.
 pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     fn values<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {

@@ -1,0 +1,6 @@
+//! Integration tests of the `webhook` function: signed Meta payloads in, rows and jobs out.
+
+mod helpers;
+mod inbound;
+mod signature;
+mod statuses;
