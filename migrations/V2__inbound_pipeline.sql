@@ -19,14 +19,22 @@ CREATE TABLE inbound_messages (
     state               VARCHAR(20)  NOT NULL DEFAULT 'received' CHECK (state IN ('received', 'enqueued', 'done')),
     -- The conversation message this became, once the worker stored it.
     message_id          VARCHAR(100) REFERENCES messages (message_id) ON DELETE SET NULL,
-    -- Why no AI reply was made, when none was (no_agent, human_owner, opted_out, ...).
-    outcome             VARCHAR(30),
+    -- How the worker finished with it: replied, or why no reply was made.
+    outcome             VARCHAR(30) CHECK (outcome IN ('replied', 'no_agent', 'no_credits', 'human_owner',
+                                                       'opted_out', 'opted_in', 'handed_off', 'send_failed', 'no_reply')),
+    -- Set once the reply's credit is taken, so a retried job never takes a second one.
+    credit_taken_at     TIMESTAMPTZ,
+    -- The agent message answering it, once generated, so a retried job never asks OpenAI
+    -- again and only (re)sends.
+    reply_message_id    VARCHAR(100) REFERENCES messages (message_id) ON DELETE SET NULL,
+    attempts            INTEGER      NOT NULL DEFAULT 0,
     updated_at          TIMESTAMPTZ  NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX inbound_messages_user_id_idx ON inbound_messages (user_id);
 CREATE INDEX inbound_messages_pending_idx
     ON inbound_messages (phone_number_id, customer_id, sent_at) WHERE state <> 'done';
 CREATE INDEX inbound_messages_message_id_idx ON inbound_messages (message_id);
+CREATE INDEX inbound_messages_reply_message_id_idx ON inbound_messages (reply_message_id);
 CREATE TRIGGER inbound_messages_set_updated_at BEFORE UPDATE ON inbound_messages
     FOR EACH ROW EXECUTE FUNCTION update_updated_at_column();
 

@@ -13,4 +13,5 @@ pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod meta;
+pub mod openai;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 //! filters by it, so a row of another tenant is indistinguishable from a missing one.
 
 pub mod agents;
+pub mod conversations;
 pub mod delivery;
 mod error;
 pub mod inbound;
@@ -12,9 +13,10 @@ pub mod phone_numbers;
 mod pool;
 pub mod users;
 
-pub use deadpool_postgres::{GenericClient, Object as PooledClient, Pool, Transaction};
+pub use deadpool_postgres::{GenericClient, Object as PooledClient, Pool, PoolError, Transaction};
 pub use error::DbError;
 pub use pool::{PoolSetupError, connect};
+pub use tokio_postgres::Error as PgError;
 
 /// Reads a text column into a CHECK-constrained enum, failing loudly if the database holds
 /// a value the code does not know (a migration ran ahead of the code).

@@ -179,6 +179,14 @@ db_enum!(
     InboundState { Received => "received", Enqueued => "enqueued", Done => "done" }
 );
 db_enum!(
+    /// `inbound_messages.outcome`: how the worker finished with an inbound message.
+    InboundOutcome {
+        Replied => "replied", NoAgent => "no_agent", NoCredits => "no_credits", HumanOwner => "human_owner",
+        OptedOut => "opted_out", OptedIn => "opted_in", HandedOff => "handed_off", SendFailed => "send_failed",
+        NoReply => "no_reply",
+    }
+);
+db_enum!(
     /// `conversations.reply_blocked_reason`: why the AI did not answer.
     ReplyBlockedReason { NoCredits => "no_credits", OptedOut => "opted_out", HumanOwner => "human_owner" }
 );

@@ -1,0 +1,31 @@
+use conversation_worker::{OptOutWords, WorkerState};
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::{
+    config::DatabaseConfig,
+    meta::graph::{Graph, GraphConfig},
+    openai::{OpenAi, OpenAiConfig},
+};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let http = shared::http::client()?;
+    let state = WorkerState {
+        pool: shared::db::connect(&DatabaseConfig::from_env()?)?,
+        openai: OpenAi::new(http.clone(), OpenAiConfig::from_env()?),
+        graph: Graph::new(http, GraphConfig::from_env()?),
+        sealing_key: shared::config::sealing_key_from_env()?,
+        opt_out: OptOutWords::from_env()?,
+    };
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
+            let state = state.clone();
+            async move {
+                Ok::<_, lambda_runtime::Error>(
+                    conversation_worker::handle_batch(&state, event.payload).await,
+                )
+            }
+        },
+    ))
+    .await
+}

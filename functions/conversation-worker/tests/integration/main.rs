@@ -1,0 +1,7 @@
+//! Integration tests of the conversation worker: real PostgreSQL, OpenAI and Meta as HTTP
+//! fakes that record what they were sent.
+
+mod fakes;
+mod helpers;
+mod replies;
+mod safety;
