@@ -1,23 +1,154 @@
 //! devstack: the whole system on one machine. It hosts every HTTP function's routes on one
-//! port, exactly as API Gateway routes them in AWS, against a local PostgreSQL it starts
-//! itself when `DATABASE_URL` is unset.
+//! port, exactly as in AWS (the dashboard API, the webhook at `/webhook`), a local queue
+//! consumer that feeds the conversation worker in FIFO order, and provider simulators for
+//! Meta and OpenAI under `/_sim`, against a local PostgreSQL it starts itself when
+//! `DATABASE_URL` is unset.
 
 pub mod postgres;
+pub mod simulators;
 
-use axum::Router;
-use shared::api::{ApiState, layers};
+use std::{sync::Arc, time::Duration};
 
-/// Every HTTP function's routes, merged, with the common layers applied once.
-pub fn app(state: ApiState) -> Router {
-    let merged = Router::new().merge(agents::app(state));
-    layers::finish(merged, layers::API_BODY_LIMIT)
+use axum::{Router, extract::DefaultBodyLimit};
+use conversation_worker::{JobError, OptOutWords, WorkerState};
+use conversations::ConversationsState;
+use secrecy::SecretString;
+use shared::{
+    api::{ApiState, layers},
+    jobs::{LocalQueue, ReplyQueue},
+    meta::graph::{Graph, GraphConfig},
+    openai::{OpenAi, OpenAiConfig},
+};
+use webhook::{WebhookSecrets, WebhookState};
+
+pub use simulators::Simulators;
+
+/// Meta's app secret devstack signs and checks webhooks with when `META_APP_SECRET` is unset.
+pub const DEV_META_APP_SECRET: &str = "devstack-meta-app-secret";
+/// The verify token of devstack's webhook when `META_VERIFY_TOKEN` is unset.
+pub const DEV_META_VERIFY_TOKEN: &str = "devstack-verify-token";
+
+/// Where the providers are: the simulators by default.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    pub openai: OpenAiConfig,
+    pub graph: GraphConfig,
+    pub meta_app_secret: String,
+    pub meta_verify_token: String,
 }
 
-/// The OpenAPI document of the whole HTTP API: the shared base plus every function's paths.
-/// `docs/openapi.json` is this document; a test keeps them equal.
+impl Providers {
+    /// Everything at devstack's own simulators on `base_url`.
+    pub fn simulated(base_url: &str) -> Self {
+        Self {
+            openai: OpenAiConfig {
+                base_url: format!("{base_url}/_sim/openai"),
+                api_key: SecretString::from("sk-devstack"),
+                timeout: Duration::from_secs(10),
+            },
+            graph: GraphConfig::for_base_url(&format!("{base_url}/_sim/meta")),
+            meta_app_secret: DEV_META_APP_SECRET.to_owned(),
+            meta_verify_token: DEV_META_VERIFY_TOKEN.to_owned(),
+        }
+    }
+}
+
+/// Every function's state, wired together in one process.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub api: ApiState,
+    pub queue: LocalQueue,
+    pub worker: WorkerState,
+    pub webhook: WebhookState,
+    pub conversations: ConversationsState,
+    pub simulators: Simulators,
+}
+
+impl Stack {
+    /// Wires the functions; `base_url` is where this stack will listen (the simulators post
+    /// status webhooks back to it).
+    pub fn new(api: ApiState, http: reqwest::Client, base_url: &str, providers: Providers) -> Self {
+        let queue = LocalQueue::new();
+        let graph = Graph::new(http.clone(), providers.graph.clone());
+        let worker = WorkerState {
+            pool: api.pool.clone(),
+            openai: OpenAi::new(http.clone(), providers.openai.clone()),
+            graph: graph.clone(),
+            sealing_key: api.sealing_key.clone(),
+            opt_out: OptOutWords::default(),
+        };
+        let webhook = WebhookState {
+            pool: api.pool.clone(),
+            queue: ReplyQueue::Local(queue.clone()),
+            secrets: Arc::new(WebhookSecrets {
+                app_secret: SecretString::from(providers.meta_app_secret.clone()),
+                verify_token: SecretString::from(providers.meta_verify_token.clone()),
+            }),
+        };
+        let conversations = ConversationsState {
+            api: api.clone(),
+            graph,
+        };
+        let simulators = Simulators::new(
+            format!("{base_url}/webhook"),
+            providers.meta_app_secret,
+            http,
+        );
+        Self {
+            api,
+            queue,
+            worker,
+            webhook,
+            conversations,
+            simulators,
+        }
+    }
+
+    /// Every route, each function with its own body limit, and the common layers once.
+    pub fn app(&self) -> Router {
+        let api_limit = DefaultBodyLimit::max(layers::API_BODY_LIMIT);
+        let merged = Router::new()
+            .merge(agents::app(self.api.clone()).layer(api_limit))
+            .merge(conversations::app(self.conversations.clone()).layer(api_limit))
+            .merge(webhook::app(self.webhook.clone()))
+            .merge(self.simulators.clone().router());
+        layers::finish(merged, webhook::BODY_LIMIT)
+    }
+
+    /// The local stand-in for SQS → Lambda: takes jobs in FIFO order and runs the worker,
+    /// retrying a retryable failure a few times with a growing delay (SQS's visibility
+    /// timeout) before giving up (the DLQ).
+    pub fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
+        let queue = self.queue.clone();
+        let worker = self.worker.clone();
+        tokio::spawn(async move {
+            loop {
+                let job = queue.next().await;
+                for attempt in 1..=5u32 {
+                    match conversation_worker::handle(&worker, &job).await {
+                        Ok(()) => break,
+                        Err(JobError::Retryable(reason)) if attempt < 5 => {
+                            tracing::warn!(attempt, %reason, "job failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)))
+                                .await;
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "job dropped (it would go to the DLQ)");
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The OpenAPI document of the dashboard API: the shared base plus every HTTP function's
+/// paths. `docs/openapi.json` is this document; a test keeps them equal.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = shared::api::openapi::base();
     document.merge(agents::openapi_router().into_openapi());
+    document.merge(conversations::openapi_router().into_openapi());
     document
 }
 
@@ -26,4 +157,29 @@ pub fn openapi_json() -> String {
     let mut json = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
     json.push('\n');
     json
+}
+
+/// A WhatsApp text message webhook body, shaped like Meta's.
+pub fn sample_inbound(
+    phone_number_id: &str,
+    from: &str,
+    name: &str,
+    text: &str,
+) -> serde_json::Value {
+    let now = chrono::Utc::now();
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "0", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550000000", "phone_number_id": phone_number_id },
+            "contacts": [{ "profile": { "name": name }, "wa_id": from }],
+            "messages": [{
+                "from": from,
+                "id": format!("wamid.DEV{}", now.timestamp_nanos_opt().unwrap_or_default()),
+                "timestamp": now.timestamp().to_string(),
+                "type": "text",
+                "text": { "body": text }
+            }]
+        }}]}]
+    })
 }

@@ -39,6 +39,36 @@ enum Command {
     },
     /// Apply migrations to the local (or DATABASE_URL) database and exit.
     Migrate,
+    /// Sign and post a sample inbound WhatsApp text to a running devstack's webhook.
+    Inbound {
+        /// The channel's Cloud API phone-number id (`meta_phone_number_id`).
+        #[arg(long, default_value = "106540352242922")]
+        phone_number_id: String,
+        /// The customer's WhatsApp number, digits only.
+        #[arg(long, default_value = "16505551234")]
+        from: String,
+        /// The customer's profile name.
+        #[arg(long, default_value = "Sheena Nelson")]
+        name: String,
+        /// The message.
+        #[arg(long)]
+        text: String,
+        /// Where devstack listens.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+    },
+    /// Grant credits to a tenant (what `POST /admin/credits` does), straight in the database.
+    Credits {
+        /// The tenant (`sub`).
+        #[arg(long)]
+        user: String,
+        /// How many.
+        #[arg(long)]
+        amount: i32,
+        /// Why.
+        #[arg(long, default_value = "devstack grant")]
+        reason: String,
+    },
     /// Print the OpenAPI document of the whole HTTP API.
     Openapi,
 }
@@ -69,6 +99,50 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", devstack::openapi_json());
             Ok(())
         }
+        Command::Inbound {
+            phone_number_id,
+            from,
+            name,
+            text,
+            url,
+        } => {
+            let body = devstack::sample_inbound(&phone_number_id, &from, &name, &text).to_string();
+            let secret = optional_var("META_APP_SECRET")?
+                .unwrap_or_else(|| devstack::DEV_META_APP_SECRET.to_owned());
+            let signature = shared::meta::signature::sign(secret.as_bytes(), body.as_bytes());
+            let response = reqwest::Client::new()
+                .post(format!("{}/webhook", url.trim_end_matches('/')))
+                .header("content-type", "application/json")
+                .header(shared::meta::signature::SIGNATURE_HEADER, signature)
+                .body(body)
+                .send()
+                .await
+                .context("posting to devstack's webhook")?;
+            println!("webhook answered {}", response.status());
+            Ok(())
+        }
+        Command::Credits {
+            user,
+            amount,
+            reason,
+        } => {
+            let (pool, postgres) = database().await?;
+            let user = shared::domain::UserId::parse(&user).context("not a user id")?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let grant = shared::db::credits::grant(&tx, &user, amount, &reason, "devstack-cli")
+                .await?
+                .context("no such tenant: call GET /me with its token first")?;
+            tx.commit().await?;
+            println!(
+                "granted {amount}; {} now has {} credits",
+                grant.user_id, grant.remaining_credits
+            );
+            if let Some(postgres) = postgres {
+                postgres.stop();
+            }
+            Ok(())
+        }
     }
 }
 
@@ -78,16 +152,23 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(applied = report.applied.len(), "migrations up to date");
 
     let auth = auth_config()?;
-    let state = ApiState {
+    let http = shared::http::client()?;
+    let api = ApiState {
         auth: Arc::new(Auth::new(
-            Authenticator::new(&auth, shared::http::client()?),
+            Authenticator::new(&auth, http.clone()),
             pool.clone(),
         )),
         pool,
         sealing_key: sealing_key()?,
+        admin_secret: Some(SecretString::from(
+            optional_var("ADMIN_API_SECRET")?.unwrap_or_else(|| DEV_ADMIN_SECRET.to_owned()),
+        )),
     };
     let port: u16 = parsed_var("PORT", 3000)?;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let base_url = format!("http://{address}");
+    let stack = devstack::Stack::new(api, http, &base_url, providers(&base_url)?);
+    stack.spawn_worker();
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address} (set PORT to use another port)"))?;
@@ -99,7 +180,8 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "mint a token:  cargo run -q -p devstack -- token --sub demo --email demo@example.com"
     );
-    axum::serve(listener, devstack::app(state))
+    println!("simulated Meta sends: {base_url}/_sim/meta/requests");
+    axum::serve(listener, stack.app())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -108,6 +190,27 @@ async fn run() -> anyhow::Result<()> {
         postgres.stop();
     }
     Ok(())
+}
+
+/// The operators' secret devstack uses when `ADMIN_API_SECRET` is unset.
+const DEV_ADMIN_SECRET: &str = "devstack-admin-secret-do-not-deploy";
+
+/// The simulators, unless `OPENAI_BASE_URL` / `META_GRAPH_BASE_URL` point at real services.
+fn providers(base_url: &str) -> anyhow::Result<devstack::Providers> {
+    let mut providers = devstack::Providers::simulated(base_url);
+    if optional_var("OPENAI_BASE_URL")?.is_some() {
+        providers.openai = shared::openai::OpenAiConfig::from_env()?;
+    }
+    if optional_var("META_GRAPH_BASE_URL")?.is_some() {
+        providers.graph = shared::meta::graph::GraphConfig::from_env()?;
+    }
+    if let Some(secret) = optional_var("META_APP_SECRET")? {
+        providers.meta_app_secret = secret;
+    }
+    if let Some(token) = optional_var("META_VERIFY_TOKEN")? {
+        providers.meta_verify_token = token;
+    }
+    Ok(providers)
 }
 
 fn state_dir() -> PathBuf {

@@ -1,12 +1,24 @@
-//! devstack serves the functions' routes exactly as the functions do.
+//! devstack serves the functions' routes exactly as the functions do, and runs the whole
+//! inbound flow end to end through its simulators.
 
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use testkit::{TestClient, TestDb, TestTenant};
 
+async fn stack(db: &TestDb) -> devstack::Stack {
+    devstack::Stack::new(
+        testkit::api_state(db),
+        reqwest::Client::new(),
+        "http://127.0.0.1:9",
+        devstack::Providers::simulated("http://127.0.0.1:9"),
+    )
+}
+
 #[tokio::test]
-async fn devstack_serves_every_documented_route_with_the_same_behaviour() {
+async fn devstack_serves_the_dashboard_routes_with_the_same_behaviour() {
     let db = TestDb::new().await;
-    let api = TestClient::new(devstack::app(testkit::api_state(&db)));
+    let api = TestClient::new(stack(&db).await.app());
     let tenant = TestTenant::new("dev");
     let token = tenant.token();
 
@@ -27,16 +39,21 @@ async fn devstack_serves_every_documented_route_with_the_same_behaviour() {
     )
     .await
     .expect(201);
+    api.get("/conversations", &token).await.expect(200);
     api.get("/nope", &token).await.expect_problem(404, None);
     api.send(http::Method::GET, "/agents", None, None)
         .await
         .expect_problem(401, None);
+    let huge = json!({ "company_name": "x".repeat(300 * 1024) });
+    api.patch("/me", &token, &huge)
+        .await
+        .expect_problem(413, None);
 }
 
 #[tokio::test]
-async fn every_documented_operation_is_routed_and_requires_a_token() {
+async fn every_documented_operation_is_routed_and_requires_credentials() {
     let db = TestDb::new().await;
-    let api = TestClient::new(devstack::app(testkit::api_state(&db)));
+    let api = TestClient::new(stack(&db).await.app());
     let document = devstack::openapi();
     let mut operations = 0;
     for (path, item) in &document.paths.paths {
@@ -52,11 +69,133 @@ async fn every_documented_operation_is_routed_and_requires_a_token() {
                 continue;
             }
             operations += 1;
-            // A route that exists answers 401 without a token; a missing one would be 404/405.
-            api.send(method.clone(), &concrete, None, None)
+            // A route that exists answers 401 without credentials; a missing one 404/405.
+            api.send(method.clone(), &concrete, None, Some(&json!({})))
                 .await
                 .expect_problem(401, None);
         }
     }
-    assert_eq!(operations, 13, "documented operations");
+    assert_eq!(operations, 20, "documented operations");
+}
+
+/// The whole inbound flow on a real port: a signed WhatsApp text posted to the webhook is
+/// answered through the OpenAI and Meta simulators, and the simulated status webhooks move
+/// the reply to `read`.
+#[tokio::test]
+async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() {
+    let db = TestDb::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("address"));
+    let stack = devstack::Stack::new(
+        testkit::api_state(&db),
+        reqwest::Client::new(),
+        &base_url,
+        devstack::Providers::simulated(&base_url),
+    );
+    stack.spawn_worker();
+    let app = stack.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let tenant = TestTenant::new("e2e");
+    let token = tenant.token();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{base_url}{path}"))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, channel) = call(
+        reqwest::Method::POST,
+        "/phone-numbers",
+        Some(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "1" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{channel}");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/agents",
+        Some(json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let granted = http
+        .post(format!("{base_url}/admin/credits"))
+        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
+        .json(&json!({ "user_id": tenant.sub, "amount": 5, "reason": "trial" }))
+        .send()
+        .await
+        .expect("grant");
+    assert_eq!(granted.status().as_u16(), 201);
+
+    let body = devstack::sample_inbound(
+        "106540352242922",
+        "16505551234",
+        "Sheena",
+        "Do you ship to Lisbon?",
+    )
+    .to_string();
+    let signature =
+        shared::meta::signature::sign(devstack::DEV_META_APP_SECRET.as_bytes(), body.as_bytes());
+    let posted = http
+        .post(format!("{base_url}/webhook"))
+        .header("content-type", "application/json")
+        .header(shared::meta::signature::SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(posted.status().as_u16(), 200);
+
+    let mut messages = Value::Null;
+    for _ in 0..100 {
+        let (_, conversations) = call(reqwest::Method::GET, "/conversations", None).await;
+        if let Some(id) = conversations["items"][0]["conversation_id"].as_str() {
+            let (_, found) = call(
+                reqwest::Method::GET,
+                &format!("/conversations/{id}/messages"),
+                None,
+            )
+            .await;
+            if found[1]["delivery_status"] == "read" {
+                messages = found;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(messages[0]["text"], "Do you ship to Lisbon?", "{messages}");
+    assert_eq!(
+        messages[1]["text"],
+        "Thanks for your message: Do you ship to Lisbon?"
+    );
+    assert_eq!(messages[1]["author"], "ai");
+    assert_eq!(messages[1]["delivery_status"], "read");
+    let sent: Value = http
+        .get(format!("{base_url}/_sim/meta/requests"))
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sent.as_array().map(Vec::len), Some(1));
+    assert_eq!(sent[0]["body"]["to"], "16505551234");
+    let (_, me) = call(reqwest::Method::GET, "/me", None).await;
+    assert_eq!(
+        me["credits"],
+        json!({ "remaining_credits": 4, "total_used": 1 })
+    );
 }

@@ -162,6 +162,8 @@ pub struct ApiConfig {
     pub auth: AuthConfig,
     /// Key for provider tokens at rest.
     pub sealing_key: SealingKey,
+    /// `ADMIN_API_SECRET` (optional; 32+ characters): guards `/admin/...`.
+    pub admin_secret: Option<SecretString>,
 }
 
 impl ApiConfig {
@@ -171,6 +173,15 @@ impl ApiConfig {
             database: DatabaseConfig::from_env()?,
             auth: AuthConfig::from_env()?,
             sealing_key: sealing_key_from_env()?,
+            admin_secret: match optional_var("ADMIN_API_SECRET")? {
+                Some(secret) if secret.len() < 32 => {
+                    return Err(ConfigError::Invalid {
+                        name: "ADMIN_API_SECRET",
+                        reason: "must be at least 32 characters".to_owned(),
+                    });
+                }
+                other => other.map(SecretString::from),
+            },
         })
     }
 }

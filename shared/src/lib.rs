@@ -14,4 +14,5 @@ pub mod http;
 pub mod jobs;
 pub mod meta;
 pub mod openai;
+pub mod outbound;
 pub mod telemetry;

@@ -22,6 +22,9 @@ use shared::{
     crypto::SealingKey,
 };
 
+/// The operators' secret of test states.
+pub const TEST_ADMIN_SECRET: &str = "testkit-admin-secret-with-32-characters";
+
 /// The HS256 secret test tokens are signed with.
 pub const TEST_JWT_SECRET: &str = "testkit-jwt-secret-with-at-least-32-chars";
 
@@ -46,6 +49,7 @@ pub fn api_state_with_auth(db: &TestDb, auth: &AuthConfig) -> ApiState {
         pool: db.pool.clone(),
         auth: Arc::new(Auth::new(authenticator, db.pool.clone())),
         sealing_key: test_sealing_key(),
+        admin_secret: Some(SecretString::from(TEST_ADMIN_SECRET)),
     }
 }
 

@@ -232,7 +232,7 @@ pub async fn list_agents(
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
-        |a| a.agent_id.as_str(),
+        |a| a.agent_id.to_string(),
         Into::into,
     )))
 }
@@ -363,7 +363,7 @@ pub async fn list_archives(
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
-        |a| a.archive_id.as_str(),
+        |a| a.archive_id.to_string(),
         Into::into,
     )))
 }

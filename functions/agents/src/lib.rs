@@ -1,9 +1,11 @@
 //! The `agents` function: the tenant's account (`/me`), channels (`/phone-numbers`) and AI
-//! agents (`/agents`), including relinking a channel to a new agent with an archive.
+//! agents (`/agents`), including relinking a channel to a new agent with an archive, and
+//! the operators' credit grants (`/admin/credits`).
 //!
 //! [`router`] is what Lambda runs and tests drive; [`openapi_router`] is what devstack merges
 //! with the other functions' routes.
 
+mod admin;
 mod agents;
 mod me;
 mod phone_numbers;
@@ -32,6 +34,7 @@ pub fn openapi_router() -> OpenApiRouter<ApiState> {
             agents::patch_agent,
             agents::delete_agent
         ))
+        .routes(routes!(admin::grant_credits))
 }
 
 /// The function's HTTP app, with state, before the common layers (devstack merges these).

@@ -19,6 +19,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         )),
         pool,
         sealing_key: config.sealing_key,
+        admin_secret: config.admin_secret,
     };
     lambda_http::run(agents::router(state)).await
 }

@@ -268,7 +268,7 @@ pub async fn list_phone_numbers(
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
-        |c| c.id.as_str(),
+        |c| c.id.to_string(),
         Into::into,
     )))
 }

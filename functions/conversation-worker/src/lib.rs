@@ -18,7 +18,7 @@
 mod opt_out;
 
 use shared::{
-    crypto::{SealingKey, SecretKind},
+    crypto::SealingKey,
     db::{self, DbError, Pool, conversations as convo},
     domain::{
         ConversationOwner, InboundOutcome, InboundState, MessageAuthor, Platform,
@@ -27,7 +27,7 @@ use shared::{
     jobs::ReplyJob,
     meta::{
         errors::SendFailure,
-        graph::{Graph, SendError, Sent},
+        graph::{Graph, SendError},
     },
     openai::{HANDOFF_TOOL, OpenAi, OpenAiError, agent_tools},
 };
@@ -300,54 +300,21 @@ async fn send_reply(
         .await?;
         return Ok(());
     }
-    let sent = match channel.platform {
-        Platform::Webchat => Ok(Sent {
-            platform_message_id: reply.message_id.clone(),
-            message_status: None,
-        }),
-        Platform::WhatsApp | Platform::Instagram => {
-            let token = channel
-                .sealed_access_token
-                .as_deref()
-                .and_then(|sealed| {
-                    state
-                        .sealing_key
-                        .open(SecretKind::ChannelAccessToken, sealed)
-                        .ok()
-                })
-                .ok_or_else(|| {
-                    JobError::Retryable("the channel's access token cannot be opened".to_owned())
-                })?;
-            match channel.platform {
-                Platform::WhatsApp => {
-                    state
-                        .graph
-                        .send_whatsapp_text(
-                            &channel.meta_phone_number_id,
-                            &token,
-                            &inbound.customer_id,
-                            &reply.text,
-                        )
-                        .await
-                }
-                _ => {
-                    let api = channel
-                        .instagram_api
-                        .unwrap_or(shared::domain::InstagramApi::InstagramLogin);
-                    state
-                        .graph
-                        .send_instagram_text(
-                            api,
-                            &channel.meta_phone_number_id,
-                            &token,
-                            &inbound.customer_id,
-                            &reply.text,
-                        )
-                        .await
-                }
-            }
-        }
+    let destination = shared::outbound::Destination {
+        platform: channel.platform,
+        channel_key: &channel.meta_phone_number_id,
+        sealed_access_token: channel.sealed_access_token.as_deref(),
+        instagram_api: channel.instagram_api,
+        customer: &inbound.customer_id,
     };
+    let sent = shared::outbound::send_text(
+        &state.graph,
+        &state.sealing_key,
+        destination,
+        &reply.message_id,
+        &reply.text,
+    )
+    .await;
     match sent {
         Ok(sent) => {
             let tx = client.transaction().await?;

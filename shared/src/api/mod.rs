@@ -31,6 +31,8 @@ pub struct ApiState {
     pub auth: std::sync::Arc<Auth>,
     /// Seals provider tokens before they are stored.
     pub sealing_key: crate::crypto::SealingKey,
+    /// `ADMIN_API_SECRET`: operators' routes (`/admin/...`) answer 401 without it.
+    pub admin_secret: Option<secrecy::SecretString>,
 }
 
 impl axum::extract::FromRef<ApiState> for std::sync::Arc<Auth> {

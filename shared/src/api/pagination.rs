@@ -60,13 +60,13 @@ impl<T> Page<T> {
     pub fn from_rows<R>(
         mut rows: Vec<R>,
         limit: u32,
-        key: impl Fn(&R) -> &str,
+        key: impl Fn(&R) -> String,
         to_item: impl Fn(R) -> T,
     ) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|last| encode_cursor(key(last)))
+            rows.last().map(|last| encode_cursor(&key(last)))
         } else {
             None
         };
@@ -87,7 +87,7 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix(CURSOR_PREFIX).map(str::to_owned))
-        .filter(|id| !id.is_empty() && id.len() <= 100)
+        .filter(|key| !key.is_empty() && key.len() <= 200)
         .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API issued"))
 }
 
@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn a_cursor_round_trips_to_the_last_id_of_a_full_page() {
         let rows = vec!["c", "b", "a"];
-        let page: Page<&str> = Page::from_rows(rows, 2, |r| r, |r| r);
+        let page: Page<&str> = Page::from_rows(rows, 2, |r| (*r).to_owned(), |r| r);
         assert_eq!(page.items, vec!["c", "b"]);
         let cursor = page.next_cursor.expect("more rows exist");
         let (request, _) = PageParams {
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_last_page_has_no_cursor() {
-        let page: Page<&str> = Page::from_rows(vec!["b", "a"], 2, |r| r, |r| r);
+        let page: Page<&str> = Page::from_rows(vec!["b", "a"], 2, |r| (*r).to_owned(), |r| r);
         assert_eq!(page.next_cursor, None);
     }
 

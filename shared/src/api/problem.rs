@@ -103,6 +103,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
     #[error("service unavailable")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
     #[error("internal error")]
@@ -131,6 +133,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -169,6 +172,7 @@ impl ApiError {
                 validation_detail(errors),
                 errors.clone(),
             ),
+            Self::BadGateway(detail) => ("bad-gateway", "Bad gateway", detail.clone(), vec![]),
             Self::Unavailable(_) => (
                 "unavailable",
                 "Service unavailable",

@@ -4,7 +4,9 @@
 //! filters by it, so a row of another tenant is indistinguishable from a missing one.
 
 pub mod agents;
+pub mod conversation_views;
 pub mod conversations;
+pub mod credits;
 pub mod delivery;
 mod error;
 pub mod inbound;

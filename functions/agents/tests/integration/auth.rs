@@ -58,6 +58,7 @@ async fn every_route_answers_401_without_a_token() {
         (Method::GET, "/agents/agt_01jd0000000000000000000000"),
         (Method::PATCH, "/agents/agt_01jd0000000000000000000000"),
         (Method::DELETE, "/agents/agt_01jd0000000000000000000000"),
+        (Method::POST, "/admin/credits"),
     ];
     for (method, route) in routes {
         let response = app

@@ -2,6 +2,7 @@
 //! per test, tokens signed like the identity provider's.
 
 mod account;
+mod admin;
 mod agents;
 mod auth;
 mod helpers;

@@ -1,0 +1,451 @@
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::{
+    api::{ApiError, Json, Page, PageParams, Problem, Query, Tenant},
+    db::{
+        conversation_views::{self, ConversationFilter, ConversationView, MessageView},
+        conversations as convo,
+    },
+    domain::{ConversationId, ConversationOwner, MessageAuthor, Platform},
+    meta::errors::SendFailure,
+    outbound::{Destination, send_text},
+};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::ConversationsState;
+
+/// A conversation, with who owns it and whether a free-form reply is possible.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationResponse {
+    conversation_id: String,
+    agent_id: String,
+    phone_number_id: String,
+    platform: Platform,
+    customer_phone: String,
+    customer_name: Option<String>,
+    is_active: bool,
+    /// `ai` answers automatically; `human` means a person has taken over.
+    owner: ConversationOwner,
+    owner_changed_at: Option<DateTime<Utc>>,
+    handoff_reason: Option<String>,
+    /// Why the AI last did not answer (`no_credits`, `opted_out`), if it did not.
+    reply_blocked_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    last_message_at: DateTime<Utc>,
+    /// WhatsApp only: free-form replies are possible until then; after it, only templates.
+    window_open_until: Option<DateTime<Utc>>,
+    last_message: Option<LastMessageResponse>,
+}
+
+/// The newest message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastMessageResponse {
+    text: String,
+    sender: String,
+    timestamp: DateTime<Utc>,
+}
+
+impl From<ConversationView> for ConversationResponse {
+    fn from(view: ConversationView) -> Self {
+        let window_open_until = view.window_open_until();
+        Self {
+            conversation_id: view.conversation_id.into(),
+            agent_id: view.agent_id,
+            phone_number_id: view.phone_number_id,
+            platform: view.platform,
+            customer_phone: view.customer_phone,
+            customer_name: view.customer_name,
+            is_active: view.is_active,
+            owner: view.owner,
+            owner_changed_at: view.owner_changed_at,
+            handoff_reason: view.handoff_reason,
+            reply_blocked_reason: view.reply_blocked_reason,
+            created_at: view.created_at,
+            last_message_at: view.last_message_at,
+            window_open_until,
+            last_message: view.last_message.map(|m| LastMessageResponse {
+                text: m.text,
+                sender: m.sender,
+                timestamp: m.timestamp,
+            }),
+        }
+    }
+}
+
+/// A message with its delivery status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageResponse {
+    message_id: String,
+    sequence_no: i32,
+    /// `user` (the customer) or `agent`.
+    sender: String,
+    /// `customer`, `ai` or `human` (a person's reply).
+    author: Option<String>,
+    text: String,
+    message_type: String,
+    /// Media ids, button payloads, context and the like.
+    metadata: Value,
+    timestamp: DateTime<Utc>,
+    /// `pending`, `sent` (accepted by the provider) or `failed`.
+    status: String,
+    /// From Meta's status webhooks: `pending`, `sent`, `delivered`, `read`, `failed`.
+    delivery_status: Option<String>,
+    error_code: Option<String>,
+}
+
+impl From<MessageView> for MessageResponse {
+    fn from(m: MessageView) -> Self {
+        Self {
+            message_id: m.message_id,
+            sequence_no: m.sequence_no,
+            sender: m.sender,
+            author: m.author,
+            text: m.text,
+            message_type: m.message_type,
+            metadata: m.metadata,
+            timestamp: m.timestamp,
+            status: m.status,
+            delivery_status: m.delivery_status,
+            error_code: m.error_code,
+        }
+    }
+}
+
+/// Filters and paging for the conversation list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListConversations {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    agent_id: Option<String>,
+    is_active: Option<bool>,
+    owner: Option<ConversationOwner>,
+    /// E.164 for WhatsApp (`+14155550123`), the platform's id elsewhere.
+    customer_phone: Option<String>,
+}
+
+/// Paging for messages: by sequence number.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListMessages {
+    /// Only messages after this sequence number (default 0: from the start).
+    after: Option<i32>,
+    /// At most this many (1 to 200, default 50).
+    limit: Option<u32>,
+}
+
+/// Taking a conversation over.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TakeoverRequest {
+    #[schema(max_length = 500)]
+    reason: Option<String>,
+}
+
+/// A person's reply.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    #[schema(min_length = 1, max_length = 4096)]
+    text: String,
+}
+
+fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::parse(raw).ok_or_else(not_found)
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such conversation".to_owned())
+}
+
+async fn load(
+    state: &ConversationsState,
+    tenant: &Tenant,
+    raw_id: &str,
+) -> Result<ConversationView, ApiError> {
+    let id = conversation_id(raw_id)?;
+    let client = state.api.pool.get().await?;
+    conversation_views::get(&client, &tenant.user_id, &id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// The tenant's conversations, newest activity first.
+#[utoipa::path(
+    get, path = "/conversations", tag = "conversations",
+    params(ListConversations),
+    responses(
+        (status = 200, body = Page<ConversationResponse>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_conversations(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Query(query): Query<ListConversations>,
+) -> Result<axum::Json<Page<ConversationResponse>>, ApiError> {
+    let (page, limit) = PageParams {
+        limit: query.limit,
+        cursor: query.cursor.as_deref(),
+    }
+    .into_request()?;
+    let filter = ConversationFilter {
+        agent_id: query.agent_id,
+        is_active: query.is_active,
+        owner: query.owner,
+        customer_phone: query.customer_phone,
+    };
+    let client = state.api.pool.get().await?;
+    let rows = conversation_views::list(
+        &client,
+        &tenant.user_id,
+        &filter,
+        page.before.as_deref(),
+        page.fetch,
+    )
+    .await?;
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        ConversationView::cursor_key,
+        Into::into,
+    )))
+}
+
+/// One conversation, with its owner, window and last message.
+#[utoipa::path(
+    get, path = "/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "`conv_…`")),
+    responses(
+        (status = 200, body = ConversationResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_conversation(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ConversationResponse>, ApiError> {
+    Ok(axum::Json(load(&state, &tenant, &id).await?.into()))
+}
+
+/// A conversation's messages by sequence number, with delivery statuses.
+#[utoipa::path(
+    get, path = "/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "`conv_…`"), ListMessages),
+    responses(
+        (status = 200, body = Vec<MessageResponse>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_messages(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    Query(query): Query<ListMessages>,
+) -> Result<axum::Json<Vec<MessageResponse>>, ApiError> {
+    let id = conversation_id(&id)?;
+    let (_, limit) = PageParams {
+        limit: query.limit,
+        cursor: None,
+    }
+    .into_request()?;
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid("after", "must be 0 or more"));
+    }
+    let client = state.api.pool.get().await?;
+    let messages =
+        conversation_views::messages(&client, &tenant.user_id, &id, after, i64::from(limit))
+            .await?
+            .ok_or_else(not_found)?;
+    Ok(axum::Json(messages.into_iter().map(Into::into).collect()))
+}
+
+/// A person takes the conversation over: the AI stops answering (inbound messages are still
+/// stored and shown, no credit is taken) until it is handed back.
+#[utoipa::path(
+    post, path = "/conversations/{id}/takeover", tag = "conversations",
+    params(("id" = String, Path, description = "`conv_…`")),
+    request_body(content = Option<TakeoverRequest>),
+    responses(
+        (status = 200, body = ConversationResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn takeover(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<ConversationResponse>, ApiError> {
+    // The body is optional: an empty one is a takeover without a reason.
+    let request: TakeoverRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TakeoverRequest::default()
+    } else {
+        shared::api::from_json_slice(&body)?
+    };
+    let reason = request
+        .reason
+        .map(|r| r.trim().chars().take(500).collect::<String>());
+    set_owner(
+        &state,
+        &tenant,
+        &id,
+        ConversationOwner::Human,
+        reason.as_deref().or(Some("taken over from the dashboard")),
+    )
+    .await
+}
+
+/// Hands the conversation back to the AI.
+#[utoipa::path(
+    post, path = "/conversations/{id}/handback", tag = "conversations",
+    params(("id" = String, Path, description = "`conv_…`")),
+    responses(
+        (status = 200, body = ConversationResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn handback(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ConversationResponse>, ApiError> {
+    set_owner(&state, &tenant, &id, ConversationOwner::Ai, None).await
+}
+
+async fn set_owner(
+    state: &ConversationsState,
+    tenant: &Tenant,
+    raw_id: &str,
+    owner: ConversationOwner,
+    reason: Option<&str>,
+) -> Result<axum::Json<ConversationResponse>, ApiError> {
+    let view = load(state, tenant, raw_id).await?;
+    let client = state.api.pool.get().await?;
+    convo::set_owner(&client, &view.conversation_id, owner, reason).await?;
+    tracing::info!(conversation.id = %view.conversation_id, owner = %owner, "conversation owner changed");
+    let view = conversation_views::get(&client, &tenant.user_id, &view.conversation_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(axum::Json(view.into()))
+}
+
+/// A person's reply, sent through the conversation's channel. It takes the conversation
+/// over. On WhatsApp, outside the 24-hour window since the customer's last message, it is
+/// refused with 409: only an approved template may be sent then.
+#[utoipa::path(
+    post, path = "/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "`conv_…`")),
+    request_body = SendMessageRequest,
+    responses(
+        (status = 201, body = MessageResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Outside WhatsApp's 24-hour window: send a template", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Meta refused the message", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn send_message(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    Json(body): Json<SendMessageRequest>,
+) -> Result<(StatusCode, axum::Json<MessageResponse>), ApiError> {
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > 4096 {
+        return Err(ApiError::invalid("text", "must be 1 to 4096 characters"));
+    }
+    let view = load(&state, &tenant, &id).await?;
+    if !view.window_is_open(Utc::now()) {
+        return Err(ApiError::Conflict(
+            "the customer's last message is more than 24 hours old: WhatsApp only allows an approved \
+             template message outside the customer-service window"
+                .to_owned(),
+        ));
+    }
+    let mut client = state.api.pool.get().await?;
+    convo::set_owner(
+        &client,
+        &view.conversation_id,
+        ConversationOwner::Human,
+        Some("a person replied"),
+    )
+    .await?;
+    let tx = client.transaction().await?;
+    let message_id =
+        convo::insert_agent_message(&tx, &view.conversation_id, text, MessageAuthor::Human, None)
+            .await?;
+    tx.commit().await?;
+
+    let instagram_api = view.instagram_api.as_deref().and_then(|v| v.parse().ok());
+    let destination = Destination {
+        platform: view.platform,
+        channel_key: &view.meta_phone_number_id,
+        sealed_access_token: view.sealed_access_token.as_deref(),
+        instagram_api,
+        customer: &view.customer_phone,
+    };
+    match send_text(
+        &state.graph,
+        &state.api.sealing_key,
+        destination,
+        message_id.as_str(),
+        text,
+    )
+    .await
+    {
+        Ok(sent) => {
+            let tx = client.transaction().await?;
+            convo::mark_sent(
+                &tx,
+                message_id.as_str(),
+                &sent.platform_message_id,
+                tenant.user_id.as_str(),
+                &view.customer_phone,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Err(error) => {
+            convo::mark_send_failed(
+                &client,
+                message_id.as_str(),
+                error.code.map(|c| c.to_string()),
+                &error.message,
+            )
+            .await?;
+            let retry = if error.kind == SendFailure::Retryable {
+                "; retry shortly"
+            } else {
+                ""
+            };
+            return Err(ApiError::BadGateway(format!(
+                "Meta did not accept the message ({}){retry}",
+                error.message
+            )));
+        }
+    }
+    let message =
+        conversation_views::messages_after(&client, view.conversation_id.as_str(), 0, 10_000)
+            .await?
+            .into_iter()
+            .find(|m| m.message_id == message_id.as_str())
+            .ok_or_else(not_found)?;
+    Ok((StatusCode::CREATED, axum::Json(message.into())))
+}

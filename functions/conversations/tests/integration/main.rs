@@ -1,0 +1,377 @@
+//! Integration tests of the `conversations` function.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use conversations::ConversationsState;
+use serde_json::{Value, json};
+use shared::{
+    crypto::SecretKind,
+    domain::ConversationId,
+    meta::graph::{Graph, GraphConfig},
+};
+use testkit::{TestClient, TestDb, TestTenant};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{method, path_regex},
+};
+
+struct Accept(Arc<AtomicUsize>);
+
+impl Respond for Accept {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "messages": [{ "id": format!("wamid.HUMAN.{n}") }] }))
+    }
+}
+
+struct TestApp {
+    db: TestDb,
+    meta: MockServer,
+    api: TestClient,
+    tenant: TestTenant,
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        let db = TestDb::new().await;
+        let meta = MockServer::start().await;
+        let state = ConversationsState {
+            api: testkit::api_state(&db),
+            graph: Graph::new(
+                reqwest::Client::new(),
+                GraphConfig::for_base_url(&meta.uri()),
+            ),
+        };
+        let api = TestClient::new(conversations::router(state));
+        let tenant = TestTenant::new("acme");
+        api.get("/conversations", &tenant.token()).await.expect(200);
+        Self {
+            db,
+            meta,
+            api,
+            tenant,
+        }
+    }
+
+    /// A WhatsApp channel, an agent and a conversation whose customer wrote `hours_ago`.
+    async fn conversation(&self, tenant: &TestTenant, meta_id: &str, hours_ago: i64) -> String {
+        let client = self.db.client().await;
+        let channel = shared::domain::PhoneNumberId::generate().to_string();
+        let agent = shared::domain::AgentId::generate().to_string();
+        let conversation = ConversationId::generate().to_string();
+        let sealed = testkit::test_sealing_key()
+            .seal(SecretKind::ChannelAccessToken, "EAAG-token")
+            .expect("seal");
+        client
+            .execute(
+                "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, waba_id)
+                 VALUES ($1, $2, 'whatsapp', $3, $4, '1')",
+                &[&channel, &tenant.sub, &meta_id, &sealed],
+            )
+            .await
+            .expect("channel");
+        client
+            .execute(
+                "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name) VALUES ($1, $2, $3, 'pmpt_a', 'Ava')",
+                &[&agent, &tenant.sub, &channel],
+            )
+            .await
+            .expect("agent");
+        client
+            .execute(
+                "INSERT INTO conversations (conversation_id, agent_id, customer_phone, customer_name, last_customer_message_at, last_message_at)
+                 VALUES ($1, $2, '+16505551234', 'Sheena', now() - make_interval(hours => $3::int), now() - make_interval(hours => $3::int))",
+                &[&conversation, &agent, &(hours_ago as i32)],
+            )
+            .await
+            .expect("conversation");
+        client
+            .execute(
+                "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no, author)
+                 VALUES ($1, $2, 'user', 'Hello?', 'sent', 1, 'customer')",
+                &[&format!("msg_in_{conversation}"), &conversation],
+            )
+            .await
+            .expect("message");
+        conversation
+    }
+
+    async fn accept_sends(&self) {
+        Mock::given(method("POST"))
+            .and(path_regex(r"/messages$"))
+            .respond_with(Accept(Arc::new(AtomicUsize::new(0))))
+            .mount(&self.meta)
+            .await;
+    }
+
+    async fn sends(&self) -> Vec<Value> {
+        self.meta
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_and_reads_conversations_with_owner_window_and_last_message() {
+    let app = TestApp::spawn().await;
+    let older = app.conversation(&app.tenant, "1", 3).await;
+    let newer = app.conversation(&app.tenant, "2", 1).await;
+    let token = app.tenant.token();
+
+    let first = app.api.get("/conversations?limit=1", &token).await;
+    let first = first.expect(200);
+    let cursor = first["next_cursor"].as_str().expect("more").to_owned();
+    let second = app
+        .api
+        .get(&format!("/conversations?limit=1&cursor={cursor}"), &token)
+        .await;
+    let one = app
+        .api
+        .get(&format!("/conversations/{newer}"), &token)
+        .await;
+    let messages = app
+        .api
+        .get(&format!("/conversations/{older}/messages?after=0"), &token)
+        .await;
+    let filtered = app.api.get("/conversations?owner=human", &token).await;
+
+    assert_eq!(first["items"][0]["conversation_id"], newer);
+    assert_eq!(second.expect(200)["items"][0]["conversation_id"], older);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let one = one.expect(200);
+    assert_eq!(one["owner"], "ai");
+    assert_eq!(one["platform"], "whatsapp");
+    assert_eq!(one["last_message"]["text"], "Hello?");
+    assert!(one["window_open_until"].is_string());
+    assert_eq!(messages.expect(200)[0]["sequence_no"], 1);
+    assert_eq!(filtered.expect(200)["items"], json!([]));
+    app.api
+        .get("/conversations?owner=robot", &token)
+        .await
+        .expect_problem(422, Some("owner"));
+}
+
+#[tokio::test]
+async fn takeover_and_handback_flip_the_owner() {
+    let app = TestApp::spawn().await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+    let token = app.tenant.token();
+
+    let taken = app
+        .api
+        .send(
+            http::Method::POST,
+            &format!("/conversations/{id}/takeover"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(taken.expect(200)["owner"], "human");
+    let with_reason = app
+        .api
+        .post(
+            &format!("/conversations/{id}/takeover"),
+            &token,
+            &json!({ "reason": "VIP" }),
+        )
+        .await;
+    assert_eq!(with_reason.expect(200)["handoff_reason"], "VIP");
+    let back = app
+        .api
+        .send(
+            http::Method::POST,
+            &format!("/conversations/{id}/handback"),
+            Some(&token),
+            None,
+        )
+        .await;
+
+    assert_eq!(back.expect(200)["owner"], "ai");
+}
+
+#[tokio::test]
+async fn a_persons_reply_is_sent_stored_and_takes_the_conversation_over() {
+    let app = TestApp::spawn().await;
+    app.accept_sends().await;
+    let id = app.conversation(&app.tenant, "106540352242922", 2).await;
+
+    let response = app
+        .api
+        .post(
+            &format!("/conversations/{id}/messages"),
+            &app.tenant.token(),
+            &json!({ "text": " Hi, Sam here. " }),
+        )
+        .await;
+
+    let message = response.expect(201);
+    assert_eq!(message["author"], "human");
+    assert_eq!(message["text"], "Hi, Sam here.");
+    assert_eq!(message["status"], "sent");
+    assert_eq!(message["sequence_no"], 2);
+    let sends = app.sends().await;
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["to"], "16505551234");
+    assert_eq!(sends[0]["text"]["body"], "Hi, Sam here.");
+    let owner: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT owner FROM conversations", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(owner, "human");
+}
+
+#[tokio::test]
+async fn a_free_form_reply_outside_the_24_hour_window_is_refused_and_nothing_is_sent() {
+    let app = TestApp::spawn().await;
+    app.accept_sends().await;
+    let id = app.conversation(&app.tenant, "1", 25).await;
+
+    let response = app
+        .api
+        .post(
+            &format!("/conversations/{id}/messages"),
+            &app.tenant.token(),
+            &json!({ "text": "Hello" }),
+        )
+        .await;
+
+    let detail = response.expect_problem(409, None)["detail"].clone();
+    assert!(
+        detail.as_str().is_some_and(|d| d.contains("template")),
+        "{detail}"
+    );
+    assert!(app.sends().await.is_empty());
+    let stored: i64 = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM messages WHERE sender = 'agent'", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn a_reply_meta_refuses_is_a_502_and_the_message_is_marked_failed() {
+    let app = TestApp::spawn().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({ "error": { "code": 131026, "message": "Message undeliverable" } }),
+        ))
+        .mount(&app.meta)
+        .await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+
+    let response = app
+        .api
+        .post(
+            &format!("/conversations/{id}/messages"),
+            &app.tenant.token(),
+            &json!({ "text": "Hello" }),
+        )
+        .await;
+
+    response.expect_problem(502, None);
+    let row = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT status, error_code FROM messages WHERE sender = 'agent'",
+            &[],
+        )
+        .await
+        .expect("row");
+    assert_eq!(row.get::<_, String>(0), "failed");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("131026"));
+}
+
+#[tokio::test]
+async fn bad_replies_are_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+    let token = app.tenant.token();
+    for (body, field) in [
+        (json!({ "text": "  " }), "text"),
+        (json!({ "text": "x".repeat(4097) }), "text"),
+        (json!({}), "text"),
+        (json!({ "text": "a", "to": "b" }), "to"),
+    ] {
+        app.api
+            .post(&format!("/conversations/{id}/messages"), &token, &body)
+            .await
+            .expect_problem(422, Some(field));
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_conversation_is_404_on_every_route() {
+    let app = TestApp::spawn().await;
+    app.accept_sends().await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+    let mallory = TestTenant::new("mallory");
+    let token = mallory.token();
+
+    app.api
+        .get(&format!("/conversations/{id}"), &token)
+        .await
+        .expect_problem(404, None);
+    app.api
+        .get(&format!("/conversations/{id}/messages"), &token)
+        .await
+        .expect_problem(404, None);
+    app.api
+        .send(
+            http::Method::POST,
+            &format!("/conversations/{id}/takeover"),
+            Some(&token),
+            None,
+        )
+        .await
+        .expect_problem(404, None);
+    app.api
+        .send(
+            http::Method::POST,
+            &format!("/conversations/{id}/handback"),
+            Some(&token),
+            None,
+        )
+        .await
+        .expect_problem(404, None);
+    app.api
+        .post(
+            &format!("/conversations/{id}/messages"),
+            &token,
+            &json!({ "text": "pwned" }),
+        )
+        .await
+        .expect_problem(404, None);
+    assert_eq!(
+        app.api.get("/conversations", &token).await.expect(200)["items"],
+        json!([])
+    );
+
+    assert!(app.sends().await.is_empty());
+    let owner: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT owner FROM conversations", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(owner, "ai");
+}

@@ -1,0 +1,266 @@
+//! Conversations and messages as the dashboard reads them, always scoped to the tenant
+//! through the conversation's agent.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use super::{DbError, GenericClient, enum_column};
+use crate::domain::{ConversationId, ConversationOwner, Platform, UserId};
+
+/// WhatsApp's customer-service window: free-form messages are allowed for 24 hours after
+/// the customer's last message.
+pub const SERVICE_WINDOW: Duration = Duration::hours(24);
+
+/// A conversation with what the dashboard shows next to it.
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    pub conversation_id: ConversationId,
+    pub agent_id: String,
+    pub phone_number_id: String,
+    pub platform: Platform,
+    pub customer_phone: String,
+    pub customer_name: Option<String>,
+    pub is_active: bool,
+    pub owner: ConversationOwner,
+    pub owner_changed_at: Option<DateTime<Utc>>,
+    pub handoff_reason: Option<String>,
+    pub reply_blocked_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_message_at: DateTime<Utc>,
+    pub last_customer_message_at: Option<DateTime<Utc>>,
+    pub last_message: Option<LastMessage>,
+    /// Channel details the API needs to send on it (never returned).
+    pub meta_phone_number_id: String,
+    pub sealed_access_token: Option<String>,
+    pub instagram_api: Option<String>,
+}
+
+impl ConversationView {
+    /// Until when a free-form message may be sent (WhatsApp only; other channels have no
+    /// window).
+    pub fn window_open_until(&self) -> Option<DateTime<Utc>> {
+        match self.platform {
+            Platform::WhatsApp => self.last_customer_message_at.map(|at| at + SERVICE_WINDOW),
+            _ => None,
+        }
+    }
+
+    /// Whether a free-form message may be sent now.
+    pub fn window_is_open(&self, now: DateTime<Utc>) -> bool {
+        match self.platform {
+            Platform::WhatsApp => self.window_open_until().is_some_and(|until| now < until),
+            _ => true,
+        }
+    }
+
+    /// The key of this row in a list cursor.
+    pub fn cursor_key(&self) -> String {
+        format!(
+            "{}|{}",
+            self.last_message_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            self.conversation_id
+        )
+    }
+}
+
+/// The newest message of a conversation.
+#[derive(Debug, Clone)]
+pub struct LastMessage {
+    pub text: String,
+    pub sender: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// List filters.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub agent_id: Option<String>,
+    pub is_active: Option<bool>,
+    pub owner: Option<ConversationOwner>,
+    pub customer_phone: Option<String>,
+}
+
+const VIEW_SELECT: &str = "SELECT c.conversation_id, c.agent_id, a.phone_number_id, p.platform, c.customer_phone,
+        c.customer_name, c.is_active, c.owner, c.owner_changed_at, c.handoff_reason, c.reply_blocked_reason,
+        c.created_at, c.last_message_at, c.last_customer_message_at,
+        p.meta_phone_number_id, p.access_token, p.instagram_api,
+        lm.text AS last_text, lm.sender AS last_sender, lm.\"timestamp\" AS last_timestamp
+ FROM conversations c
+ JOIN agents a ON a.agent_id = c.agent_id
+ JOIN phone_numbers p ON p.id = a.phone_number_id
+ LEFT JOIN LATERAL (
+     SELECT text, sender, \"timestamp\" FROM messages m
+     WHERE m.conversation_id = c.conversation_id ORDER BY sequence_no DESC LIMIT 1
+ ) lm ON true";
+
+/// The tenant's conversations, newest activity first.
+pub async fn list(
+    client: &impl GenericClient,
+    user: &UserId,
+    filter: &ConversationFilter,
+    before: Option<&str>,
+    fetch: i64,
+) -> Result<Vec<ConversationView>, DbError> {
+    let (before_at, before_id) = match before.and_then(|key| key.split_once('|')) {
+        Some((at, id)) => (
+            DateTime::parse_from_rfc3339(at)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            Some(id.to_owned()),
+        ),
+        None => (None, None),
+    };
+    let rows = client
+        .query(
+            &format!(
+                "{VIEW_SELECT}
+                 WHERE a.user_id = $1
+                   AND ($2::text IS NULL OR c.agent_id = $2)
+                   AND ($3::boolean IS NULL OR c.is_active = $3)
+                   AND ($4::text IS NULL OR c.owner = $4)
+                   AND ($5::text IS NULL OR c.customer_phone = $5)
+                   AND ($6::timestamptz IS NULL OR (c.last_message_at, c.conversation_id) < ($6, $7::text))
+                 ORDER BY c.last_message_at DESC, c.conversation_id DESC
+                 LIMIT $8"
+            ),
+            &[
+                &user.as_str(),
+                &filter.agent_id,
+                &filter.is_active,
+                &filter.owner.map(ConversationOwner::as_str),
+                &filter.customer_phone,
+                &before_at,
+                &before_id,
+                &fetch,
+            ],
+        )
+        .await?;
+    rows.iter().map(view_from_row).collect()
+}
+
+/// One of the tenant's conversations.
+pub async fn get(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &ConversationId,
+) -> Result<Option<ConversationView>, DbError> {
+    client
+        .query_opt(
+            &format!("{VIEW_SELECT} WHERE c.conversation_id = $1 AND a.user_id = $2"),
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?
+        .map(|row| view_from_row(&row))
+        .transpose()
+}
+
+/// A message with its delivery status.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub message_id: String,
+    pub sequence_no: i32,
+    pub sender: String,
+    pub author: Option<String>,
+    pub text: String,
+    pub message_type: String,
+    pub metadata: Value,
+    pub timestamp: DateTime<Utc>,
+    pub status: String,
+    pub delivery_status: Option<String>,
+    pub error_code: Option<String>,
+}
+
+/// Messages of one of the tenant's conversations after `after` (a sequence number), oldest
+/// first; `None` when the conversation is not the tenant's.
+pub async fn messages(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &ConversationId,
+    after: i32,
+    fetch: i64,
+) -> Result<Option<Vec<MessageView>>, DbError> {
+    let owned = client
+        .query_opt(
+            "SELECT 1 FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
+             WHERE c.conversation_id = $1 AND a.user_id = $2",
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?;
+    if owned.is_none() {
+        return Ok(None);
+    }
+    messages_after(client, id.as_str(), after, fetch)
+        .await
+        .map(Some)
+}
+
+/// Messages of a conversation after a sequence number (no tenant check: callers scope).
+pub async fn messages_after(
+    client: &impl GenericClient,
+    conversation_id: &str,
+    after: i32,
+    fetch: i64,
+) -> Result<Vec<MessageView>, DbError> {
+    let rows = client
+        .query(
+            "SELECT m.message_id, m.sequence_no, m.sender, m.author, m.text, m.message_type, m.metadata,
+                    m.\"timestamp\", m.status, d.status AS delivery_status, m.error_code
+             FROM messages m LEFT JOIN message_delivery_status d ON d.message_id = m.message_id
+             WHERE m.conversation_id = $1 AND m.sequence_no > $2
+             ORDER BY m.sequence_no
+             LIMIT $3",
+            &[&conversation_id, &after, &fetch],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(MessageView {
+                message_id: row.try_get("message_id")?,
+                sequence_no: row.try_get("sequence_no")?,
+                sender: row.try_get("sender")?,
+                author: row.try_get("author")?,
+                text: row.try_get("text")?,
+                message_type: row.try_get("message_type")?,
+                metadata: row.try_get("metadata")?,
+                timestamp: row.try_get("timestamp")?,
+                status: row.try_get("status")?,
+                delivery_status: row.try_get("delivery_status")?,
+                error_code: row.try_get("error_code")?,
+            })
+        })
+        .collect()
+}
+
+fn view_from_row(row: &tokio_postgres::Row) -> Result<ConversationView, DbError> {
+    let last_text: Option<String> = row.try_get("last_text")?;
+    let last_sender: Option<String> = row.try_get("last_sender")?;
+    let last_timestamp: Option<DateTime<Utc>> = row.try_get("last_timestamp")?;
+    Ok(ConversationView {
+        conversation_id: ConversationId::from_trusted(row.try_get("conversation_id")?),
+        agent_id: row.try_get("agent_id")?,
+        phone_number_id: row.try_get("phone_number_id")?,
+        platform: enum_column(row, "platform")?,
+        customer_phone: row.try_get("customer_phone")?,
+        customer_name: row.try_get("customer_name")?,
+        is_active: row.try_get("is_active")?,
+        owner: enum_column(row, "owner")?,
+        owner_changed_at: row.try_get("owner_changed_at")?,
+        handoff_reason: row.try_get("handoff_reason")?,
+        reply_blocked_reason: row.try_get("reply_blocked_reason")?,
+        created_at: row.try_get("created_at")?,
+        last_message_at: row.try_get("last_message_at")?,
+        last_customer_message_at: row.try_get("last_customer_message_at")?,
+        last_message: match (last_text, last_sender, last_timestamp) {
+            (Some(text), Some(sender), Some(timestamp)) => Some(LastMessage {
+                text,
+                sender,
+                timestamp,
+            }),
+            _ => None,
+        },
+        meta_phone_number_id: row.try_get("meta_phone_number_id")?,
+        sealed_access_token: row.try_get("access_token")?,
+        instagram_api: row.try_get("instagram_api")?,
+    })
+}
