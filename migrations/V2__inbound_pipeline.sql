@@ -34,6 +34,8 @@ CREATE INDEX inbound_messages_user_id_idx ON inbound_messages (user_id);
 CREATE INDEX inbound_messages_pending_idx
     ON inbound_messages (phone_number_id, customer_id, sent_at) WHERE state <> 'done';
 CREATE INDEX inbound_messages_message_id_idx ON inbound_messages (message_id);
+-- Per-visitor rate limit of the webchat, and "messages of this customer" lookups.
+CREATE INDEX inbound_messages_customer_received_idx ON inbound_messages (phone_number_id, customer_id, received_at DESC);
 CREATE INDEX inbound_messages_reply_message_id_idx ON inbound_messages (reply_message_id);
 CREATE TRIGGER inbound_messages_set_updated_at BEFORE UPDATE ON inbound_messages
     FOR EACH ROW EXECUTE FUNCTION update_updated_at_column();

@@ -84,6 +84,7 @@ impl Stack {
                 app_secret: SecretString::from(providers.meta_app_secret.clone()),
                 verify_token: SecretString::from(providers.meta_verify_token.clone()),
             }),
+            webchat_rate_per_minute: 10,
         };
         let conversations = ConversationsState {
             api: api.clone(),

@@ -199,3 +199,99 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
         json!({ "remaining_credits": 4, "total_used": 1 })
     );
 }
+
+/// The website widget: a visitor's message is answered and the widget's poll returns it.
+#[tokio::test]
+async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
+    let db = TestDb::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("address"));
+    let stack = devstack::Stack::new(
+        testkit::api_state(&db),
+        reqwest::Client::new(),
+        &base_url,
+        devstack::Providers::simulated(&base_url),
+    );
+    stack.spawn_worker();
+    let app = stack.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let tenant = TestTenant::new("widget");
+    let channel: Value = http
+        .post(format!("{base_url}/phone-numbers"))
+        .bearer_auth(tenant.token())
+        .json(&json!({ "platform": "webchat", "meta_phone_number_id": "shop-widget" }))
+        .send()
+        .await
+        .expect("channel")
+        .json()
+        .await
+        .expect("json");
+    http.post(format!("{base_url}/agents"))
+        .bearer_auth(tenant.token())
+        .json(&json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" }))
+        .send()
+        .await
+        .expect("agent");
+    http.post(format!("{base_url}/admin/credits"))
+        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
+        .json(&json!({ "user_id": tenant.sub, "amount": 3, "reason": "trial" }))
+        .send()
+        .await
+        .expect("credits");
+
+    let accepted = http
+        .post(format!("{base_url}/webchat/shop-widget/messages"))
+        .json(&json!({ "visitor_id": "visitor-1", "text": "Are you open on Sunday?" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(accepted.status().as_u16(), 202);
+
+    let mut items = Value::Null;
+    for _ in 0..100 {
+        let polled: Value = http
+            .get(format!(
+                "{base_url}/webchat/shop-widget/messages?visitor_id=visitor-1&after=0"
+            ))
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("json");
+        if polled["items"].as_array().is_some_and(|i| i.len() == 2) {
+            items = polled["items"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(items[0]["sender"], "visitor", "{items}");
+    assert_eq!(items[1]["sender"], "agent");
+    assert_eq!(
+        items[1]["text"],
+        "Thanks for your message: Are you open on Sunday?"
+    );
+    let after: Value = http
+        .get(format!(
+            "{base_url}/webchat/shop-widget/messages?visitor_id=visitor-1&after=1"
+        ))
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(after["items"].as_array().map(Vec::len), Some(1));
+    let sims: Value = http
+        .get(format!("{base_url}/_sim/meta/requests"))
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sims, json!([]), "webchat replies never go to Meta");
+}

@@ -10,13 +10,17 @@
 //! insert and the publish), it is published now, so no reply is lost. A job that was
 //! published is not published again: SQS retries it if the worker fails.
 
+mod webchat;
+
 use std::sync::Arc;
 
 use axum::{
     Router,
     body::Bytes,
+    extract::DefaultBodyLimit,
     extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode},
+    http::{Method, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -31,6 +35,7 @@ use shared::{
         webhook::{self, Event, InboundMessage, StatusUpdate},
     },
 };
+use tower_http::cors::{Any, CorsLayer};
 
 /// Meta sends batches of up to a few megabytes.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -41,6 +46,8 @@ pub struct WebhookState {
     pub pool: Pool,
     pub queue: ReplyQueue,
     pub secrets: Arc<WebhookSecrets>,
+    /// Messages a webchat visitor may send per minute (`WEBCHAT_RATE_PER_MINUTE`, default 10).
+    pub webchat_rate_per_minute: u32,
 }
 
 /// `META_APP_SECRET` (signs POSTs) and `META_VERIFY_TOKEN` (the subscription check).
@@ -60,10 +67,29 @@ impl WebhookSecrets {
     }
 }
 
-/// The webhook's routes, before the common layers.
+/// The webhook's and the webchat's routes, before the common layers. The webchat is called
+/// from browsers on tenants' sites, so it answers CORS for any origin; it carries no
+/// credentials, so that is safe.
 pub fn app(state: WebhookState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600));
+    let webchat = Router::new()
+        .route(
+            "/webchat/{widget_key}/messages",
+            get(webchat::poll_messages)
+                .post(webchat::post_message)
+                // Preflights are answered by the CORS layer; this keeps the method router
+                // from answering 405 before the layer sees them.
+                .options(|| async { StatusCode::NO_CONTENT }),
+        )
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(cors);
     Router::new()
         .route("/webhook", get(verify_subscription).post(receive))
+        .merge(webchat)
         .with_state(state)
 }
 

@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         pool,
         queue,
         secrets: Arc::new(WebhookSecrets::from_env()?),
+        webchat_rate_per_minute: shared::config::parsed_var("WEBCHAT_RATE_PER_MINUTE", 10)?,
     };
     lambda_http::run(webhook::router(state)).await
 }

@@ -103,6 +103,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     #[error("bad gateway: {0}")]
     BadGateway(String),
     #[error("service unavailable")]
@@ -133,6 +135,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -171,6 +174,12 @@ impl ApiError {
                 "Validation failed",
                 validation_detail(errors),
                 errors.clone(),
+            ),
+            Self::TooManyRequests(detail) => (
+                "too-many-requests",
+                "Too many requests",
+                detail.clone(),
+                vec![],
             ),
             Self::BadGateway(detail) => ("bad-gateway", "Bad gateway", detail.clone(), vec![]),
             Self::Unavailable(_) => (

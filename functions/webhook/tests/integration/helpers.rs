@@ -35,6 +35,7 @@ impl TestApp {
                 app_secret: SecretString::from(APP_SECRET),
                 verify_token: SecretString::from(VERIFY_TOKEN),
             }),
+            webchat_rate_per_minute: 3,
         };
         let api = TestClient::new(webhook::router(state));
         Self { db, queue, api }

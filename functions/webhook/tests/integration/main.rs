@@ -4,3 +4,4 @@ mod helpers;
 mod inbound;
 mod signature;
 mod statuses;
+mod webchat;
