@@ -4,6 +4,7 @@
 //! Meta and OpenAI under `/_sim`, against a local PostgreSQL it starts itself when
 //! `DATABASE_URL` is unset.
 
+pub mod bench;
 pub mod postgres;
 pub mod simulators;
 

@@ -57,6 +57,18 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:3000")]
         url: String,
     },
+    /// Measure webhook ingest (throughput, p50/p99) and the end-to-end reply time against a
+    /// running devstack (start it with `cargo run --release -p devstack`).
+    Bench {
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 4000)]
+        requests: usize,
+        #[arg(long, default_value_t = 50)]
+        end_to_end: usize,
+    },
     /// Grant credits to a tenant (what `POST /admin/credits` does), straight in the database.
     Credits {
         /// The tenant (`sub`).
@@ -120,6 +132,25 @@ async fn main() -> anyhow::Result<()> {
                 .context("posting to devstack's webhook")?;
             println!("webhook answered {}", response.status());
             Ok(())
+        }
+        Command::Bench {
+            url,
+            concurrency,
+            requests,
+            end_to_end,
+        } => {
+            devstack::bench::run(devstack::bench::BenchPlan {
+                url: url.trim_end_matches('/').to_owned(),
+                concurrency: concurrency.max(1),
+                requests: requests.min(100_000),
+                end_to_end: end_to_end.min(1_000),
+                app_secret: optional_var("META_APP_SECRET")?
+                    .unwrap_or_else(|| devstack::DEV_META_APP_SECRET.to_owned()),
+                jwt_secret: jwt_secret()?.expose_secret().to_owned(),
+                admin_secret: optional_var("ADMIN_API_SECRET")?
+                    .unwrap_or_else(|| DEV_ADMIN_SECRET.to_owned()),
+            })
+            .await
         }
         Command::Credits {
             user,
