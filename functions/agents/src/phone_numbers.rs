@@ -11,7 +11,9 @@ use shared::{
     },
     crypto::{SealingKey, SecretKind},
     db::phone_numbers::{self, Channel, ChannelPatch, DeleteOutcome, NewChannel},
-    domain::{AccessToken, DisplayName, MetaChannelId, PhoneNumberId, Platform, WabaId},
+    domain::{
+        AccessToken, DisplayName, InstagramApi, MetaChannelId, PhoneNumberId, Platform, WabaId,
+    },
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -28,6 +30,9 @@ pub struct PhoneNumberResponse {
     display_name: Option<String>,
     /// The WhatsApp Business Account id (WhatsApp only).
     waba_id: Option<String>,
+    /// Instagram only: `instagram_login` (graph.instagram.com) or `facebook_page`
+    /// (graph.facebook.com).
+    instagram_api: Option<InstagramApi>,
     has_access_token: bool,
     /// The agent linked to this channel, if any.
     agent_id: Option<String>,
@@ -43,6 +48,7 @@ impl From<Channel> for PhoneNumberResponse {
             meta_phone_number_id: channel.meta_phone_number_id,
             display_name: channel.display_name,
             waba_id: channel.waba_id,
+            instagram_api: channel.instagram_api,
             has_access_token: channel.has_access_token,
             agent_id: channel.agent_id.map(String::from),
             created_at: channel.created_at,
@@ -69,6 +75,8 @@ pub struct CreatePhoneNumber {
     /// The WhatsApp Business Account id; required for WhatsApp (templates live there).
     #[schema(max_length = 100)]
     waba_id: Option<String>,
+    /// Instagram only: how the account was connected (default `instagram_login`).
+    instagram_api: Option<InstagramApi>,
 }
 
 impl CreatePhoneNumber {
@@ -116,8 +124,21 @@ impl CreatePhoneNumber {
                 .map(Some),
             None => Some(None),
         };
-        let (Some(meta_phone_number_id), Some(token), Some(waba_id), Some(display_name)) =
-            (meta_id, token, waba_id, display_name)
+        let instagram_api = match (platform, self.instagram_api) {
+            (Platform::Instagram, api) => Some(Some(api.unwrap_or(InstagramApi::InstagramLogin))),
+            (_, None) => Some(None),
+            (_, Some(_)) => {
+                errors.push("instagram_api", "is only for instagram channels");
+                None
+            }
+        };
+        let (
+            Some(meta_phone_number_id),
+            Some(token),
+            Some(waba_id),
+            Some(display_name),
+            Some(instagram_api),
+        ) = (meta_id, token, waba_id, display_name, instagram_api)
         else {
             return Err(errors.into());
         };
@@ -127,6 +148,7 @@ impl CreatePhoneNumber {
             sealed_access_token: seal(key, token.as_ref())?,
             display_name,
             waba_id,
+            instagram_api,
         })
     }
 }

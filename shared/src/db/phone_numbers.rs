@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{DbError, GenericClient, PageRequest, Transaction, enum_column};
-use crate::domain::{AgentId, DisplayName, MetaChannelId, PhoneNumberId, Platform, UserId, WabaId};
+use crate::domain::{
+    AgentId, DisplayName, InstagramApi, MetaChannelId, PhoneNumberId, Platform, UserId, WabaId,
+};
 
 /// A channel as the API shows it.
 #[derive(Debug, Clone)]
@@ -15,6 +17,8 @@ pub struct Channel {
     pub has_access_token: bool,
     pub display_name: Option<String>,
     pub waba_id: Option<String>,
+    /// Instagram only: how the account was connected (decides the send host).
+    pub instagram_api: Option<InstagramApi>,
     /// The agent linked to this channel, if any.
     pub agent_id: Option<AgentId>,
     pub created_at: DateTime<Utc>,
@@ -29,6 +33,7 @@ pub struct NewChannel {
     pub sealed_access_token: Option<String>,
     pub display_name: Option<DisplayName>,
     pub waba_id: Option<WabaId>,
+    pub instagram_api: Option<InstagramApi>,
 }
 
 /// A validated partial update. `None` leaves a field as it is; `Some(None)` clears it.
@@ -63,7 +68,7 @@ pub enum DeleteOutcome {
 }
 
 const CHANNEL_COLUMNS: &str = "p.id, p.platform, p.meta_phone_number_id,
-    p.access_token IS NOT NULL AS has_access_token, p.display_name, p.waba_id,
+    p.access_token IS NOT NULL AS has_access_token, p.display_name, p.waba_id, p.instagram_api,
     p.created_at, p.updated_at, a.agent_id";
 
 /// Creates a channel.
@@ -78,8 +83,8 @@ pub async fn insert(
             &format!(
                 "WITH p AS (
                      INSERT INTO phone_numbers
-                         (id, user_id, platform, meta_phone_number_id, access_token, display_name, waba_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         (id, user_id, platform, meta_phone_number_id, access_token, display_name, waba_id, instagram_api)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      RETURNING *
                  )
                  SELECT {CHANNEL_COLUMNS} FROM p LEFT JOIN agents a ON a.phone_number_id = p.id"
@@ -92,6 +97,7 @@ pub async fn insert(
                 &new.sealed_access_token,
                 &new.display_name.as_ref().map(DisplayName::as_str),
                 &new.waba_id.as_ref().map(WabaId::as_str),
+                &new.instagram_api.map(InstagramApi::as_str),
             ],
         )
         .await?;
@@ -231,6 +237,16 @@ fn channel_from_row(row: &tokio_postgres::Row) -> Result<Channel, DbError> {
         has_access_token: row.try_get("has_access_token")?,
         display_name: row.try_get("display_name")?,
         waba_id: row.try_get("waba_id")?,
+        instagram_api: row
+            .try_get::<_, Option<String>>("instagram_api")?
+            .map(|v| {
+                v.parse()
+                    .map_err(|e: crate::domain::UnknownVariant| DbError::Corrupt {
+                        column: "instagram_api",
+                        detail: e.to_string(),
+                    })
+            })
+            .transpose()?,
         agent_id: row
             .try_get::<_, Option<String>>("agent_id")?
             .map(AgentId::from_trusted),

@@ -70,7 +70,18 @@ async fn instagram_and_webchat_channels_have_their_own_rules() {
         )
         .await;
 
-    assert_eq!(instagram.expect(201)["waba_id"], json!(null));
+    let instagram = instagram.expect(201);
+    assert_eq!(instagram["waba_id"], json!(null));
+    assert_eq!(instagram["instagram_api"], "instagram_login");
+    let page = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "instagram", "meta_phone_number_id": "17841400000001", "access_token": "EAAP", "instagram_api": "facebook_page" }),
+        )
+        .await;
+    assert_eq!(page.expect(201)["instagram_api"], "facebook_page");
     assert_eq!(webchat.expect(201)["has_access_token"], false);
 }
 
@@ -120,6 +131,14 @@ async fn invalid_channels_are_refused_naming_the_field_and_nothing_is_written() 
             "waba_id",
         ),
         (without("platform"), "platform"),
+        (
+            with("instagram_api", json!("facebook_page")),
+            "instagram_api",
+        ),
+        (
+            json!({ "platform": "instagram", "meta_phone_number_id": "1", "access_token": "t", "instagram_api": "myspace" }),
+            "instagram_api",
+        ),
     ];
     for (body, field) in cases {
         app.api

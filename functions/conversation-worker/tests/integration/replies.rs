@@ -224,3 +224,81 @@ async fn a_channel_without_an_agent_keeps_the_message_and_does_not_reply() {
     );
     assert_eq!(app.credits().await, (5, 0));
 }
+
+#[tokio::test]
+async fn an_instagram_customer_is_answered_on_the_host_its_connection_uses() {
+    use wiremock::{
+        Mock, ResponseTemplate,
+        matchers::{method, path},
+    };
+
+    let app = TestApp::spawn(5).await;
+    let channel_id = shared::domain::PhoneNumberId::generate();
+    let sealed = testkit::test_sealing_key()
+        .seal(
+            shared::crypto::SecretKind::ChannelAccessToken,
+            "IG-page-token",
+        )
+        .expect("seal");
+    let client = app.db.client().await;
+    client
+        .execute(
+            "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, instagram_api)
+             VALUES ($1, 'acme', 'instagram', '17841400000000', $2, 'facebook_page')",
+            &[&channel_id.as_str(), &sealed],
+        )
+        .await
+        .expect("channel");
+    client
+        .execute(
+            "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name) VALUES ('agt_ig', 'acme', $1, 'pmpt_ig', 'Ivy')",
+            &[&channel_id.as_str()],
+        )
+        .await
+        .expect("agent");
+    Mock::given(method("POST"))
+        .and(path("/17841400000000/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({ "recipient_id": "5612345678901234", "message_id": "mid.REPLY" }),
+        ))
+        .with_priority(1)
+        .mount(&app.meta)
+        .await;
+    let route = shared::db::inbound::ChannelRoute {
+        phone_number_id: channel_id.clone(),
+        user_id: app.channel.user_id.clone(),
+        platform: shared::domain::Platform::Instagram,
+    };
+    let message = shared::meta::webhook::InboundMessage {
+        platform: shared::domain::Platform::Instagram,
+        channel_key: "17841400000000".to_owned(),
+        platform_message_id: "mid.IN".to_owned(),
+        customer_id: "5612345678901234".to_owned(),
+        customer_name: None,
+        sent_at: at(0),
+        message_type: "text".to_owned(),
+        text: "Is this available?".to_owned(),
+        metadata: serde_json::json!({}),
+    };
+    shared::db::inbound::record(&client, &route, &message)
+        .await
+        .expect("inbox");
+    let job = shared::jobs::ReplyJob::new("mid.IN", channel_id.as_str(), "5612345678901234");
+
+    handle(&app.state, &job).await.expect("handled");
+
+    let sends = app.meta.received_requests().await.unwrap_or_default();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].url.path(), "/17841400000000/messages");
+    assert_eq!(
+        sends[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer IG-page-token")
+    );
+    let body: serde_json::Value = serde_json::from_slice(&sends[0].body).expect("json");
+    assert_eq!(body["recipient"]["id"], "5612345678901234");
+    assert_eq!(body["message"]["text"], "Echo: Is this available?");
+    assert_eq!(app.count("SELECT count(*) FROM messages WHERE platform_message_id = 'mid.REPLY' AND status = 'sent'", &[]).await, 1);
+}
