@@ -91,17 +91,26 @@ pub async fn run(plan: BenchPlan) -> anyhow::Result<()> {
     let ingest = summarise(latencies);
     let rps = ingest.count as f64 / elapsed.as_secs_f64();
 
-    // Let the worker drain the ingest backlog before timing replies one by one.
-    wait_for_sends(&http, &plan.url, ingest.count, Duration::from_secs(300)).await?;
+    // Let the worker drain the ingest backlog, and the simulated status webhooks settle,
+    // before timing replies one by one.
+    wait_for_sends(&http, &plan.url, 0, ingest.count, Duration::from_secs(300)).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     let mut end_to_end = Vec::new();
     for i in 0..plan.end_to_end {
-        let before = sim_requests(&http, &plan.url).await?.len();
+        let before = sim_requests(&http, &plan.url, 0).await?.len();
         let body = crate::sample_inbound(&meta_id, "15550001111", "Timer", &format!("timing {i}"))
             .to_string();
         let t = Instant::now();
         post_signed(&http, &plan, body).await?;
-        wait_for_sends(&http, &plan.url, before + 1, Duration::from_secs(30)).await?;
+        wait_for_sends(
+            &http,
+            &plan.url,
+            before,
+            before + 1,
+            Duration::from_secs(30),
+        )
+        .await?;
         end_to_end.push(t.elapsed());
     }
     let e2e = summarise(end_to_end);
@@ -141,9 +150,13 @@ async fn post_signed(
     Ok(response.status().as_u16())
 }
 
-async fn sim_requests(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Value>> {
+async fn sim_requests(
+    http: &reqwest::Client,
+    url: &str,
+    after: usize,
+) -> anyhow::Result<Vec<Value>> {
     let value: Value = http
-        .get(format!("{url}/_sim/meta/requests"))
+        .get(format!("{url}/_sim/meta/requests?after={after}"))
         .send()
         .await?
         .json()
@@ -151,18 +164,22 @@ async fn sim_requests(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<V
     Ok(value.as_array().cloned().unwrap_or_default())
 }
 
+/// Waits until the Meta simulator has seen `at_least` sends, polling only those after the
+/// `seen` it already knows of.
 async fn wait_for_sends(
     http: &reqwest::Client,
     url: &str,
+    mut seen: usize,
     at_least: usize,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if sim_requests(http, url).await?.len() >= at_least {
+        seen += sim_requests(http, url, seen).await?.len();
+        if seen >= at_least {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     bail!("timed out waiting for {at_least} simulated sends")
 }

@@ -12,7 +12,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     routing::{get, post},
 };
 use serde_json::{Value, json};
@@ -55,8 +55,19 @@ impl Simulators {
     }
 }
 
-async fn meta_requests(State(sim): State<Simulators>) -> Json<Value> {
-    let requests = sim.requests.lock().map(|r| r.clone()).unwrap_or_default();
+/// `?after=N` returns only the requests after the first N (cheap polling).
+#[derive(Debug, serde::Deserialize)]
+struct After {
+    after: Option<usize>,
+}
+
+async fn meta_requests(State(sim): State<Simulators>, Query(query): Query<After>) -> Json<Value> {
+    let skip = query.after.unwrap_or(0);
+    let requests = sim
+        .requests
+        .lock()
+        .map(|r| r.iter().skip(skip).cloned().collect())
+        .unwrap_or_default();
     Json(Value::Array(requests))
 }
 

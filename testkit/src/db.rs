@@ -52,6 +52,20 @@ impl TestDb {
         }
     }
 
+    /// The single number a counting query returns (`SELECT count(*) ...`), for assertions.
+    pub async fn count(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> i64 {
+        self.client()
+            .await
+            .query_one(sql, params)
+            .await
+            .and_then(|row| row.try_get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// A fresh connection outside the pool, for assertions on rows.
     pub async fn client(&self) -> shared::db::PooledClient {
         self.pool

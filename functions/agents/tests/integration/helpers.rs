@@ -60,13 +60,7 @@ impl TestApp {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> i64 {
-        self.db
-            .client()
-            .await
-            .query_one(sql, params)
-            .await
-            .and_then(|row| row.try_get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.db.count(sql, params).await
     }
 
     /// Gives an agent conversations straight in the database (the worker creates them in

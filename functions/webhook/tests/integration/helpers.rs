@@ -87,13 +87,7 @@ impl TestApp {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> i64 {
-        self.db
-            .client()
-            .await
-            .query_one(sql, params)
-            .await
-            .and_then(|row| row.try_get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.db.count(sql, params).await
     }
 }
 
