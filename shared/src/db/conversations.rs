@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DbError, GenericClient, Transaction, enum_column};
+use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
     ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
     MessageId, Platform, ReplyBlockedReason,
@@ -79,22 +79,13 @@ pub async fn reply_channel(
         )
         .await?;
     row.map(|row| {
-        let instagram_api: Option<String> = row.try_get("instagram_api")?;
         let agent_id: Option<String> = row.try_get("agent_id")?;
         let prompt_id: Option<String> = row.try_get("prompt_id")?;
         Ok(ReplyChannel {
             platform: enum_column(&row, "platform")?,
             meta_phone_number_id: row.try_get("meta_phone_number_id")?,
             sealed_access_token: row.try_get("access_token")?,
-            instagram_api: instagram_api
-                .map(|v| {
-                    v.parse()
-                        .map_err(|e: crate::domain::UnknownVariant| DbError::Corrupt {
-                            column: "instagram_api",
-                            detail: e.to_string(),
-                        })
-                })
-                .transpose()?,
+            instagram_api: optional_enum_column(&row, "instagram_api")?,
             agent: agent_id.zip(prompt_id),
         })
     })

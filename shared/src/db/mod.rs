@@ -34,6 +34,25 @@ where
         })
 }
 
+/// Like [`enum_column`] for a nullable column.
+pub(crate) fn optional_enum_column<T>(
+    row: &tokio_postgres::Row,
+    column: &'static str,
+) -> Result<Option<T>, DbError>
+where
+    T: std::str::FromStr<Err = crate::domain::UnknownVariant>,
+{
+    let raw: Option<String> = row.try_get(column)?;
+    raw.map(|raw| {
+        raw.parse()
+            .map_err(|e: crate::domain::UnknownVariant| DbError::Corrupt {
+                column,
+                detail: e.to_string(),
+            })
+    })
+    .transpose()
+}
+
 /// A keyset page request: rows whose id sorts before `before` (newest first), at most
 /// `fetch` of them. The API layer asks for one row more than it returns to learn whether a
 /// next page exists.

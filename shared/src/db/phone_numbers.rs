@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{DbError, GenericClient, PageRequest, Transaction, enum_column};
+use super::{DbError, GenericClient, PageRequest, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
     AgentId, DisplayName, InstagramApi, MetaChannelId, PhoneNumberId, Platform, UserId, WabaId,
 };
@@ -237,16 +237,7 @@ fn channel_from_row(row: &tokio_postgres::Row) -> Result<Channel, DbError> {
         has_access_token: row.try_get("has_access_token")?,
         display_name: row.try_get("display_name")?,
         waba_id: row.try_get("waba_id")?,
-        instagram_api: row
-            .try_get::<_, Option<String>>("instagram_api")?
-            .map(|v| {
-                v.parse()
-                    .map_err(|e: crate::domain::UnknownVariant| DbError::Corrupt {
-                        column: "instagram_api",
-                        detail: e.to_string(),
-                    })
-            })
-            .transpose()?,
+        instagram_api: optional_enum_column(row, "instagram_api")?,
         agent_id: row
             .try_get::<_, Option<String>>("agent_id")?
             .map(AgentId::from_trusted),
