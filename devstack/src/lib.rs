@@ -77,6 +77,7 @@ impl Stack {
             graph: graph.clone(),
             sealing_key: api.sealing_key.clone(),
             opt_out: OptOutWords::default(),
+            retry_queue: None,
         };
         let webhook = WebhookState {
             pool: api.pool.clone(),
@@ -106,6 +107,14 @@ impl Stack {
         }
     }
 
+    /// Uses a real SQS FIFO queue (or moto's) instead of the in-process one: the webhook
+    /// publishes to it, and [`Stack::spawn_worker`] polls it like Lambda's event source.
+    pub fn with_sqs(mut self, queue: shared::jobs::SqsQueue) -> Self {
+        self.webhook.queue = ReplyQueue::Sqs(queue.clone());
+        self.worker.retry_queue = Some(queue);
+        self
+    }
+
     /// Every route, each function with its own body limit, and the common layers once.
     pub fn app(&self) -> Router {
         let api_limit = DefaultBodyLimit::max(layers::API_BODY_LIMIT);
@@ -123,6 +132,16 @@ impl Stack {
     pub fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
         let queue = self.queue.clone();
         let worker = self.worker.clone();
+        if let Some(sqs) = worker.retry_queue.clone() {
+            return tokio::spawn(async move {
+                loop {
+                    if let Err(error) = conversation_worker::poll_sqs_once(&worker, &sqs).await {
+                        tracing::warn!(%error, "polling SQS failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            });
+        }
         tokio::spawn(async move {
             loop {
                 let job = queue.next().await;

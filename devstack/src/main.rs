@@ -198,7 +198,15 @@ async fn run() -> anyhow::Result<()> {
     let port: u16 = parsed_var("PORT", 3000)?;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let base_url = format!("http://{address}");
-    let stack = devstack::Stack::new(api, http, &base_url, providers(&base_url)?);
+    let mut stack = devstack::Stack::new(api, http, &base_url, providers(&base_url)?);
+    if let Some(url) = optional_var("REPLY_QUEUE_URL")? {
+        // A real (or moto's) SQS FIFO queue, e.g. with AWS_ENDPOINT_URL set.
+        println!("reply jobs go through SQS: {url}");
+        stack = stack.with_sqs(shared::jobs::SqsQueue::new(
+            shared::jobs::client_from_env().await,
+            url,
+        ));
+    }
     stack.spawn_worker();
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -45,6 +45,16 @@ pub struct WorkerState {
     pub graph: Graph,
     pub sealing_key: SealingKey,
     pub opt_out: OptOutWords,
+    /// The queue jobs come from, when it is SQS: a retryable failure's message is hidden
+    /// for a growing delay (visibility backoff) instead of coming back after the queue's
+    /// fixed visibility timeout.
+    pub retry_queue: Option<shared::jobs::SqsQueue>,
+}
+
+/// The delay before a failed job's next attempt: 10 s, doubling per receive, at most 15 min.
+pub fn retry_delay_seconds(receive_count: u32) -> i32 {
+    let doublings = receive_count.saturating_sub(1).min(7);
+    (10i32 << doublings).min(900)
 }
 
 /// Why a job did not complete.
@@ -391,6 +401,21 @@ pub async fn handle_batch(
         };
         if let Err(error) = outcome {
             tracing::warn!(sqs.message_id = %message_id, error = %error, "job failed");
+            if let (Some(queue), Some(receipt), JobError::Retryable(_)) =
+                (&state.retry_queue, record.receipt_handle.as_deref(), &error)
+            {
+                let receives = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                if let Err(backoff_error) = queue
+                    .delay_retry(receipt, retry_delay_seconds(receives))
+                    .await
+                {
+                    tracing::warn!(error = %backoff_error, "could not delay the retry");
+                }
+            }
             failed_group = group.or(failed_group);
             let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
             failure.item_identifier = message_id;
@@ -398,4 +423,43 @@ pub async fn handle_batch(
         }
     }
     response
+}
+
+/// Receives one batch from an SQS queue and runs it through [`handle_batch`], deleting what
+/// succeeded: what Lambda's event source mapping does in AWS, for devstack with a real (or
+/// moto's) SQS. Returns how many messages were received.
+pub async fn poll_sqs_once(
+    state: &WorkerState,
+    queue: &shared::jobs::SqsQueue,
+) -> Result<usize, shared::jobs::QueueError> {
+    let received = queue.receive(10, 1).await?;
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    for message in &received {
+        let mut record = aws_lambda_events::sqs::SqsMessage::default();
+        record.message_id = Some(message.message_id.clone());
+        record.body = Some(message.body.clone());
+        record.receipt_handle = Some(message.receipt_handle.clone());
+        if let Some(group) = &message.group_id {
+            record
+                .attributes
+                .insert("MessageGroupId".to_owned(), group.clone());
+        }
+        if let Some(count) = &message.receive_count {
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".to_owned(), count.clone());
+        }
+        event.records.push(record);
+    }
+    let response = handle_batch(state, event).await;
+    for message in &received {
+        let failed = response
+            .batch_item_failures
+            .iter()
+            .any(|f| f.item_identifier == message.message_id);
+        if !failed {
+            queue.delete(&message.receipt_handle).await?;
+        }
+    }
+    Ok(received.len())
 }

@@ -16,6 +16,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         graph: Graph::new(http, GraphConfig::from_env()?),
         sealing_key: shared::config::sealing_key_from_env()?,
         opt_out: OptOutWords::from_env()?,
+        retry_queue: match shared::config::optional_var("REPLY_QUEUE_URL")? {
+            Some(url) => Some(shared::jobs::SqsQueue::new(
+                shared::jobs::client_from_env().await,
+                url,
+            )),
+            None => None,
+        },
     };
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use local::LocalQueue;
-pub use sqs::{SqsQueue, client_from_env};
+pub use sqs::{Received, SqsQueue, client_from_env};
 
 /// "Answer this inbound message": published by the webhook (and webchat), consumed by the
 /// conversation worker. Versioned, so a deploy can change it without losing queued jobs.

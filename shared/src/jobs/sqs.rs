@@ -44,6 +44,73 @@ impl SqsQueue {
     }
 }
 
+/// A message received from the queue.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message_id: String,
+    pub body: String,
+    pub receipt_handle: String,
+    pub group_id: Option<String>,
+    pub receive_count: Option<String>,
+}
+
+impl SqsQueue {
+    /// Long-polls for up to `max` messages (what Lambda's event source mapping does in AWS).
+    pub async fn receive(&self, max: i32, wait_seconds: i32) -> Result<Vec<Received>, QueueError> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName as Attribute;
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait_seconds.clamp(0, 20))
+            .message_system_attribute_names(Attribute::All)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(output
+            .messages()
+            .iter()
+            .map(|m| {
+                let attribute =
+                    |name: Attribute| m.attributes().and_then(|a| a.get(&name)).cloned();
+                Received {
+                    message_id: m.message_id().unwrap_or_default().to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                    receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                    group_id: attribute(Attribute::MessageGroupId),
+                    receive_count: attribute(Attribute::ApproximateReceiveCount),
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes a handled message.
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    /// Hides a message for `seconds` more: a failed job's retry backoff.
+    pub async fn delay_retry(&self, receipt_handle: &str, seconds: i32) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.clamp(0, 43_200))
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+}
+
 /// An SQS client from the environment (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL`
 /// to point it at a local SQS such as moto).
 pub async fn client_from_env() -> Client {

@@ -93,6 +93,7 @@ impl TestApp {
             graph: Graph::new(http, GraphConfig::for_base_url(&meta.uri())),
             sealing_key: key,
             opt_out: OptOutWords::default(),
+            retry_queue: None,
         };
         let channel = ChannelRoute {
             phone_number_id: channel_id,

@@ -5,3 +5,4 @@ mod fakes;
 mod helpers;
 mod replies;
 mod safety;
+mod sqs;
