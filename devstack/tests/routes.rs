@@ -15,6 +15,24 @@ async fn stack(db: &TestDb) -> devstack::Stack {
     )
 }
 
+/// A devstack on a real loopback port with its worker running; returns its base URL.
+async fn serve(db: &TestDb) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("address"));
+    let stack = devstack::Stack::new(
+        testkit::api_state(db),
+        reqwest::Client::new(),
+        &base_url,
+        devstack::Providers::simulated(&base_url),
+    );
+    stack.spawn_worker();
+    let app = stack.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base_url
+}
+
 #[tokio::test]
 async fn devstack_serves_the_dashboard_routes_with_the_same_behaviour() {
     let db = TestDb::new().await;
@@ -84,19 +102,7 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
 #[tokio::test]
 async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() {
     let db = TestDb::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let stack = devstack::Stack::new(
-        testkit::api_state(&db),
-        reqwest::Client::new(),
-        &base_url,
-        devstack::Providers::simulated(&base_url),
-    );
-    stack.spawn_worker();
-    let app = stack.app();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base_url = serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("e2e");
     let token = tenant.token();
@@ -204,19 +210,7 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
 #[tokio::test]
 async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
     let db = TestDb::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let stack = devstack::Stack::new(
-        testkit::api_state(&db),
-        reqwest::Client::new(),
-        &base_url,
-        devstack::Providers::simulated(&base_url),
-    );
-    stack.spawn_worker();
-    let app = stack.app();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base_url = serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("widget");
     let channel: Value = http
