@@ -441,11 +441,8 @@ pub async fn send_message(
             )));
         }
     }
-    let message =
-        conversation_views::messages_after(&client, view.conversation_id.as_str(), 0, 10_000)
-            .await?
-            .into_iter()
-            .find(|m| m.message_id == message_id.as_str())
-            .ok_or_else(not_found)?;
+    let message = conversation_views::message(&client, message_id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
     Ok((StatusCode::CREATED, axum::Json(message.into())))
 }

@@ -195,6 +195,11 @@ pub async fn messages(
         .map(Some)
 }
 
+const MESSAGE_SELECT: &str =
+    "SELECT m.message_id, m.sequence_no, m.sender, m.author, m.text, m.message_type,
+        m.metadata, m.\"timestamp\", m.status, d.status AS delivery_status, m.error_code
+ FROM messages m LEFT JOIN message_delivery_status d ON d.message_id = m.message_id";
+
 /// Messages of a conversation after a sequence number (no tenant check: callers scope).
 pub async fn messages_after(
     client: &impl GenericClient,
@@ -204,32 +209,42 @@ pub async fn messages_after(
 ) -> Result<Vec<MessageView>, DbError> {
     let rows = client
         .query(
-            "SELECT m.message_id, m.sequence_no, m.sender, m.author, m.text, m.message_type, m.metadata,
-                    m.\"timestamp\", m.status, d.status AS delivery_status, m.error_code
-             FROM messages m LEFT JOIN message_delivery_status d ON d.message_id = m.message_id
-             WHERE m.conversation_id = $1 AND m.sequence_no > $2
-             ORDER BY m.sequence_no
-             LIMIT $3",
+            &format!("{MESSAGE_SELECT} WHERE m.conversation_id = $1 AND m.sequence_no > $2 ORDER BY m.sequence_no LIMIT $3"),
             &[&conversation_id, &after, &fetch],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(MessageView {
-                message_id: row.try_get("message_id")?,
-                sequence_no: row.try_get("sequence_no")?,
-                sender: row.try_get("sender")?,
-                author: row.try_get("author")?,
-                text: row.try_get("text")?,
-                message_type: row.try_get("message_type")?,
-                metadata: row.try_get("metadata")?,
-                timestamp: row.try_get("timestamp")?,
-                status: row.try_get("status")?,
-                delivery_status: row.try_get("delivery_status")?,
-                error_code: row.try_get("error_code")?,
-            })
-        })
-        .collect()
+    rows.iter().map(message_from_row).collect()
+}
+
+/// One message by id (no tenant check: callers scope).
+pub async fn message(
+    client: &impl GenericClient,
+    message_id: &str,
+) -> Result<Option<MessageView>, DbError> {
+    client
+        .query_opt(
+            &format!("{MESSAGE_SELECT} WHERE m.message_id = $1"),
+            &[&message_id],
+        )
+        .await?
+        .map(|row| message_from_row(&row))
+        .transpose()
+}
+
+fn message_from_row(row: &tokio_postgres::Row) -> Result<MessageView, DbError> {
+    Ok(MessageView {
+        message_id: row.try_get("message_id")?,
+        sequence_no: row.try_get("sequence_no")?,
+        sender: row.try_get("sender")?,
+        author: row.try_get("author")?,
+        text: row.try_get("text")?,
+        message_type: row.try_get("message_type")?,
+        metadata: row.try_get("metadata")?,
+        timestamp: row.try_get("timestamp")?,
+        status: row.try_get("status")?,
+        delivery_status: row.try_get("delivery_status")?,
+        error_code: row.try_get("error_code")?,
+    })
 }
 
 fn view_from_row(row: &tokio_postgres::Row) -> Result<ConversationView, DbError> {
