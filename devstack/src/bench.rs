@@ -192,15 +192,17 @@ async fn setup(
     credits: usize,
 ) -> anyhow::Result<()> {
     let sub = format!("bench-{meta_id}");
-    let token = {
-        let now = chrono::Utc::now();
-        let claims = json!({ "sub": sub, "email": format!("{sub}@example.test"), "exp": (now + chrono::Duration::hours(1)).timestamp() });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(plan.jwt_secret.as_bytes()),
-        )?
+    let email = format!("{sub}@example.test");
+    let claims = shared::api::auth::DevClaims {
+        sub: &sub,
+        email: Some(&email),
+        ..Default::default()
     };
+    let token = shared::api::auth::sign_hs256(
+        plan.jwt_secret.as_bytes(),
+        &claims,
+        chrono::Duration::hours(1),
+    )?;
     let channel: Value = http
         .post(format!("{}/phone-numbers", plan.url))
         .bearer_auth(&token)

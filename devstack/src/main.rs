@@ -312,22 +312,17 @@ fn sealing_key() -> anyhow::Result<SealingKey> {
 }
 
 fn dev_token(secret: &SecretString, sub: &str, email: &str, hours: i64) -> anyhow::Result<String> {
-    let now = chrono::Utc::now();
-    let mut claims = serde_json::json!({
-        "sub": sub,
-        "email": email,
-        "iat": now.timestamp(),
-        "exp": (now + chrono::Duration::hours(hours)).timestamp(),
-    });
-    if let Some(audience) = optional_var("JWT_AUDIENCE")? {
-        claims["aud"] = audience.into();
-    }
-    if let Some(issuer) = optional_var("JWT_ISSUER")? {
-        claims["iss"] = issuer.into();
-    }
-    Ok(jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
+    let audience = optional_var("JWT_AUDIENCE")?;
+    let issuer = optional_var("JWT_ISSUER")?;
+    let claims = shared::api::auth::DevClaims {
+        sub,
+        email: Some(email),
+        audience: audience.as_deref(),
+        issuer: issuer.as_deref(),
+    };
+    Ok(shared::api::auth::sign_hs256(
+        secret.expose_secret().as_bytes(),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+        chrono::Duration::hours(hours),
     )?)
 }

@@ -95,7 +95,7 @@ impl TestTenant {
     }
 }
 
-/// Signs an HS256 token.
+/// Signs an HS256 token (see [`shared::api::auth::sign_hs256`]).
 pub fn sign_hs256(
     secret: &str,
     sub: &str,
@@ -103,22 +103,12 @@ pub fn sign_hs256(
     valid_for: chrono::Duration,
     audience: Option<&str>,
 ) -> String {
-    let now = chrono::Utc::now();
-    let mut claims = serde_json::json!({
-        "sub": sub,
-        "iat": now.timestamp(),
-        "exp": (now + valid_for).timestamp(),
-    });
-    if let Some(email) = email {
-        claims["email"] = email.into();
-    }
-    if let Some(audience) = audience {
-        claims["aud"] = audience.into();
-    }
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap_or_else(|e| panic!("signing a test token: {e}"))
+    let claims = shared::api::auth::DevClaims {
+        sub,
+        email,
+        audience,
+        issuer: None,
+    };
+    shared::api::auth::sign_hs256(secret.as_bytes(), &claims, valid_for)
+        .unwrap_or_else(|e| panic!("signing a test token: {e}"))
 }

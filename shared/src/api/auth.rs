@@ -336,3 +336,41 @@ where
         Ok(Self { user_id })
     }
 }
+
+/// The claims of a token this system signs itself (devstack's dev tokens, tests, the bench);
+/// production tokens come from the identity provider.
+#[derive(Debug, Clone, Default)]
+pub struct DevClaims<'a> {
+    pub sub: &'a str,
+    pub email: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    pub issuer: Option<&'a str>,
+}
+
+/// Signs an HS256 token valid for `valid_for` from now (negative: already expired).
+pub fn sign_hs256(
+    secret: &[u8],
+    claims: &DevClaims<'_>,
+    valid_for: chrono::Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = chrono::Utc::now();
+    let mut body = serde_json::json!({
+        "sub": claims.sub,
+        "iat": now.timestamp(),
+        "exp": (now + valid_for).timestamp(),
+    });
+    for (name, value) in [
+        ("email", claims.email),
+        ("aud", claims.audience),
+        ("iss", claims.issuer),
+    ] {
+        if let Some(value) = value {
+            body[name] = value.into();
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &body,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+}
