@@ -117,6 +117,18 @@ impl SealingKey {
     }
 }
 
+/// Whether a secret presented by a caller equals the configured one, in constant time (so
+/// the comparison's duration does not tell an attacker how much of a guess was right).
+pub fn secrets_match(presented: &str, expected: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    bool::from(
+        presented
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +185,15 @@ mod tests {
             key.open(SecretKind::GoogleAccessToken, "plaintext")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        let expected = secrecy::SecretString::from("s3cret");
+        assert!(secrets_match("s3cret", &expected));
+        assert!(!secrets_match("s3cre", &expected));
+        assert!(!secrets_match("s3cret!", &expected));
+        assert!(!secrets_match("", &expected));
     }
 
     #[test]

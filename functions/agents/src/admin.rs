@@ -3,7 +3,6 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use shared::{
     api::{ApiError, ApiState, FieldErrors, Json, Problem},
@@ -32,15 +31,10 @@ impl FromRequestParts<ApiState> for Admin {
             .get(ADMIN_SECRET_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let authorised = state.admin_secret.as_ref().is_some_and(|secret| {
-            let expected = secret.expose_secret().as_bytes();
-            presented.len() == expected.len()
-                && presented
-                    .bytes()
-                    .zip(expected)
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
+        let authorised = state
+            .admin_secret
+            .as_ref()
+            .is_some_and(|secret| shared::crypto::secrets_match(presented, secret));
         if authorised {
             Ok(Self)
         } else {

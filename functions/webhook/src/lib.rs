@@ -115,20 +115,14 @@ async fn verify_subscription(
     let Ok(Query(query)) = query else {
         return StatusCode::FORBIDDEN.into_response();
     };
-    let token_matches = query.verify_token.as_deref().is_some_and(|token| {
-        constant_time_eq(
-            token.as_bytes(),
-            state.secrets.verify_token.expose_secret().as_bytes(),
-        )
-    });
+    let token_matches = query
+        .verify_token
+        .as_deref()
+        .is_some_and(|token| shared::crypto::secrets_match(token, &state.secrets.verify_token));
     match (query.mode.as_deref(), token_matches, query.challenge) {
         (Some("subscribe"), true, Some(challenge)) => (StatusCode::OK, challenge).into_response(),
         _ => StatusCode::FORBIDDEN.into_response(),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn receive(
