@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::{
     api::{ApiError, FieldErrors, Query},
-    db::{self, DbError, conversation_views, inbound::Recorded},
+    db::{self, conversation_views, inbound::Recorded},
     domain::Platform,
     jobs::ReplyJob,
     meta::webhook::InboundMessage,
@@ -88,16 +88,7 @@ pub async fn post_message(
     errors.into_result()?;
     let channel = channel(&state, &widget_key).await?;
     let client = state.pool.get().await?;
-    let recent: i64 = client
-        .query_one(
-            "SELECT count(*) FROM inbound_messages
-             WHERE phone_number_id = $1 AND customer_id = $2 AND received_at > now() - interval '1 minute'",
-            &[&channel.phone_number_id.as_str(), &body.visitor_id],
-        )
-        .await
-        .map_err(DbError::from)?
-        .try_get(0)
-        .map_err(DbError::from)?;
+    let recent = db::inbound::sent_in_last_minute(&client, &channel, &body.visitor_id).await?;
     if recent >= i64::from(state.webchat_rate_per_minute) {
         return Err(ApiError::TooManyRequests(format!(
             "at most {} messages a minute per visitor; wait a moment",
@@ -157,19 +148,14 @@ pub async fn poll_messages(
     errors.into_result()?;
     let channel = channel(&state, &widget_key).await?;
     let client = state.pool.get().await?;
-    let conversation = client
-        .query_opt(
-            "SELECT c.conversation_id FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
-             WHERE a.phone_number_id = $1 AND c.customer_phone = $2 AND c.is_active",
-            &[&channel.phone_number_id.as_str(), &query.visitor_id],
-        )
-        .await
-        .map_err(DbError::from)?;
+    let conversation = conversation_views::active_conversation_id(
+        &client,
+        channel.phone_number_id.as_str(),
+        &query.visitor_id,
+    )
+    .await?;
     let messages = match conversation {
-        Some(row) => {
-            let id: String = row.try_get(0).map_err(DbError::from)?;
-            conversation_views::messages_after(&client, &id, after, 200).await?
-        }
+        Some(id) => conversation_views::messages_after(&client, &id, after, 200).await?,
         None => Vec::new(),
     };
     let items: Vec<Value> = messages

@@ -200,6 +200,23 @@ const MESSAGE_SELECT: &str =
         m.metadata, m.\"timestamp\", m.status, d.status AS delivery_status, m.error_code
  FROM messages m LEFT JOIN message_delivery_status d ON d.message_id = m.message_id";
 
+/// The active conversation of a customer on a channel, if there is one (no tenant check:
+/// the channel is the scope).
+pub async fn active_conversation_id(
+    client: &impl GenericClient,
+    phone_number_id: &str,
+    customer_phone: &str,
+) -> Result<Option<String>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT c.conversation_id FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
+             WHERE a.phone_number_id = $1 AND c.customer_phone = $2 AND c.is_active",
+            &[&phone_number_id, &customer_phone],
+        )
+        .await?;
+    Ok(row.map(|row| row.try_get(0)).transpose()?)
+}
+
 /// Messages of a conversation after a sequence number (no tenant check: callers scope).
 pub async fn messages_after(
     client: &impl GenericClient,
