@@ -8,6 +8,7 @@ use serde_json::Value;
 use shared::{
     api::{ApiError, Json, Page, PageParams, Problem, Query, Tenant},
     db::{
+        PooledClient,
         conversation_views::{self, ConversationFilter, ConversationView, MessageView},
         conversations as convo,
     },
@@ -165,14 +166,14 @@ fn not_found() -> ApiError {
     ApiError::NotFound("no such conversation".to_owned())
 }
 
+/// One of the tenant's conversations, on the request's connection.
 async fn load(
-    state: &ConversationsState,
+    client: &PooledClient,
     tenant: &Tenant,
     raw_id: &str,
 ) -> Result<ConversationView, ApiError> {
     let id = conversation_id(raw_id)?;
-    let client = state.api.pool.get().await?;
-    conversation_views::get(&client, &tenant.user_id, &id)
+    conversation_views::get(client, &tenant.user_id, &id)
         .await?
         .ok_or_else(not_found)
 }
@@ -235,7 +236,8 @@ pub async fn get_conversation(
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    Ok(axum::Json(load(&state, &tenant, &id).await?.into()))
+    let client = state.api.pool.get().await?;
+    Ok(axum::Json(load(&client, &tenant, &id).await?.into()))
 }
 
 /// A conversation's messages by sequence number, with delivery statuses.
@@ -335,8 +337,8 @@ async fn set_owner(
     owner: ConversationOwner,
     reason: Option<&str>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    let view = load(state, tenant, raw_id).await?;
     let client = state.api.pool.get().await?;
+    let view = load(&client, tenant, raw_id).await?;
     convo::set_owner(&client, &view.conversation_id, owner, reason).await?;
     tracing::info!(conversation.id = %view.conversation_id, owner = %owner, "conversation owner changed");
     let view = conversation_views::get(&client, &tenant.user_id, &view.conversation_id)
@@ -371,7 +373,8 @@ pub async fn send_message(
     if text.is_empty() || text.chars().count() > 4096 {
         return Err(ApiError::invalid("text", "must be 1 to 4096 characters"));
     }
-    let view = load(&state, &tenant, &id).await?;
+    let mut client = state.api.pool.get().await?;
+    let view = load(&client, &tenant, &id).await?;
     if !view.window_is_open(Utc::now()) {
         return Err(ApiError::Conflict(
             "the customer's last message is more than 24 hours old: WhatsApp only allows an approved \
@@ -379,7 +382,6 @@ pub async fn send_message(
                 .to_owned(),
         ));
     }
-    let mut client = state.api.pool.get().await?;
     convo::set_owner(
         &client,
         &view.conversation_id,
@@ -393,12 +395,11 @@ pub async fn send_message(
             .await?;
     tx.commit().await?;
 
-    let instagram_api = view.instagram_api.as_deref().and_then(|v| v.parse().ok());
     let destination = Destination {
         platform: view.platform,
         channel_key: &view.meta_phone_number_id,
         sealed_access_token: view.sealed_access_token.as_deref(),
-        instagram_api,
+        instagram_api: view.instagram_api,
         customer: &view.customer_phone,
     };
     match send_text(

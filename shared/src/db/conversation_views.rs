@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use super::{DbError, GenericClient, enum_column};
-use crate::domain::{ConversationId, ConversationOwner, Platform, UserId};
+use super::{DbError, GenericClient, enum_column, optional_enum_column};
+use crate::domain::{ConversationId, ConversationOwner, InstagramApi, Platform, UserId};
 
 /// WhatsApp's customer-service window: free-form messages are allowed for 24 hours after
 /// the customer's last message.
@@ -32,7 +32,7 @@ pub struct ConversationView {
     /// Channel details the API needs to send on it (never returned).
     pub meta_phone_number_id: String,
     pub sealed_access_token: Option<String>,
-    pub instagram_api: Option<String>,
+    pub instagram_api: Option<InstagramApi>,
 }
 
 impl ConversationView {
@@ -293,6 +293,6 @@ fn view_from_row(row: &tokio_postgres::Row) -> Result<ConversationView, DbError>
         },
         meta_phone_number_id: row.try_get("meta_phone_number_id")?,
         sealed_access_token: row.try_get("access_token")?,
-        instagram_api: row.try_get("instagram_api")?,
+        instagram_api: optional_enum_column(row, "instagram_api")?,
     })
 }
