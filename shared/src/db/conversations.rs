@@ -257,6 +257,7 @@ pub async fn take_credit(
 }
 
 /// Records why the AI did not answer, for the dashboard (cleared by the next AI reply).
+/// `reply_blocked_at` says since when: a repeated reason keeps its first time.
 pub async fn block_replies(
     client: &impl GenericClient,
     conversation_id: &ConversationId,
@@ -266,7 +267,8 @@ pub async fn block_replies(
         .execute(
             "UPDATE conversations SET reply_blocked_reason = $2::varchar,
                  reply_blocked_at = CASE WHEN $2::varchar IS NULL THEN NULL ELSE CURRENT_TIMESTAMP END
-             WHERE conversation_id = $1",
+             -- Every AI reply clears the reason; only write when there is one to clear.
+             WHERE conversation_id = $1 AND reply_blocked_reason IS DISTINCT FROM $2::varchar",
             &[&conversation_id.as_str(), &reason.map(ReplyBlockedReason::as_str)],
         )
         .await?;

@@ -34,6 +34,18 @@ async fn without_credits_no_openai_call_is_made_and_the_conversation_says_why() 
         "the message is still stored"
     );
     assert_eq!(app.count("SELECT count(*) FROM inbound_messages WHERE outcome = 'no_credits' AND credit_taken_at IS NULL", &[]).await, 1);
+
+    // Once credits arrive, the next message is answered and the reason is cleared.
+    app.db
+        .client()
+        .await
+        .execute("UPDATE credits SET remaining_credits = 1", &[])
+        .await
+        .expect("top up");
+    let next = app.inbound("wamid.IN2", CUSTOMER, "Hello?", at(5)).await;
+    handle(&app.state, &next).await.expect("handled");
+    assert_eq!(app.meta_sends().await.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM conversations WHERE reply_blocked_reason IS NULL AND reply_blocked_at IS NULL", &[]).await, 1);
 }
 
 #[tokio::test]
