@@ -117,6 +117,14 @@ impl TestResponse {
         &self.body
     }
 
+    /// The `field` of every entry of a problem's `errors`, in order.
+    pub fn error_fields(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default()
+    }
+
     /// Asserts a problem response: the status, the problem content type, and (when given)
     /// that `errors` names `field`. Returns the problem.
     #[track_caller]

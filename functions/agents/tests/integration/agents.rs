@@ -72,11 +72,8 @@ async fn invalid_agents_are_refused_with_every_field_named() {
         )
         .await;
 
-    let body = response.expect_problem(422, Some("phone_number_id"));
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
-        .unwrap_or_default();
+    response.expect_problem(422, Some("phone_number_id"));
+    let fields = response.error_fields();
     assert_eq!(fields, ["phone_number_id", "prompt_id", "name"]);
     for (body, field) in [
         (

@@ -167,11 +167,8 @@ async fn all_field_errors_are_reported_at_once() {
         )
         .await;
 
-    let body = response.expect_problem(422, Some("meta_phone_number_id"));
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
-        .unwrap_or_default();
+    response.expect_problem(422, Some("meta_phone_number_id"));
+    let fields = response.error_fields();
     assert_eq!(
         fields,
         [
