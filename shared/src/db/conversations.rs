@@ -227,6 +227,25 @@ pub async fn finish(
     Ok(())
 }
 
+/// Marks an inbox row finished for good with a failure `outcome` and its reason
+/// (idempotent), so it is never retried and never blocks the customer's later messages.
+pub async fn finish_failed(
+    client: &impl GenericClient,
+    platform_message_id: &str,
+    outcome: InboundOutcome,
+    reason: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE inbound_messages
+                SET state = 'done', outcome = $2, failure_reason = $3, attempts = attempts + 1
+              WHERE platform_message_id = $1 AND state <> 'done'",
+            &[&platform_message_id, &outcome.as_str(), &reason],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Takes one credit for an inbound message's reply, at most once per message and never
 /// below zero: one conditional UPDATE on the balance, in the same transaction as the mark
 /// on the inbox row. `false` when the tenant has no credit left.

@@ -183,7 +183,7 @@ db_enum!(
     InboundOutcome {
         Replied => "replied", NoAgent => "no_agent", NoCredits => "no_credits", HumanOwner => "human_owner",
         OptedOut => "opted_out", OptedIn => "opted_in", HandedOff => "handed_off", SendFailed => "send_failed",
-        NoReply => "no_reply",
+        NoReply => "no_reply", StoreFailed => "store_failed", AiFailed => "ai_failed",
     }
 );
 db_enum!(
