@@ -1,6 +1,6 @@
 //! The schema as the migrations build it, checked against the reference and the code.
 
-use shared::domain::check_constrained_columns;
+use shared::domain::{check_constrained_columns, length_checked_columns};
 use testkit::TestDb;
 
 #[tokio::test]
@@ -131,6 +131,55 @@ async fn every_enum_matches_its_check_constraint() {
         let listed = definition.matches("::character varying").count();
         assert_eq!(listed, values.len(), "{table}.{column}: {definition}");
     }
+}
+
+#[tokio::test]
+async fn every_length_checked_at_the_edge_is_the_width_of_its_column() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    for (table, column, max) in length_checked_columns() {
+        let width: Option<i32> = client
+            .query_one(
+                "SELECT character_maximum_length FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
+                &[&table, &column],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .unwrap_or_else(|e| panic!("{table}.{column}: no such column: {e}"));
+        assert_eq!(
+            width.and_then(|w| usize::try_from(w).ok()),
+            Some(max),
+            "{table}.{column}: the edge accepts {max} characters, the column holds {width:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_column_holding_a_provider_identifier_has_an_edge_check() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public'
+               AND (column_name IN ('platform_message_id', 'customer_phone', 'customer_id',
+                                    'original_message_id')
+                    OR (table_name = 'button_clicks' AND column_name = 'message_id'))
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .expect("catalog");
+    let checked = length_checked_columns();
+    for row in &rows {
+        let (table, column): (String, String) = (row.get(0), row.get(1));
+        assert!(
+            checked.iter().any(|(t, c, _)| *t == table && *c == column),
+            "{table}.{column} holds a provider identifier but no edge check names it"
+        );
+    }
+    assert_eq!(rows.len(), 11, "the identifier columns known today");
 }
 
 #[tokio::test]

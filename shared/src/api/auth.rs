@@ -263,6 +263,11 @@ impl Auth {
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
+            Some(email) if crate::domain::contains_nul(email) => {
+                return Err(ApiError::Unauthorized(
+                    "the token's `email` contains a NUL character".to_owned(),
+                ));
+            }
             Some(email) if email.len() <= 255 => {
                 if users::provision(&client, &user, email).await? == users::Provisioned::EmailTaken
                 {

@@ -6,10 +6,63 @@ use http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, FieldError};
+use crate::domain::{contains_nul, replace_nul};
+
+/// The message of a field refused for holding U+0000.
+pub(crate) const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+pub(crate) fn nul_error(field: String) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(field, NUL_MESSAGE)])
+}
+
+/// The path (serde_path_to_error's notation: `a.b[0].c`) of the first string or key of a JSON
+/// body that holds U+0000. JSON can carry a NUL only as the escape `\u0000`, so bodies
+/// without one are not walked; malformed bodies are left to the deserializer's errors.
+fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    const ESCAPE: &[u8] = b"\\u0000";
+    if !bytes.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let mut path = String::new();
+    nul_in_value(&value, &mut path).then(|| if path.is_empty() { "body".to_owned() } else { path })
+}
+
+/// Walks `value`; on a NUL leaves `path` pointing at it and answers `true`.
+fn nul_in_value(value: &serde_json::Value, path: &mut String) -> bool {
+    let start = path.len();
+    match value {
+        serde_json::Value::String(text) => return contains_nul(text),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                path.push_str(&format!("[{index}]"));
+                if nul_in_value(item, path) {
+                    return true;
+                }
+                path.truncate(start);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&replace_nul(key));
+                if contains_nul(key) || nul_in_value(item, path) {
+                    return true;
+                }
+                path.truncate(start);
+            }
+        }
+        _ => {}
+    }
+    false
+}
 
 /// A JSON body. Unlike `axum::Json`, every rejection is problem JSON: malformed JSON is a 400,
-/// a wrong type, a missing or unknown field, or a wrong enum value is a 422 naming the field,
-/// a body over the limit is a 413 and a non-JSON content type a 415.
+/// a wrong type, a missing or unknown field, a wrong enum value or a string holding U+0000
+/// (which PostgreSQL cannot store) is a 422 naming the field, a body over the limit is a 413
+/// and a non-JSON content type a 415.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -56,6 +109,9 @@ fn is_json(headers: &http::HeaderMap) -> bool {
 
 /// Deserializes JSON with the problem-JSON error mapping of [`Json`].
 pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = nul_in_json(bytes) {
+        return Err(nul_error(field));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -84,7 +140,8 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
 }
 
 /// Query-string parameters, with the same error mapping as [`Json`] (always 422 naming the
-/// parameter: a query string cannot be malformed the way JSON can).
+/// parameter: a query string cannot be malformed the way JSON can; `%00` anywhere is a 422
+/// naming its parameter).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
@@ -97,6 +154,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, value)| contains_nul(name) || contains_nul(value))
+        {
+            return Err(nul_error(replace_nul(&name).into_owned()));
+        }
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
@@ -208,6 +270,55 @@ mod tests {
             assert_eq!(errors.len(), 1, "body {body}");
             assert_eq!(errors[0].field, field, "body {body}: {:?}", errors[0]);
         }
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_body_is_a_422_naming_its_path() {
+        let cases = [
+            (r#"{"name":"hi \u0000 there","platform":"webchat"}"#, "name"),
+            (r#"{"name":"a","platform":"webchat","nested":{"count":1,"x\u0000":1}}"#, "nested.x\u{FFFD}"),
+            (r#"{"list":[{"a":"ok"},{"b":"\u0000"}]}"#, "list[1].b"),
+            (r#""\u0000""#, "body"),
+        ];
+        for (body, field) in cases {
+            let error = from_json_slice::<serde_json::Value>(body.as_bytes())
+                .expect_err("must be refused");
+            assert_eq!(error.status().as_u16(), 422, "body {body}");
+            assert_eq!(
+                error.problem().errors,
+                vec![FieldError::new(field, NUL_MESSAGE)],
+                "body {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_escaped_backslash_before_u0000_is_not_a_nul() {
+        let value: serde_json::Value =
+            from_json_slice(br#"{"text":"C:\\u0000"}"#).expect("no NUL in it");
+        assert_eq!(value["text"], "C:\\u0000");
+    }
+
+    #[tokio::test]
+    async fn a_nul_in_a_query_parameter_is_a_422_naming_it() {
+        #[derive(Debug, Deserialize)]
+        #[expect(dead_code, reason = "fields exist to be deserialized")]
+        struct Params {
+            customer_phone: Option<String>,
+        }
+        let request = http::Request::builder()
+            .uri("/conversations?customer_phone=%00")
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        let error = Query::<Params>::from_request_parts(&mut parts, &())
+            .await
+            .expect_err("refused");
+        assert_eq!(error.status().as_u16(), 422);
+        assert_eq!(
+            error.problem().errors,
+            vec![FieldError::new("customer_phone", NUL_MESSAGE)]
+        );
     }
 
     #[test]

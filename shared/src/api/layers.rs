@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath},
+    extract::{DefaultBodyLimit, MatchedPath, RawPathParams, rejection::RawPathParamsRejection},
+    middleware::{self, Next},
     response::IntoResponse,
 };
 use http::{HeaderName, Request, Response};
@@ -28,6 +29,7 @@ pub fn finish(router: Router, body_limit: usize) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(refuse_nul_in_path))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
@@ -40,6 +42,26 @@ pub fn finish(router: Router, body_limit: usize) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Refuses a path parameter holding U+0000 (`%00`), which PostgreSQL cannot store or compare,
+/// with a 422 naming the parameter. It runs after routing (so the parameters are known) and
+/// before the handler's extractors, so for every route, whatever extractors it uses; it
+/// reveals nothing about a tenant, so it does not wait for authentication.
+async fn refuse_nul_in_path(
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    if let Ok(params) = params {
+        if let Some((name, _)) = params
+            .iter()
+            .find(|(_, value)| crate::domain::contains_nul(value))
+        {
+            return super::extract::nul_error(name.to_owned()).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 fn make_span<B>(request: &Request<B>) -> Span {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
-    ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
+    contains_nul, ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
     MessageId, Platform, ReplyBlockedReason,
 };
 
@@ -111,16 +111,31 @@ pub struct ActiveConversation {
     pub last_customer_message_at: Option<DateTime<Utc>>,
 }
 
+/// What [`store_inbound`] did.
+#[derive(Debug, Clone)]
+pub struct StoredInbound {
+    /// The customer's active conversation, which now holds their pending messages.
+    pub conversation: ActiveConversation,
+    /// Inbox rows that could not be stored (finished as `store_failed` with their reason).
+    pub failed: Vec<String>,
+}
+
 /// Finds or creates the customer's active conversation with `agent_id`, locks it, and moves
 /// every not-yet-stored inbox row of this customer on this channel into it as messages, in
 /// the order of the provider's timestamps, with gap-free sequence numbers.
+///
+/// Each row is stored under its own savepoint: a row the database refuses for its data (a
+/// value too long, a duplicate provider id, text it cannot hold) is rolled back alone and
+/// finished as `store_failed` with the database's reason, and the others are stored, so one
+/// bad message never blocks the customer's later ones. Any other error (the connection, a
+/// serialization failure) fails the whole call, to be retried.
 pub async fn store_inbound(
     tx: &Transaction<'_>,
     agent_id: &str,
     phone_number_id: &str,
     platform: Platform,
     customer_id: &str,
-) -> Result<ActiveConversation, DbError> {
+) -> Result<StoredInbound, DbError> {
     let customer = customer_key(platform, customer_id);
     let new_id = ConversationId::generate();
     tx.execute(
@@ -147,6 +162,7 @@ pub async fn store_inbound(
             "SELECT platform_message_id, message_type, text, metadata, sent_at, customer_name
              FROM inbound_messages
              WHERE phone_number_id = $1 AND customer_id = $2 AND message_id IS NULL
+               AND outcome IS DISTINCT FROM 'store_failed'
              ORDER BY sent_at, received_at, platform_message_id
              FOR UPDATE",
             &[&phone_number_id, &customer_id],
@@ -154,28 +170,31 @@ pub async fn store_inbound(
         .await?;
     let mut latest: Option<DateTime<Utc>> = None;
     let mut name: Option<String> = None;
+    let mut stored = 0i32;
+    let mut failed = Vec::new();
     for row in &pending {
-        sequence += 1;
-        let message_id = MessageId::generate();
         let platform_message_id: String = row.try_get("platform_message_id")?;
-        let message_type: String = row.try_get("message_type")?;
-        let text: String = row.try_get("text")?;
-        let metadata: Value = row.try_get("metadata")?;
-        let sent_at: DateTime<Utc> = row.try_get("sent_at")?;
-        tx.execute(
-            "INSERT INTO messages (message_id, conversation_id, sender, text, \"timestamp\", status, sequence_no,
-                                   platform_message_id, message_type, metadata, author)
-             VALUES ($1, $2, 'user', $3, $4, 'sent', $5, $6, $7, $8, 'customer')",
-            &[&message_id.as_str(), &conversation_id, &text, &sent_at, &sequence, &platform_message_id, &message_type, &metadata],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE inbound_messages SET message_id = $2 WHERE platform_message_id = $1",
-            &[&platform_message_id, &message_id.as_str()],
-        )
-        .await?;
-        latest = latest.max(Some(sent_at));
-        name = row.try_get::<_, Option<String>>("customer_name")?.or(name);
+        tx.batch_execute("SAVEPOINT store_inbound_row").await?;
+        match store_row(tx, &conversation_id, sequence + 1, row).await {
+            Ok(sent_at) => {
+                tx.batch_execute("RELEASE SAVEPOINT store_inbound_row")
+                    .await?;
+                sequence += 1;
+                stored += 1;
+                latest = latest.max(Some(sent_at));
+                name = row.try_get::<_, Option<String>>("customer_name")?.or(name);
+            }
+            Err(error) if error.is_data_error() => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT store_inbound_row")
+                    .await?;
+                let reason = format!("could not be stored: {}", error.reason());
+                tracing::warn!(inbound.id = %platform_message_id, reason = %reason, "inbound message finished as store_failed");
+                finish_failed(tx, &platform_message_id, InboundOutcome::StoreFailed, &reason)
+                    .await?;
+                failed.push(platform_message_id);
+            }
+            Err(error) => return Err(error),
+        }
     }
     let row = tx
         .query_one(
@@ -188,27 +207,54 @@ pub async fn store_inbound(
             &[&conversation_id, &latest, &name],
         )
         .await?;
-    if !pending.is_empty() {
+    if stored > 0 {
         tx.execute(
             "UPDATE contacts SET total_messages_received = total_messages_received + $3,
                  name = COALESCE(name, $4)
              WHERE user_id = (SELECT user_id FROM agents WHERE agent_id = $1) AND phone = $2",
-            &[
-                &agent_id,
-                &customer,
-                &i32::try_from(pending.len()).unwrap_or(i32::MAX),
-                &name,
-            ],
+            &[&agent_id, &customer, &stored, &name],
         )
         .await?;
     }
-    Ok(ActiveConversation {
-        conversation_id: ConversationId::from_trusted(conversation_id),
-        owner: enum_column(&conversation, "owner")?,
-        openai_conversation_id: conversation.try_get("openai_conversation_id")?,
-        customer_name: row.try_get("customer_name")?,
-        last_customer_message_at: row.try_get("last_customer_message_at")?,
+    Ok(StoredInbound {
+        conversation: ActiveConversation {
+            conversation_id: ConversationId::from_trusted(conversation_id),
+            owner: enum_column(&conversation, "owner")?,
+            openai_conversation_id: conversation.try_get("openai_conversation_id")?,
+            customer_name: row.try_get("customer_name")?,
+            last_customer_message_at: row.try_get("last_customer_message_at")?,
+        },
+        failed,
     })
+}
+
+/// Copies one inbox row into the conversation as message `sequence` and links it; returns
+/// the provider's timestamp.
+async fn store_row(
+    tx: &Transaction<'_>,
+    conversation_id: &str,
+    sequence: i32,
+    row: &tokio_postgres::Row,
+) -> Result<DateTime<Utc>, DbError> {
+    let message_id = MessageId::generate();
+    let platform_message_id: String = row.try_get("platform_message_id")?;
+    let message_type: String = row.try_get("message_type")?;
+    let text: String = row.try_get("text")?;
+    let metadata: Value = row.try_get("metadata")?;
+    let sent_at: DateTime<Utc> = row.try_get("sent_at")?;
+    tx.execute(
+        "INSERT INTO messages (message_id, conversation_id, sender, text, \"timestamp\", status, sequence_no,
+                               platform_message_id, message_type, metadata, author)
+         VALUES ($1, $2, 'user', $3, $4, 'sent', $5, $6, $7, $8, 'customer')",
+        &[&message_id.as_str(), &conversation_id, &text, &sent_at, &sequence, &platform_message_id, &message_type, &metadata],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE inbound_messages SET message_id = $2 WHERE platform_message_id = $1",
+        &[&platform_message_id, &message_id.as_str()],
+    )
+    .await?;
+    Ok(sent_at)
 }
 
 /// Marks an inbox row finished with `outcome` (idempotent).
@@ -401,6 +447,9 @@ pub async fn mark_sent(
     user_id: &str,
     customer: &str,
 ) -> Result<(), DbError> {
+    // The send has happened: an id we cannot store must not fail the recording (the job
+    // would be retried and send again), so it is recorded as unknown instead.
+    let platform_message_id = storable_platform_id(platform_message_id);
     let updated = tx
         .execute(
             "UPDATE messages SET status = 'sent', platform_message_id = $2 WHERE message_id = $1 AND status = 'pending'",
@@ -423,6 +472,19 @@ pub async fn mark_sent(
     )
     .await?;
     Ok(())
+}
+
+/// A provider's id for a message we sent, if the columns can hold it.
+fn storable_platform_id(id: &str) -> Option<&str> {
+    let storable =
+        !contains_nul(id) && id.chars().count() <= crate::domain::PROVIDER_MESSAGE_ID_MAX_CHARS;
+    if !storable {
+        tracing::warn!(
+            length = id.chars().count(),
+            "the provider's id of a sent message cannot be stored; recorded without it"
+        );
+    }
+    storable.then_some(id)
 }
 
 /// Records that a send failed for good.

@@ -2,12 +2,13 @@
 //! `template_sends`, `campaign_recipients` and the campaign counters. Statuses never move
 //! backwards (`delivery_status_advances` in SQL): a late `delivered` after `read` changes
 //! nothing, and a status for an id we do not know is acknowledged without effect.
+//!
+//! A status moves only what was sent on the channel that reports it (the `metadata.
+//! phone_number_id` of the webhook): a tenant's other channels are never touched, even if
+//! an id matched there.
 
-use super::{DbError, Transaction};
-use crate::{
-    domain::{DeliveryStatus, UserId},
-    meta::webhook::StatusUpdate,
-};
+use super::{DbError, Transaction, inbound::ChannelRoute};
+use crate::{domain::DeliveryStatus, meta::webhook::StatusUpdate};
 
 /// What a status changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,12 +19,15 @@ pub struct StatusOutcome {
     pub template_send_updated: bool,
 }
 
-/// Applies one status, for messages of `tenant` only.
+/// Applies one status, to messages and template sends of `channel` only (and so of its
+/// tenant only).
 pub async fn apply(
     tx: &Transaction<'_>,
-    tenant: &UserId,
+    channel: &ChannelRoute,
     update: &StatusUpdate,
 ) -> Result<StatusOutcome, DbError> {
+    let tenant = channel.user_id.as_str();
+    let channel_id = channel.phone_number_id.as_str();
     let error_text = (!update.errors.is_empty()).then(|| {
         update
             .errors
@@ -43,9 +47,10 @@ pub async fn apply(
              JOIN conversations c ON c.conversation_id = m.conversation_id
              JOIN agents a ON a.agent_id = c.agent_id
              WHERE d.platform_message_id = $1 AND m.message_id = d.message_id AND a.user_id = $4
+               AND a.phone_number_id = $5
                AND delivery_status_advances(d.status, $2)
              RETURNING d.message_id",
-            &[&update.platform_message_id, &status, &error_text, &tenant.as_str()],
+            &[&update.platform_message_id, &status, &error_text, &tenant, &channel_id],
         )
         .await?;
     if update.status == DeliveryStatus::Failed {
@@ -64,9 +69,9 @@ pub async fn apply(
         .query_opt(
             "SELECT ts.send_id, ts.status FROM template_sends ts
              JOIN templates t ON t.template_id = ts.template_id
-             WHERE ts.platform_message_id = $1 AND t.user_id = $2
+             WHERE ts.platform_message_id = $1 AND t.user_id = $2 AND t.phone_number_id = $3
              FOR UPDATE OF ts",
-            &[&update.platform_message_id, &tenant.as_str()],
+            &[&update.platform_message_id, &tenant, &channel_id],
         )
         .await?;
     let mut template_send_updated = false;

@@ -50,3 +50,34 @@ impl From<deadpool_postgres::PoolError> for DbError {
         Self::Unavailable(Box::new(error))
     }
 }
+
+impl DbError {
+    /// Whether the statement failed on the data it was given (SQLSTATE class 22, data
+    /// exception: a value too long, a byte sequence the encoding refuses; or class 23, an
+    /// integrity constraint), so retrying with the same data fails the same way. Connection,
+    /// pool, serialization and other failures are not: a retry may succeed.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            Self::UniqueViolation { .. }
+            | Self::ForeignKeyViolation { .. }
+            | Self::CheckViolation { .. } => true,
+            Self::Query(error) => error
+                .as_db_error()
+                .is_some_and(|e| matches!(&e.code().code()[..2], "22" | "23")),
+            Self::Unavailable(_) | Self::Corrupt { .. } => false,
+        }
+    }
+
+    /// What went wrong, in PostgreSQL's words when it said something (`value too long for
+    /// type character varying(512)`): a reason to record on the row that failed. It never
+    /// includes the values of the statement.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Query(error) => match error.as_db_error() {
+                Some(db_error) => format!("{} ({})", db_error.message(), db_error.code().code()),
+                None => error.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+}

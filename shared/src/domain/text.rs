@@ -1,7 +1,85 @@
 //! Validated text values taken from requests. Each parse trims surrounding white space and
 //! returns a message that completes the sentence "<field> ..." for the problem body.
 
-use super::Platform;
+use std::borrow::Cow;
+
+use super::{Platform, UserId};
+
+/// The most characters of a provider's message id we store (`wamid.…`, an Instagram `mid`,
+/// a webchat message id): every `platform_message_id` column and `button_clicks.message_id`.
+/// Meta documents no maximum; real Instagram mids are about 164 characters and wamids about
+/// 60, so this leaves room for growth. A longer id is refused at the edge (logged, skipped).
+pub const PROVIDER_MESSAGE_ID_MAX_CHARS: usize = 512;
+
+/// The most characters of a customer key we store: a WhatsApp `wa_id` (as E.164), an
+/// Instagram-scoped id, a WhatsApp business-scoped user id (documented as up to 256
+/// characters) or a webchat visitor id. `inbound_messages.customer_id` and every
+/// `customer_phone` column.
+pub const CUSTOMER_ID_MAX_CHARS: usize = 256;
+
+/// The most characters of a customer's profile name we store; longer names are cut.
+pub const CUSTOMER_NAME_MAX_CHARS: usize = 255;
+
+/// The most characters of a provider's message type (`text`, `interactive`, …) we store;
+/// longer (unknown) types are cut.
+pub const MESSAGE_TYPE_MAX_CHARS: usize = 30;
+
+/// Every length checked at the edge, with the column it protects: `(table, column, max)`.
+/// A schema test compares each with the column's width, as the enum test does for CHECKs.
+pub fn length_checked_columns() -> Vec<(&'static str, &'static str, usize)> {
+    let message_id = PROVIDER_MESSAGE_ID_MAX_CHARS;
+    let customer = CUSTOMER_ID_MAX_CHARS;
+    vec![
+        ("inbound_messages", "platform_message_id", message_id),
+        ("messages", "platform_message_id", message_id),
+        ("message_delivery_status", "platform_message_id", message_id),
+        ("template_sends", "platform_message_id", message_id),
+        ("button_clicks", "message_id", message_id),
+        ("button_clicks", "original_message_id", message_id),
+        ("inbound_messages", "customer_id", customer),
+        ("conversations", "customer_phone", customer),
+        ("extractions", "customer_phone", customer),
+        ("template_sends", "customer_phone", customer),
+        ("button_clicks", "customer_phone", customer),
+        ("inbound_messages", "customer_name", CUSTOMER_NAME_MAX_CHARS),
+        ("conversations", "customer_name", CUSTOMER_NAME_MAX_CHARS),
+        ("inbound_messages", "message_type", MESSAGE_TYPE_MAX_CHARS),
+        ("messages", "message_type", MESSAGE_TYPE_MAX_CHARS),
+        ("users", "user_id", UserId::MAX_LEN),
+        ("users", "company_name", CompanyName::MAX_CHARS),
+        ("agents", "name", AgentName::MAX_CHARS),
+        ("agents", "prompt_id", PromptId::MAX_CHARS),
+        ("phone_numbers", "display_name", DisplayName::MAX_CHARS),
+        ("phone_numbers", "meta_phone_number_id", MetaChannelId::MAX_CHARS),
+        ("phone_numbers", "waba_id", WabaId::MAX_CHARS),
+    ]
+}
+
+/// Whether text holds U+0000, which PostgreSQL cannot store in `text` or `jsonb`.
+pub fn contains_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// What a NUL becomes where input is cleaned rather than refused (Meta's webhooks): the
+/// replacement character, so a reader sees that something was there.
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// Replaces every U+0000 with [`NUL_REPLACEMENT`]; borrows when there is none.
+pub fn replace_nul(text: &str) -> Cow<'_, str> {
+    if contains_nul(text) {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The first `max` characters of `text`.
+pub fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((index, _)) => &text[..index],
+        None => text,
+    }
+}
 
 /// Defines a trimmed, non-empty, length-bounded text type.
 macro_rules! bounded_text {
@@ -59,13 +137,16 @@ bounded_text!(
 pub struct PromptId(String);
 
 impl PromptId {
+    /// The most characters accepted (`agents.prompt_id`).
+    pub const MAX_CHARS: usize = 100;
+
     /// Accepts `pmpt_` followed by letters, digits and underscores, at most 100 in all.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
         let Some(rest) = raw.strip_prefix("pmpt_") else {
             return Err("must be an OpenAI prompt id starting with `pmpt_`".to_owned());
         };
-        if rest.is_empty() || raw.len() > 100 {
+        if rest.is_empty() || raw.len() > Self::MAX_CHARS {
             return Err("must be `pmpt_` followed by 1 to 95 characters".to_owned());
         }
         if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -86,10 +167,13 @@ impl PromptId {
 pub struct MetaChannelId(String);
 
 impl MetaChannelId {
+    /// The most characters accepted (`phone_numbers.meta_phone_number_id`).
+    pub const MAX_CHARS: usize = 100;
+
     /// Meta's ids are decimal numbers; a widget key is letters, digits, `-` and `_`.
     pub fn parse(platform: Platform, raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > 100 {
+        if raw.is_empty() || raw.len() > Self::MAX_CHARS {
             return Err("must be 1 to 100 characters".to_owned());
         }
         let valid = match platform {
@@ -118,10 +202,13 @@ impl MetaChannelId {
 pub struct WabaId(String);
 
 impl WabaId {
+    /// The most characters accepted (`phone_numbers.waba_id`).
+    pub const MAX_CHARS: usize = 100;
+
     /// Accepts Meta's numeric id, at most 100 digits.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > 100 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        if raw.is_empty() || raw.len() > Self::MAX_CHARS || !raw.bytes().all(|b| b.is_ascii_digit()) {
             return Err("must be Meta's numeric WhatsApp Business Account id".to_owned());
         }
         Ok(Self(raw.to_owned()))
@@ -192,6 +279,20 @@ mod tests {
         assert!(MetaChannelId::parse(Platform::WhatsApp, "abc").is_err());
         assert!(MetaChannelId::parse(Platform::Webchat, "site-main_1").is_ok());
         assert!(MetaChannelId::parse(Platform::Webchat, "a b").is_err());
+    }
+
+    #[test]
+    fn nul_is_replaced_and_text_without_it_is_borrowed() {
+        assert_eq!(replace_nul("hi \0 there"), "hi \u{FFFD} there");
+        assert!(matches!(replace_nul("plain"), Cow::Borrowed("plain")));
+        assert!(contains_nul("\0"));
+        assert!(!contains_nul("é😀"));
+    }
+
+    #[test]
+    fn truncation_counts_characters_not_bytes() {
+        assert_eq!(truncate_chars("é😀ab", 2), "é😀");
+        assert_eq!(truncate_chars("ab", 5), "ab");
     }
 
     #[test]

@@ -2,12 +2,25 @@
 //! events the system acts on. Parsing is forgiving by design: Meta adds fields and message
 //! types over time, and one entry we cannot read must not drop the others, so every entry,
 //! change and message is read on its own and anything unknown becomes [`Event::Ignored`].
+//!
+//! Parsing is also where the payload meets the schema: an identifier that holds a NUL or is
+//! longer than the column that will hold it makes its event [`Event::Unusable`] (logged and
+//! acknowledged; a redelivery would be the same), and texts, names and metadata are cleaned
+//! (U+0000, which PostgreSQL cannot store, becomes U+FFFD; a name or message type longer than
+//! its column is cut), so an authenticated delivery never fails on its content.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{DeliveryStatus, Platform};
+use crate::{
+    db::conversations::customer_key,
+    domain::{
+        CUSTOMER_ID_MAX_CHARS, CUSTOMER_NAME_MAX_CHARS, DeliveryStatus, MESSAGE_TYPE_MAX_CHARS,
+        MetaChannelId, PROVIDER_MESSAGE_ID_MAX_CHARS, Platform, contains_nul, replace_nul,
+        truncate_chars,
+    },
+};
 
 /// One thing a webhook delivery told us.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +31,9 @@ pub enum Event {
     Status(StatusUpdate),
     /// Something we acknowledge and do not act on, with why (for the log).
     Ignored(String),
+    /// An event we would act on but cannot store (an identifier with a NUL, or longer than
+    /// its column), with why (for a warning). Acknowledged: a redelivery would be the same.
+    Unusable(String),
 }
 
 /// A customer's message, normalised across platforms and message types.
@@ -141,6 +157,10 @@ fn whatsapp_entry(entry: &Value, events: &mut Vec<Event>) {
             ));
             continue;
         };
+        if let Err(reason) = check_id(channel_key, MetaChannelId::MAX_CHARS, "phone_number_id") {
+            events.push(Event::Unusable(reason));
+            continue;
+        }
         let names: Vec<(String, String)> = value
             .get("contacts")
             .and_then(Value::as_array)
@@ -163,7 +183,7 @@ fn whatsapp_entry(entry: &Value, events: &mut Vec<Event>) {
             .flatten()
         {
             events.push(match whatsapp_message(channel_key, message, &names) {
-                Some(inbound) => Event::Inbound(inbound),
+                Some(inbound) => checked_inbound(inbound),
                 None => Event::Ignored("whatsapp message without id or sender".to_owned()),
             });
         }
@@ -316,6 +336,9 @@ fn whatsapp_status(channel_key: &str, status: &Value) -> Event {
     let Some(id) = status.get("id").and_then(Value::as_str) else {
         return Event::Ignored("status without id".to_owned());
     };
+    if let Err(reason) = check_id(id, PROVIDER_MESSAGE_ID_MAX_CHARS, "status id") {
+        return Event::Unusable(reason);
+    }
     let delivery = match status.get("status").and_then(Value::as_str) {
         Some("sent") => DeliveryStatus::Sent,
         Some("delivered") => DeliveryStatus::Delivered,
@@ -330,14 +353,11 @@ fn whatsapp_status(channel_key: &str, status: &Value) -> Event {
         .flatten()
         .map(|e| StatusError {
             code: e.get("code").and_then(Value::as_i64).unwrap_or_default(),
-            title: e
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            title: replace_nul(e.get("title").and_then(Value::as_str).unwrap_or_default())
+                .into_owned(),
             details: str_at(e, "/error_data/details")
                 .or_else(|| e.get("message").and_then(Value::as_str))
-                .map(str::to_owned),
+                .map(|details| replace_nul(details).into_owned()),
         })
         .collect();
     Event::Status(StatusUpdate {
@@ -348,7 +368,7 @@ fn whatsapp_status(channel_key: &str, status: &Value) -> Event {
         recipient_id: status
             .get("recipient_id")
             .and_then(Value::as_str)
-            .map(str::to_owned),
+            .map(|recipient| replace_nul(recipient).into_owned()),
         errors,
     })
 }
@@ -424,7 +444,7 @@ fn instagram_messaging(item: &Value) -> Event {
     } else {
         "attachment"
     };
-    Event::Inbound(InboundMessage {
+    checked_inbound(InboundMessage {
         platform: Platform::Instagram,
         channel_key: recipient.to_owned(),
         platform_message_id: mid.to_owned(),
@@ -438,4 +458,68 @@ fn instagram_messaging(item: &Value) -> Event {
         text,
         metadata,
     })
+}
+
+/// Why an identifier cannot be stored, if it cannot.
+fn check_id(id: &str, max_chars: usize, what: &str) -> Result<(), String> {
+    if contains_nul(id) {
+        return Err(format!("{what} contains a NUL character"));
+    }
+    let chars = id.chars().count();
+    if chars > max_chars {
+        return Err(format!(
+            "{what} is {chars} characters long, more than the {max_chars} stored"
+        ));
+    }
+    Ok(())
+}
+
+/// An inbound message as the inbox can store it: its identifiers fit their columns (else it
+/// is [`Event::Unusable`]), its texts hold no NUL, its name and type fit their columns.
+fn checked_inbound(mut message: InboundMessage) -> Event {
+    let checked = check_id(&message.channel_key, MetaChannelId::MAX_CHARS, "channel id")
+        .and_then(|()| {
+            check_id(
+                &message.platform_message_id,
+                PROVIDER_MESSAGE_ID_MAX_CHARS,
+                "message id",
+            )
+        })
+        .and_then(|()| {
+            check_id(
+                &customer_key(message.platform, &message.customer_id),
+                CUSTOMER_ID_MAX_CHARS,
+                "customer id",
+            )
+        });
+    if let Err(reason) = checked {
+        return Event::Unusable(format!("{} message: {reason}", message.platform));
+    }
+    message.text = replace_nul(&message.text).into_owned();
+    message.customer_name = message
+        .customer_name
+        .map(|name| truncate_chars(&replace_nul(&name), CUSTOMER_NAME_MAX_CHARS).to_owned());
+    message.message_type =
+        truncate_chars(&replace_nul(&message.message_type), MESSAGE_TYPE_MAX_CHARS).to_owned();
+    clean_json(&mut message.metadata);
+    Event::Inbound(message)
+}
+
+/// Replaces NUL in every string and key of a JSON value (`jsonb` cannot hold U+0000).
+fn clean_json(value: &mut Value) {
+    match value {
+        Value::String(text) if contains_nul(text) => *text = replace_nul(text).into_owned(),
+        Value::Array(items) => items.iter_mut().for_each(clean_json),
+        Value::Object(map) if map.keys().any(|key| contains_nul(key)) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(key, mut value)| {
+                    clean_json(&mut value);
+                    (replace_nul(&key).into_owned(), value)
+                })
+                .collect();
+        }
+        Value::Object(map) => map.values_mut().for_each(clean_json),
+        _ => {}
+    }
 }

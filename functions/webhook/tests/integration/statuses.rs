@@ -203,3 +203,54 @@ async fn template_send_statuses_update_the_recipient_and_count_once_in_the_campa
         (1, 1, 1, 0)
     );
 }
+
+#[tokio::test]
+async fn a_status_reported_by_one_channel_never_moves_a_message_sent_on_another_channel_of_the_tenant()
+ {
+    let app = TestApp::spawn().await;
+    let main_channel = app.channel("acme", "whatsapp", WA_CHANNEL).await;
+    let other_channel = app.channel("acme", "whatsapp", "200000000000002").await;
+    seed_sent_message(&app, "acme", &main_channel, "wamid.MAIN").await;
+    app.db
+        .client()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO templates (template_id, user_id, phone_number_id, name, category, status)
+                 VALUES ('tpl_main', 'acme', '{main_channel}', 'welcome', 'MARKETING', 'APPROVED');
+             INSERT INTO template_sends (send_id, template_id, customer_phone, status, platform_message_id)
+                 VALUES ('tsend_main', 'tpl_main', '+16505551234', 'SENT', 'wamid.MAIN_TEMPLATE');"
+        ))
+        .await
+        .expect("template send on the main channel");
+    let send_status = || async {
+        app.db
+            .client()
+            .await
+            .query_one(
+                "SELECT status FROM template_sends WHERE send_id = 'tsend_main'",
+                &[],
+            )
+            .await
+            .expect("send")
+            .get::<_, String>(0)
+    };
+
+    // The other channel reports statuses for ids sent on the main one: nothing moves.
+    for id in ["wamid.MAIN", "wamid.MAIN_TEMPLATE"] {
+        app.post_json(&status_payload(id, "read", "200000000000002"))
+            .await
+            .expect(200);
+    }
+    assert_eq!(status_of(&app, "wamid.MAIN").await, "pending");
+    assert_eq!(send_status().await, "SENT");
+
+    // The main channel's own statuses do.
+    for id in ["wamid.MAIN", "wamid.MAIN_TEMPLATE"] {
+        app.post_json(&status_payload(id, "read", WA_CHANNEL))
+            .await
+            .expect(200);
+    }
+    assert_eq!(status_of(&app, "wamid.MAIN").await, "read");
+    assert_eq!(send_status().await, "READ");
+    let _ = other_channel;
+}
