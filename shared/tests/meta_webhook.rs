@@ -232,3 +232,54 @@ fn unknown_objects_fields_and_broken_entries_are_ignored_not_errors() {
     );
     assert!(parse(&json!([1, 2])).is_err());
 }
+
+#[test]
+fn texts_names_types_and_metadata_are_cleaned_of_nul_and_cut_to_their_columns() {
+    let mut payload = fixture("wa_image.json");
+    let value = &mut payload["entry"][0]["changes"][0]["value"];
+    value["messages"][0]["image"]["caption"] = json!("a\u{0}b");
+    value["contacts"][0]["profile"]["name"] = json!("N".repeat(300));
+
+    let events = parse(&payload).expect("an envelope");
+
+    let [Event::Inbound(message)] = events.as_slice() else {
+        panic!("one inbound message: {events:?}");
+    };
+    assert!(message.text.ends_with("a\u{FFFD}b"), "{}", message.text);
+    assert_eq!(message.metadata["media"]["caption"], "a\u{FFFD}b");
+    assert_eq!(
+        message.customer_name.as_ref().map(|n| n.chars().count()),
+        Some(shared::domain::CUSTOMER_NAME_MAX_CHARS)
+    );
+
+    let mut odd_type = fixture("wa_text.json");
+    odd_type["entry"][0]["changes"][0]["value"]["messages"][0]["type"] = json!("x".repeat(80));
+    let events = parse(&odd_type).expect("an envelope");
+    let [Event::Inbound(message)] = events.as_slice() else {
+        panic!("one inbound message: {events:?}");
+    };
+    assert_eq!(
+        message.message_type.chars().count(),
+        shared::domain::MESSAGE_TYPE_MAX_CHARS
+    );
+}
+
+#[test]
+fn identifiers_with_a_nul_or_longer_than_their_columns_make_the_event_unusable() {
+    let mut nul_id = fixture("wa_text.json");
+    nul_id["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = json!("wamid.\u{0}");
+    let mut long_sender = fixture("ig_text.json");
+    long_sender["entry"][0]["messaging"][0]["sender"]["id"] =
+        json!("1".repeat(shared::domain::CUSTOMER_ID_MAX_CHARS + 1));
+    let mut long_status = fixture("wa_statuses.json");
+    long_status["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] =
+        json!("w".repeat(shared::domain::PROVIDER_MESSAGE_ID_MAX_CHARS + 1));
+
+    for payload in [nul_id, long_sender, long_status] {
+        let events = parse(&payload).expect("an envelope");
+        assert!(
+            matches!(events.first(), Some(Event::Unusable(_))),
+            "{events:?}"
+        );
+    }
+}

@@ -25,7 +25,13 @@ fn nul_in_json(bytes: &[u8]) -> Option<String> {
     }
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let mut path = String::new();
-    nul_in_value(&value, &mut path).then(|| if path.is_empty() { "body".to_owned() } else { path })
+    nul_in_value(&value, &mut path).then(|| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        }
+    })
 }
 
 /// Walks `value`; on a NUL leaves `path` pointing at it and answers `true`.
@@ -276,13 +282,16 @@ mod tests {
     fn a_nul_anywhere_in_a_body_is_a_422_naming_its_path() {
         let cases = [
             (r#"{"name":"hi \u0000 there","platform":"webchat"}"#, "name"),
-            (r#"{"name":"a","platform":"webchat","nested":{"count":1,"x\u0000":1}}"#, "nested.x\u{FFFD}"),
+            (
+                r#"{"name":"a","platform":"webchat","nested":{"count":1,"x\u0000":1}}"#,
+                "nested.x\u{FFFD}",
+            ),
             (r#"{"list":[{"a":"ok"},{"b":"\u0000"}]}"#, "list[1].b"),
             (r#""\u0000""#, "body"),
         ];
         for (body, field) in cases {
-            let error = from_json_slice::<serde_json::Value>(body.as_bytes())
-                .expect_err("must be refused");
+            let error =
+                from_json_slice::<serde_json::Value>(body.as_bytes()).expect_err("must be refused");
             assert_eq!(error.status().as_u16(), 422, "body {body}");
             assert_eq!(
                 error.problem().errors,

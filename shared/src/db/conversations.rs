@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
-    contains_nul, ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
-    MessageId, Platform, ReplyBlockedReason,
+    ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
+    MessageId, Platform, ReplyBlockedReason, contains_nul,
 };
 
 /// An inbox row, as the worker reads it.
@@ -189,8 +189,13 @@ pub async fn store_inbound(
                     .await?;
                 let reason = format!("could not be stored: {}", error.reason());
                 tracing::warn!(inbound.id = %platform_message_id, reason = %reason, "inbound message finished as store_failed");
-                finish_failed(tx, &platform_message_id, InboundOutcome::StoreFailed, &reason)
-                    .await?;
+                finish_failed(
+                    tx,
+                    &platform_message_id,
+                    InboundOutcome::StoreFailed,
+                    &reason,
+                )
+                .await?;
                 failed.push(platform_message_id);
             }
             Err(error) => return Err(error),

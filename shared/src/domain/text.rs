@@ -50,7 +50,11 @@ pub fn length_checked_columns() -> Vec<(&'static str, &'static str, usize)> {
         ("agents", "name", AgentName::MAX_CHARS),
         ("agents", "prompt_id", PromptId::MAX_CHARS),
         ("phone_numbers", "display_name", DisplayName::MAX_CHARS),
-        ("phone_numbers", "meta_phone_number_id", MetaChannelId::MAX_CHARS),
+        (
+            "phone_numbers",
+            "meta_phone_number_id",
+            MetaChannelId::MAX_CHARS,
+        ),
         ("phone_numbers", "waba_id", WabaId::MAX_CHARS),
     ]
 }
@@ -208,7 +212,8 @@ impl WabaId {
     /// Accepts Meta's numeric id, at most 100 digits.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > Self::MAX_CHARS || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        if raw.is_empty() || raw.len() > Self::MAX_CHARS || !raw.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err("must be Meta's numeric WhatsApp Business Account id".to_owned());
         }
         Ok(Self(raw.to_owned()))

@@ -111,3 +111,22 @@ async fn grants_without_the_secret_for_unknown_tenants_or_with_bad_amounts_are_r
         0
     );
 }
+
+#[tokio::test]
+async fn a_grant_whose_reason_holds_a_nul_is_a_422_and_grants_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    grant(
+        &app,
+        Some(testkit::TEST_ADMIN_SECRET),
+        &json!({ "user_id": tenant.sub, "amount": 10, "reason": "trial \u{0}" }),
+    )
+    .await
+    .expect_problem(422, Some("reason"));
+
+    assert_eq!(
+        app.count("SELECT count(*) FROM credit_grants", &[]).await,
+        0
+    );
+}

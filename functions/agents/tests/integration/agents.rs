@@ -235,3 +235,33 @@ async fn another_tenants_agent_is_404_on_every_route_and_stays_untouched() {
         "Ava"
     );
 }
+
+#[tokio::test]
+async fn a_nul_in_a_body_a_filter_or_an_id_is_a_422_naming_it_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+
+    app.api
+        .post(
+            "/agents",
+            &token,
+            &json!({ "phone_number_id": "pn_x", "prompt_id": "pmpt_1", "name": "A\u{0}" }),
+        )
+        .await
+        .expect_problem(422, Some("name"));
+    app.api
+        .get("/agents?phone_number_id=pn_%00", &token)
+        .await
+        .expect_problem(422, Some("phone_number_id"));
+    app.api
+        .patch("/agents/agt_%00", &token, &json!({ "name": "B" }))
+        .await
+        .expect_problem(422, Some("id"));
+    app.api
+        .get("/phone-numbers/%00/archives", &token)
+        .await
+        .expect_problem(422, Some("id"));
+
+    assert_eq!(app.count("SELECT count(*) FROM agents", &[]).await, 0);
+}

@@ -6,3 +6,4 @@ mod helpers;
 mod replies;
 mod safety;
 mod sqs;
+mod storing;

@@ -372,3 +372,48 @@ async fn another_tenants_conversation_is_404_on_every_route() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_nul_in_a_reply_a_reason_a_filter_or_an_id_is_a_422_naming_it_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    app.accept_sends().await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+    let token = app.tenant.token();
+
+    app.api
+        .post(
+            &format!("/conversations/{id}/messages"),
+            &token,
+            &json!({ "text": "hi \u{0} there" }),
+        )
+        .await
+        .expect_problem(422, Some("text"));
+    app.api
+        .post(
+            &format!("/conversations/{id}/takeover"),
+            &token,
+            &json!({ "reason": "busy\u{0}" }),
+        )
+        .await
+        .expect_problem(422, Some("reason"));
+    app.api
+        .get("/conversations?customer_phone=%00", &token)
+        .await
+        .expect_problem(422, Some("customer_phone"));
+    app.api
+        .get("/conversations/conv_%00/messages", &token)
+        .await
+        .expect_problem(422, Some("id"));
+
+    assert!(app.sends().await.is_empty());
+    assert_eq!(
+        app.db
+            .count(
+                "SELECT count(*) FROM conversations WHERE owner = 'ai' AND owner_changed_at IS NULL",
+                &[]
+            )
+            .await,
+        1
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM messages", &[]).await, 1);
+}

@@ -70,7 +70,8 @@ async fn a_message_whose_id_holds_a_nul_is_skipped_and_the_others_are_stored() {
     app.post_json(&payload).await.expect(200);
 
     assert_eq!(
-        app.count("SELECT count(*) FROM inbound_messages", &[]).await,
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
         1
     );
     assert_eq!(
@@ -91,8 +92,7 @@ async fn a_status_whose_id_or_channel_holds_a_nul_is_acknowledged() {
     payload["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = json!("wamid.\u{0}");
     app.post_json(&payload).await.expect(200);
 
-    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] =
-        json!("1065\u{0}");
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("1065\u{0}");
     app.post_json(&payload).await.expect(200);
 }
 
@@ -137,7 +137,8 @@ async fn ids_longer_than_their_columns_are_skipped_with_a_200_not_a_retry() {
     }
 
     assert_eq!(
-        app.count("SELECT count(*) FROM inbound_messages", &[]).await,
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
         0
     );
     assert_eq!(app.queue.published_count(), 0);
@@ -161,7 +162,8 @@ async fn a_webchat_post_with_a_nul_is_a_422_naming_the_field() {
         .expect_problem(422, Some("text"));
 
     assert_eq!(
-        app.count("SELECT count(*) FROM inbound_messages", &[]).await,
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
         0
     );
 }
