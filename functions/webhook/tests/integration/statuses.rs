@@ -209,7 +209,7 @@ async fn a_status_reported_by_one_channel_never_moves_a_message_sent_on_another_
  {
     let app = TestApp::spawn().await;
     let main_channel = app.channel("acme", "whatsapp", WA_CHANNEL).await;
-    let other_channel = app.channel("acme", "whatsapp", "200000000000002").await;
+    app.channel("acme", "whatsapp", "200000000000002").await;
     seed_sent_message(&app, "acme", &main_channel, "wamid.MAIN").await;
     app.db
         .client()
@@ -252,5 +252,4 @@ async fn a_status_reported_by_one_channel_never_moves_a_message_sent_on_another_
     }
     assert_eq!(status_of(&app, "wamid.MAIN").await, "read");
     assert_eq!(send_status().await, "READ");
-    let _ = other_channel;
 }
