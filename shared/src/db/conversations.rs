@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
     ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
-    MessageId, Platform, ReplyBlockedReason, contains_nul,
+    MessageId, Platform, ReplyBlockedReason, contains_nul, replace_nul,
 };
 
 /// An inbox row, as the worker reads it.
@@ -371,7 +371,7 @@ pub async fn set_owner(
         .execute(
             "UPDATE conversations SET owner = $2, owner_changed_at = CURRENT_TIMESTAMP, handoff_reason = $3
              WHERE conversation_id = $1",
-            &[&conversation_id.as_str(), &owner.as_str(), &reason],
+            &[&conversation_id.as_str(), &owner.as_str(), &reason.map(replace_nul)],
         )
         .await?;
     Ok(())
@@ -391,6 +391,9 @@ pub async fn insert_agent_message(
         &[&conversation_id.as_str()],
     )
     .await?;
+    // The text comes from a model (or a person, through the API, which refuses NUL): what
+    // PostgreSQL cannot hold is replaced rather than failing the reply for good.
+    let text = replace_nul(text);
     let message_id = MessageId::generate();
     tx.execute(
         "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no, author)

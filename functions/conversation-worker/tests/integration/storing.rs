@@ -184,3 +184,40 @@ async fn an_id_meta_gives_that_no_column_can_hold_never_causes_a_second_send() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_model_reply_holding_a_nul_is_stored_and_sent_cleaned_not_retried_forever() {
+    let app = TestApp::spawn_without_fakes(5).await;
+    fakes::mount_meta(&app.meta).await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/conversations"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "id": "conv_openai_1", "object": "conversation" })),
+        )
+        .mount(&app.openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "resp_1", "object": "response",
+            "output": [{ "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": "Hi \u{0} there" }] }],
+        })))
+        .mount(&app.openai)
+        .await;
+    let job = app.inbound("wamid.IN", CUSTOMER, "Hi", at(0)).await;
+
+    handle(&app.state, &job).await.expect("handled");
+
+    let sends = app.meta_sends().await;
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["text"]["body"], "Hi \u{FFFD} there");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM messages WHERE sender = 'agent' AND text = $1 AND status = 'sent'",
+            &[&"Hi \u{FFFD} there"]
+        )
+        .await,
+        1
+    );
+}
