@@ -221,3 +221,31 @@ async fn a_model_reply_holding_a_nul_is_stored_and_sent_cleaned_not_retried_fore
         1
     );
 }
+
+#[tokio::test]
+async fn a_customer_whose_conversation_cannot_be_written_gets_a_failed_row_not_an_endless_retry() {
+    let app = TestApp::spawn(5).await;
+    // A customer key longer than the column, as a 60-character webchat visitor id was for
+    // `conversations.customer_phone` (50) before V6.
+    app.db
+        .client()
+        .await
+        .batch_execute("ALTER TABLE conversations ALTER COLUMN customer_phone TYPE VARCHAR(5)")
+        .await
+        .expect("narrow the column");
+    let job = app.inbound("wamid.IN", CUSTOMER, "Hi", at(0)).await;
+
+    handle(&app.state, &job).await.expect("the job completes");
+
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM inbound_messages
+             WHERE state = 'done' AND outcome = 'store_failed' AND failure_reason LIKE '%too long%'",
+            &[]
+        )
+        .await,
+        1
+    );
+    assert!(app.model_calls().await.is_empty());
+    assert_eq!(app.credits().await, (5, 0));
+}

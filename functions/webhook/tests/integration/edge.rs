@@ -181,3 +181,25 @@ async fn a_nul_in_a_path_parameter_is_a_422_naming_it() {
         .await
         .expect_problem(422, Some("widget_key"));
 }
+
+#[tokio::test]
+async fn an_event_the_database_refuses_for_its_data_is_acknowledged_not_redelivered_for_days() {
+    let app = TestApp::spawn().await;
+    app.channel("acme", "whatsapp", WA_CHANNEL).await;
+    // Any refusal of the data behaves the same; a narrowed column stands in for them all.
+    app.db
+        .client()
+        .await
+        .batch_execute("ALTER TABLE inbound_messages ALTER COLUMN text TYPE VARCHAR(5)")
+        .await
+        .expect("narrow the column");
+
+    app.post_json(&fixture("wa_text.json")).await.expect(200);
+
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
+        0
+    );
+    assert_eq!(app.queue.published_count(), 0);
+}
