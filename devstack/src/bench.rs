@@ -206,7 +206,8 @@ async fn setup(
     let channel: Value = http
         .post(format!("{}/phone-numbers", plan.url))
         .bearer_auth(&token)
-        .json(&json!({ "platform": "whatsapp", "meta_phone_number_id": meta_id, "access_token": "EAAG-bench", "waba_id": "1" }))
+        // The simulator's WABA `W` has the numbers `W0` to `W9`.
+        .json(&json!({ "platform": "whatsapp", "meta_phone_number_id": meta_id, "access_token": "EAAG-bench", "waba_id": &meta_id[..meta_id.len() - 1] }))
         .send()
         .await?
         .json()

@@ -58,6 +58,7 @@ impl Providers {
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub api: ApiState,
+    pub agents: agents::AgentsState,
     pub queue: LocalQueue,
     pub worker: WorkerState,
     pub webhook: WebhookState,
@@ -88,6 +89,10 @@ impl Stack {
             }),
             webchat_rate_per_minute: 10,
         };
+        let agents = agents::AgentsState {
+            api: api.clone(),
+            graph: graph.clone(),
+        };
         let conversations = ConversationsState {
             api: api.clone(),
             graph,
@@ -99,6 +104,7 @@ impl Stack {
         );
         Self {
             api,
+            agents,
             queue,
             worker,
             webhook,
@@ -119,7 +125,7 @@ impl Stack {
     pub fn app(&self) -> Router {
         let api_limit = DefaultBodyLimit::max(layers::API_BODY_LIMIT);
         let merged = Router::new()
-            .merge(agents::app(self.api.clone()).layer(api_limit))
+            .merge(agents::app(self.agents.clone()).layer(api_limit))
             .merge(conversations::app(self.conversations.clone()).layer(api_limit))
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router());

@@ -161,9 +161,27 @@ async fn main() -> anyhow::Result<()> {
             let user = shared::domain::UserId::parse(&user).context("not a user id")?;
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
-            let grant = shared::db::credits::grant(&tx, &user, amount, &reason, "devstack-cli")
-                .await?
-                .context("no such tenant: call GET /me with its token first")?;
+            let outcome = shared::db::credits::grant(
+                &tx,
+                shared::db::credits::NewGrant {
+                    user: &user,
+                    amount,
+                    reason: &reason,
+                    granted_by: "devstack-cli",
+                    idempotency_key: None,
+                },
+            )
+            .await?;
+            let grant = match outcome {
+                shared::db::credits::GrantOutcome::Granted(grant) => grant,
+                shared::db::credits::GrantOutcome::NoSuchTenant => {
+                    anyhow::bail!("no such tenant: call GET /me with its token first")
+                }
+                shared::db::credits::GrantOutcome::Overflow { remaining_credits } => {
+                    anyhow::bail!("{remaining_credits} + {amount} credits is over the maximum")
+                }
+                other => anyhow::bail!("unexpected grant outcome: {other:?}"),
+            };
             tx.commit().await?;
             println!(
                 "granted {amount}; {} now has {} credits",
@@ -284,11 +302,11 @@ fn auth_config() -> anyhow::Result<AuthConfig> {
         Some(url) => JwtKeys::Jwks { url },
         None => JwtKeys::SharedSecret(jwt_secret()?),
     };
-    Ok(AuthConfig {
+    Ok(AuthConfig::new(
         keys,
-        issuer: optional_var("JWT_ISSUER")?,
-        audience: optional_var("JWT_AUDIENCE")?,
-    })
+        optional_var("JWT_ISSUER")?,
+        optional_var("JWT_AUDIENCE")?,
+    )?)
 }
 
 /// `TOKEN_SEALING_KEY`, or a key generated once and kept in `.devstack/sealing.key` so that

@@ -1,6 +1,17 @@
 //! Provider simulators for local runs: a Meta Graph API that accepts sends, keeps every
 //! request for inspection and posts signed status webhooks back, and an OpenAI that answers
 //! deterministically. They answer like the real services, so the real clients talk to them.
+//!
+//! The Meta simulator's accounts follow fixed rules, so any id can be used without set-up:
+//!
+//! - A WhatsApp Business Account `W` (any decimal id) has ten phone numbers: `W0` to `W9`
+//!   (its id followed by one digit). `106540352242922` is a number of WABA
+//!   `10654035224292`; `GET /{W}/phone_numbers` lists them (paged by `limit` / `after`).
+//! - Every decimal id is an Instagram account any valid token may read.
+//! - A token that starts with `invalid` is refused with Graph error 190 (invalid OAuth
+//!   access token) on every call, sends included.
+//! - `POST /{W}/subscribed_apps` answers `{"success": true}`; `GET /_sim/meta/subscriptions`
+//!   lists the WABAs subscribed so far.
 
 use std::{
     sync::{
@@ -13,6 +24,8 @@ use std::{
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde_json::{Value, json};
@@ -22,6 +35,7 @@ use shared::meta::signature;
 #[derive(Debug, Clone)]
 pub struct Simulators {
     requests: Arc<Mutex<Vec<Value>>>,
+    subscriptions: Arc<Mutex<Vec<String>>>,
     counter: Arc<AtomicUsize>,
     /// Where status webhooks go (devstack's own `/webhook`), and the secret they are signed with.
     webhook_url: String,
@@ -36,6 +50,7 @@ impl Simulators {
     pub fn new(webhook_url: String, app_secret: String, http: reqwest::Client) -> Self {
         Self {
             requests: Arc::default(),
+            subscriptions: Arc::default(),
             counter: Arc::default(),
             webhook_url,
             app_secret,
@@ -48,7 +63,11 @@ impl Simulators {
     pub fn router(self) -> Router {
         Router::new()
             .route("/_sim/meta/requests", get(meta_requests))
+            .route("/_sim/meta/subscriptions", get(meta_subscriptions))
             .route("/_sim/meta/{account}/messages", post(meta_send))
+            .route("/_sim/meta/{waba}/phone_numbers", get(meta_phone_numbers))
+            .route("/_sim/meta/{waba}/subscribed_apps", post(meta_subscribe))
+            .route("/_sim/meta/{id}", get(meta_node))
             .route("/_sim/openai/conversations", post(openai_conversation))
             .route("/_sim/openai/responses", post(openai_response))
             .with_state(self)
@@ -71,11 +90,150 @@ async fn meta_requests(State(sim): State<Simulators>, Query(query): Query<After>
     Json(Value::Array(requests))
 }
 
+/// Graph's error document, with the status Graph answers it with.
+fn graph_error(status: StatusCode, code: i64, subcode: Option<i64>, message: &str) -> Response {
+    let mut error = json!({
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AsimFbTrace0000",
+    });
+    if let Some(subcode) = subcode {
+        error["error_subcode"] = subcode.into();
+    }
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+/// Refuses a missing token, and every token that starts with `invalid`, with error 190.
+fn check_token(headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if token.is_empty() || token.starts_with("invalid") {
+        return Err(graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            None,
+            "Invalid OAuth access token - Cannot parse access token",
+        ));
+    }
+    Ok(())
+}
+
+/// Graph's answer for an id that names nothing (or nothing this token may see).
+fn no_such_object(id: &str) -> Response {
+    graph_error(
+        StatusCode::BAD_REQUEST,
+        100,
+        Some(33),
+        &format!(
+            "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due \
+             to missing permissions, or does not support this operation."
+        ),
+    )
+}
+
+fn is_graph_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 30 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// `GET /{waba}/phone_numbers`: the WABA's ten numbers, `W0` to `W9`, paged like Graph.
+async fn meta_phone_numbers(
+    headers: HeaderMap,
+    Path(waba): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Response {
+    if let Err(refused) = check_token(&headers) {
+        return refused;
+    }
+    if !is_graph_id(&waba) {
+        return no_such_object(&waba);
+    }
+    let limit = page.limit.unwrap_or(25).clamp(1, 100);
+    let start = page
+        .after
+        .as_deref()
+        .and_then(|cursor| cursor.strip_prefix("sim-after-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let end = (start + limit).min(10);
+    let data: Vec<Value> = (start..end)
+        .map(|digit| {
+            json!({
+                "id": format!("{waba}{digit}"),
+                "display_phone_number": format!("+1 555-010-000{digit}"),
+                "verified_name": format!("Simulated business {waba}"),
+                "quality_rating": "GREEN",
+                "code_verification_status": "VERIFIED",
+            })
+        })
+        .collect();
+    let mut paging = json!({ "cursors": {
+        "before": format!("sim-after-{start}"),
+        "after": format!("sim-after-{end}"),
+    }});
+    if end < 10 {
+        paging["next"] = format!("/{waba}/phone_numbers?after=sim-after-{end}").into();
+    }
+    Json(json!({ "data": data, "paging": paging })).into_response()
+}
+
+/// `POST /{waba}/subscribed_apps`: subscribes the app to the WABA's webhooks.
+async fn meta_subscribe(
+    State(sim): State<Simulators>,
+    headers: HeaderMap,
+    Path(waba): Path<String>,
+) -> Response {
+    if let Err(refused) = check_token(&headers) {
+        return refused;
+    }
+    if !is_graph_id(&waba) {
+        return no_such_object(&waba);
+    }
+    if let Ok(mut subscriptions) = sim.subscriptions.lock() {
+        subscriptions.push(waba);
+    }
+    Json(json!({ "success": true })).into_response()
+}
+
+/// The WABAs subscribed so far (a simulator-only inspection route).
+async fn meta_subscriptions(State(sim): State<Simulators>) -> Json<Value> {
+    let subscribed = sim
+        .subscriptions
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    Json(json!(subscribed))
+}
+
+/// `GET /{id}?fields=id,username`: any decimal id is an Instagram account.
+async fn meta_node(headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(refused) = check_token(&headers) {
+        return refused;
+    }
+    if !is_graph_id(&id) {
+        return no_such_object(&id);
+    }
+    Json(json!({ "id": id, "username": format!("sim_{id}") })).into_response()
+}
+
 async fn meta_send(
     State(sim): State<Simulators>,
+    headers: HeaderMap,
     Path(account): Path<String>,
     Json(body): Json<Value>,
-) -> Json<Value> {
+) -> Response {
+    if let Err(refused) = check_token(&headers) {
+        return refused;
+    }
     let n = sim.counter.fetch_add(1, Ordering::SeqCst);
     let wamid = format!("wamid.SIM{n:08}");
     if let Ok(mut requests) = sim.requests.lock() {
@@ -100,8 +258,10 @@ async fn meta_send(
             "contacts": [{ "input": to, "wa_id": to }],
             "messages": [{ "id": wamid, "message_status": "accepted" }],
         }))
+        .into_response()
     } else {
         Json(json!({ "recipient_id": body["recipient"]["id"], "message_id": wamid }))
+            .into_response()
     }
 }
 

@@ -126,7 +126,7 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
     let (status, channel) = call(
         reqwest::Method::POST,
         "/phone-numbers",
-        Some(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "1" })),
+        Some(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "10654035224292" })),
     )
     .await;
     assert_eq!(status, 201, "{channel}");

@@ -100,9 +100,9 @@ pub enum JwtKeys {
 pub struct AuthConfig {
     /// Where the verification keys come from.
     pub keys: JwtKeys,
-    /// `JWT_ISSUER`: when set, the `iss` claim must equal it.
+    /// `JWT_ISSUER`: when set, the `iss` claim must equal it. Required with a JWKS.
     pub issuer: Option<String>,
-    /// `JWT_AUDIENCE`: when set, the `aud` claim must contain it.
+    /// `JWT_AUDIENCE`: when set, the `aud` claim must contain it. Required with a JWKS.
     pub audience: Option<String>,
 }
 
@@ -136,10 +136,37 @@ impl AuthConfig {
                 JwtKeys::SharedSecret(SecretString::from(secret))
             }
         };
+        Self::new(
+            keys,
+            optional_var("JWT_ISSUER")?,
+            optional_var("JWT_AUDIENCE")?,
+        )
+    }
+
+    /// Checks the combination: an identity provider's keys (JWKS) verify tokens of every
+    /// application that provider signs for, so its tokens are accepted only with both the
+    /// issuer and the audience pinned.
+    pub fn new(
+        keys: JwtKeys,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        if matches!(keys, JwtKeys::Jwks { .. }) {
+            if issuer.is_none() {
+                return Err(ConfigError::Missing(
+                    "JWT_ISSUER (required with JWT_JWKS_URL)",
+                ));
+            }
+            if audience.is_none() {
+                return Err(ConfigError::Missing(
+                    "JWT_AUDIENCE (required with JWT_JWKS_URL)",
+                ));
+            }
+        }
         Ok(Self {
             keys,
-            issuer: optional_var("JWT_ISSUER")?,
-            audience: optional_var("JWT_AUDIENCE")?,
+            issuer,
+            audience,
         })
     }
 }

@@ -1,12 +1,12 @@
 use axum::{
-    extract::{FromRequestParts, State},
-    http::{StatusCode, request::Parts},
+    extract::{FromRef, FromRequestParts, State},
+    http::{HeaderMap, HeaderValue, StatusCode, request::Parts},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::{
     api::{ApiError, ApiState, FieldErrors, Json, Problem},
-    db::credits,
+    db::credits::{self, GrantOutcome, NewGrant},
     domain::UserId,
 };
 use utoipa::ToSchema;
@@ -19,13 +19,15 @@ pub const ADMIN_SECRET_HEADER: &str = "x-admin-secret";
 #[derive(Debug)]
 pub struct Admin;
 
-impl FromRequestParts<ApiState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    ApiState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = ApiState::from_ref(state);
         let presented = parts
             .headers
             .get(ADMIN_SECRET_HEADER)
@@ -43,6 +45,27 @@ impl FromRequestParts<ApiState> for Admin {
             ))
         }
     }
+}
+
+/// The header that makes a grant idempotent.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Set on an answer that replays an earlier grant with the same key.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The operator's `Idempotency-Key`: 1 to 255 visible ASCII characters, or absent.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("must be sent once".to_owned());
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
+        return Err("must be 1 to 255 visible ASCII characters".to_owned());
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// Credits to add to a tenant.
@@ -74,20 +97,27 @@ pub struct GrantResponse {
     post, path = "/admin/credits", tag = "admin",
     request_body = GrantCredits,
     security(()),
-    params(("x-admin-secret" = String, Header, description = "ADMIN_API_SECRET")),
+    params(
+        ("x-admin-secret" = String, Header, description = "ADMIN_API_SECRET"),
+        ("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key and body answers the first grant (with `Idempotent-Replayed: true`) and adds nothing; the same key with another body is a 422."),
+    ),
     responses(
-        (status = 201, body = GrantResponse),
+        (status = 201, body = GrantResponse, headers(("idempotent-replayed" = String, description = "`true` when this answers an earlier grant with the same key"))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, the balance would exceed 2147483647 (`amount`), or the `Idempotency-Key` was used for another grant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn grant_credits(
     State(state): State<ApiState>,
     _admin: Admin,
+    headers: HeaderMap,
     Json(body): Json<GrantCredits>,
-) -> Result<(StatusCode, axum::Json<GrantResponse>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, axum::Json<GrantResponse>), ApiError> {
     let mut errors = FieldErrors::default();
+    let key = errors
+        .check("Idempotency-Key", idempotency_key(&headers))
+        .flatten();
     let user = errors.check(
         "user_id",
         UserId::parse(&body.user_id).ok_or_else(|| "is not a user id".to_owned()),
@@ -105,13 +135,49 @@ pub async fn grant_credits(
     errors.into_result()?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let grant = credits::grant(&tx, &user, body.amount, reason, "admin-api")
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such tenant".to_owned()))?;
-    tx.commit().await?;
-    tracing::info!(tenant.id = %grant.user_id, amount = grant.amount, "credits granted");
+    let outcome = credits::grant(
+        &tx,
+        NewGrant {
+            user: &user,
+            amount: body.amount,
+            reason,
+            granted_by: "admin-api",
+            idempotency_key: key.as_deref(),
+        },
+    )
+    .await?;
+    let mut response_headers = HeaderMap::new();
+    let grant = match outcome {
+        GrantOutcome::Granted(grant) => {
+            tx.commit().await?;
+            tracing::info!(tenant.id = %grant.user_id, amount = grant.amount, "credits granted");
+            grant
+        }
+        GrantOutcome::Replayed(grant) => {
+            tracing::info!(tenant.id = %grant.user_id, "credit grant replayed");
+            response_headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            grant
+        }
+        GrantOutcome::KeyReused => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "was already used for a different grant (tenant, amount or reason); use a new key",
+            ));
+        }
+        GrantOutcome::NoSuchTenant => return Err(ApiError::NotFound("no such tenant".to_owned())),
+        GrantOutcome::Overflow { remaining_credits } => {
+            return Err(ApiError::invalid(
+                "amount",
+                format!(
+                    "would take the balance ({remaining_credits}) over the maximum of {}",
+                    i32::MAX
+                ),
+            ));
+        }
+    };
     Ok((
         StatusCode::CREATED,
+        response_headers,
         axum::Json(GrantResponse {
             grant_id: grant.grant_id,
             user_id: grant.user_id,

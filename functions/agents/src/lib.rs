@@ -10,12 +10,37 @@ mod agents;
 mod me;
 mod phone_numbers;
 
-use axum::Router;
-use shared::api::{ApiState, layers};
+use std::sync::Arc;
+
+use axum::{Router, extract::FromRef};
+use shared::{
+    api::{ApiState, Auth, layers},
+    meta::graph::Graph,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+/// The function's state: the common API state plus the Graph client that checks a channel's
+/// ownership before it is connected.
+#[derive(Debug, Clone)]
+pub struct AgentsState {
+    pub api: ApiState,
+    pub graph: Graph,
+}
+
+impl FromRef<AgentsState> for ApiState {
+    fn from_ref(state: &AgentsState) -> Self {
+        state.api.clone()
+    }
+}
+
+impl FromRef<AgentsState> for Arc<Auth> {
+    fn from_ref(state: &AgentsState) -> Self {
+        state.api.auth.clone()
+    }
+}
+
 /// The routes with their OpenAPI descriptions, before state and layers.
-pub fn openapi_router() -> OpenApiRouter<ApiState> {
+pub fn openapi_router() -> OpenApiRouter<AgentsState> {
     OpenApiRouter::new()
         .routes(routes!(me::get_me, me::patch_me))
         .routes(routes!(
@@ -38,11 +63,11 @@ pub fn openapi_router() -> OpenApiRouter<ApiState> {
 }
 
 /// The function's HTTP app, with state, before the common layers (devstack merges these).
-pub fn app(state: ApiState) -> Router {
+pub fn app(state: AgentsState) -> Router {
     openapi_router().with_state(state).split_for_parts().0
 }
 
 /// The function's complete router: what Lambda runs and tests drive.
-pub fn router(state: ApiState) -> Router {
+pub fn router(state: AgentsState) -> Router {
     layers::finish(app(state), layers::API_BODY_LIMIT)
 }

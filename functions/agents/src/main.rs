@@ -3,6 +3,7 @@ use std::sync::Arc;
 use shared::{
     api::{ApiState, Auth, Authenticator},
     config::ApiConfig,
+    meta::graph::{Graph, GraphConfig},
 };
 
 #[tokio::main]
@@ -14,12 +15,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     let http = reqwest_client()?;
     let state = ApiState {
         auth: Arc::new(Auth::new(
-            Authenticator::new(&config.auth, http),
+            Authenticator::new(&config.auth, http.clone()),
             pool.clone(),
         )),
         pool,
         sealing_key: config.sealing_key,
         admin_secret: config.admin_secret,
+    };
+    let state = agents::AgentsState {
+        api: state,
+        graph: Graph::new(http, GraphConfig::from_env()?),
     };
     lambda_http::run(agents::router(state)).await
 }

@@ -14,8 +14,14 @@ use shared::{
     domain::{
         AccessToken, DisplayName, InstagramApi, MetaChannelId, PhoneNumberId, Platform, WabaId,
     },
+    meta::{
+        errors::CheckFailure,
+        graph::{CheckError, Graph},
+    },
 };
 use utoipa::{IntoParams, ToSchema};
+
+use crate::AgentsState;
 
 /// A channel: a WhatsApp number, an Instagram account or a website chat widget. The provider
 /// token is never returned; `has_access_token` says whether one is stored.
@@ -80,7 +86,8 @@ pub struct CreatePhoneNumber {
 }
 
 impl CreatePhoneNumber {
-    fn validate(self, key: &SealingKey) -> Result<NewChannel, ApiError> {
+    /// The channel to insert, and the plain token to check its ownership with.
+    fn validate(self, key: &SealingKey) -> Result<(NewChannel, Option<AccessToken>), ApiError> {
         let platform = self.platform;
         let mut errors = FieldErrors::default();
         let meta_id = errors.check(
@@ -142,14 +149,15 @@ impl CreatePhoneNumber {
         else {
             return Err(errors.into());
         };
-        Ok(NewChannel {
+        let new = NewChannel {
             platform,
             meta_phone_number_id,
             sealed_access_token: seal(key, token.as_ref())?,
             display_name,
             waba_id,
             instagram_api,
-        })
+        };
+        Ok((new, token))
     }
 }
 
@@ -171,7 +179,12 @@ pub struct PatchPhoneNumber {
 }
 
 impl PatchPhoneNumber {
-    fn validate(self, platform: Platform, key: &SealingKey) -> Result<ChannelPatch, ApiError> {
+    /// The update, and the new plain token (to check ownership with) when there is one.
+    fn validate(
+        self,
+        platform: Platform,
+        key: &SealingKey,
+    ) -> Result<(ChannelPatch, Option<AccessToken>), ApiError> {
         let mut errors = FieldErrors::default();
         let display_name = match self.display_name {
             None => Some(None),
@@ -204,11 +217,115 @@ impl PatchPhoneNumber {
         else {
             return Err(errors.into());
         };
-        Ok(ChannelPatch {
+        let patch = ChannelPatch {
             display_name,
             sealed_access_token: seal(key, token.as_ref())?,
             waba_id,
-        })
+            only_if_unchanged: None,
+        };
+        Ok((patch, token))
+    }
+}
+
+/// What a channel claims on Meta, checked with the tenant's own token before it is stored.
+struct Claim<'a> {
+    platform: Platform,
+    meta_id: &'a str,
+    waba_id: Option<&'a str>,
+    instagram_api: Option<InstagramApi>,
+    token: &'a str,
+}
+
+/// Proves that the token's owner owns the channel, so nobody can claim (and receive the
+/// customers of) a number or account that is not theirs:
+///
+/// - WhatsApp: the number is among the numbers of `waba_id` as the token reads them; then
+///   our app is subscribed to the WABA's webhooks, so messages arrive without a manual step.
+/// - Instagram: the token reads that very account (on the host `instagram_api` names).
+///
+/// Meta refusing is a 422 naming the field it refused (with Meta's reason); Meta not
+/// answering is a 502. Either way nothing is written.
+async fn verify_ownership(graph: &Graph, claim: Claim<'_>) -> Result<(), ApiError> {
+    match claim.platform {
+        Platform::WhatsApp => {
+            let waba = claim
+                .waba_id
+                .ok_or_else(|| ApiError::invalid("waba_id", "is required for whatsapp channels"))?;
+            let found = graph
+                .find_waba_phone_number(waba, claim.meta_id, claim.token)
+                .await
+                .map_err(|e| {
+                    refused(
+                        e,
+                        "waba_id",
+                        "read this WhatsApp Business Account's phone numbers",
+                    )
+                })?;
+            if found.is_none() {
+                return Err(ApiError::invalid(
+                    "meta_phone_number_id",
+                    format!(
+                        "is not a phone number of WhatsApp Business Account {waba} (as this \
+                         access token reads it)"
+                    ),
+                ));
+            }
+            graph
+                .subscribe_app_to_waba(waba, claim.token)
+                .await
+                .map_err(|e| {
+                    refused(
+                        e,
+                        "waba_id",
+                        "subscribe this app to the WhatsApp Business Account's webhooks",
+                    )
+                })?;
+            tracing::info!("whatsapp number verified and webhooks subscribed");
+        }
+        Platform::Instagram => {
+            let api = claim.instagram_api.unwrap_or(InstagramApi::InstagramLogin);
+            let account = graph
+                .instagram_account(api, claim.meta_id, claim.token)
+                .await
+                .map_err(|e| refused(e, "meta_phone_number_id", "read this Instagram account"))?;
+            if account.id != claim.meta_id {
+                return Err(ApiError::invalid(
+                    "meta_phone_number_id",
+                    "is not the Instagram account this access token reads",
+                ));
+            }
+        }
+        Platform::Webchat => {}
+    }
+    Ok(())
+}
+
+/// Turns a failed Graph check into the answer: which field Meta refused, or 502.
+fn refused(error: CheckError, object_field: &str, action: &str) -> ApiError {
+    tracing::info!(
+        meta.code = error.code,
+        meta.subcode = error.subcode,
+        meta.fbtrace_id = error.fbtrace_id.as_deref(),
+        failure = ?error.failure,
+        "Meta refused a channel check"
+    );
+    let reason = &error.message;
+    match error.failure {
+        CheckFailure::Unavailable => ApiError::BadGateway(format!(
+            "Meta's Graph API could not verify the channel now ({reason}); nothing was saved, \
+             retry shortly"
+        )),
+        CheckFailure::InvalidToken => {
+            ApiError::invalid("access_token", format!("was refused by Meta: {reason}"))
+        }
+        CheckFailure::PermissionDenied => ApiError::invalid(
+            "access_token",
+            format!("may not {action}; Meta says: {reason}"),
+        ),
+        CheckFailure::NotFound | CheckFailure::Refused => ApiError::invalid(
+            object_field,
+            format!("could not be verified (Meta would not let this token {action}): {reason}"),
+        ),
     }
 }
 
@@ -250,16 +367,32 @@ pub(crate) fn channel_not_found() -> ApiError {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "This platform's id is already connected (by any tenant)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or Meta would not confirm that the access token owns the number (WhatsApp: it is a number of `waba_id`) or account (Instagram); the error names the field and gives Meta's reason", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Meta could not be reached to verify the channel; nothing was saved", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn create_phone_number(
-    State(state): State<ApiState>,
+    State(state): State<AgentsState>,
     tenant: Tenant,
     Json(body): Json<CreatePhoneNumber>,
 ) -> Result<(StatusCode, axum::Json<PhoneNumberResponse>), ApiError> {
-    let new = body.validate(&state.sealing_key)?;
-    let client = state.pool.get().await?;
+    let (new, token) = body.validate(&state.api.sealing_key)?;
+    if let Some(token) = &token {
+        // Before the insert, so a tenant who cannot prove ownership learns nothing, not even
+        // whether the id is already connected.
+        verify_ownership(
+            &state.graph,
+            Claim {
+                platform: new.platform,
+                meta_id: new.meta_phone_number_id.as_str(),
+                waba_id: new.waba_id.as_ref().map(WabaId::as_str),
+                instagram_api: new.instagram_api,
+                token: token.expose(),
+            },
+        )
+        .await?;
+    }
+    let client = state.api.pool.get().await?;
     let channel = phone_numbers::insert(&client, &tenant.user_id, &new).await?;
     tracing::info!(channel.id = %channel.id, platform = %channel.platform, "channel connected");
     Ok((StatusCode::CREATED, axum::Json(channel.into())))
@@ -328,27 +461,87 @@ pub async fn get_phone_number(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The channel's token or WABA changed while the new one was being verified", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or Meta would not confirm that the new access token (or WABA) owns the channel", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Meta could not be reached to verify the change; nothing was saved", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn patch_phone_number(
-    State(state): State<ApiState>,
+    State(state): State<AgentsState>,
     tenant: Tenant,
     Path(id): Path<String>,
     Json(body): Json<PatchPhoneNumber>,
 ) -> Result<axum::Json<PhoneNumberResponse>, ApiError> {
     let id = channel_id(&id)?;
-    let client = state.pool.get().await?;
-    // The platform decides which fields apply, and it never changes, so reading it first
-    // cannot race with another update.
-    let current = phone_numbers::get(&client, &tenant.user_id, &id)
-        .await?
-        .ok_or_else(channel_not_found)?;
-    let patch = body.validate(current.platform, &state.sealing_key)?;
-    let channel = phone_numbers::update(&client, &tenant.user_id, &id, &patch)
-        .await?
-        .ok_or_else(channel_not_found)?;
-    Ok(axum::Json(channel.into()))
+    let (current, credentials) = {
+        let client = state.api.pool.get().await?;
+        // The platform decides which fields apply, and it never changes, so reading it first
+        // cannot race with another update.
+        let current = phone_numbers::get(&client, &tenant.user_id, &id)
+            .await?
+            .ok_or_else(channel_not_found)?;
+        let credentials = phone_numbers::credentials(&client, &tenant.user_id, &id)
+            .await?
+            .ok_or_else(channel_not_found)?;
+        (current, credentials)
+    };
+    let (mut patch, new_token) = body.validate(current.platform, &state.api.sealing_key)?;
+    let new_waba = patch.waba_id.clone().flatten();
+    if current.platform != Platform::Webchat && (new_token.is_some() || new_waba.is_some()) {
+        // A new token or WABA must prove ownership again, as on create. The update then
+        // applies only if nobody changed the credentials it was verified against meanwhile.
+        let token = match &new_token {
+            Some(token) => token.expose().to_owned(),
+            None => open_token(
+                &state.api.sealing_key,
+                credentials.sealed_access_token.as_deref(),
+            )?,
+        };
+        let waba = new_waba
+            .as_ref()
+            .map(|w| w.as_str().to_owned())
+            .or_else(|| credentials.waba_id.clone());
+        verify_ownership(
+            &state.graph,
+            Claim {
+                platform: current.platform,
+                meta_id: &current.meta_phone_number_id,
+                waba_id: waba.as_deref(),
+                instagram_api: current.instagram_api,
+                token: &token,
+            },
+        )
+        .await?;
+        patch.only_if_unchanged = Some(credentials);
+    }
+    let client = state.api.pool.get().await?;
+    match phone_numbers::update(&client, &tenant.user_id, &id, &patch).await? {
+        Some(channel) => Ok(axum::Json(channel.into())),
+        None if patch.only_if_unchanged.is_some()
+            && phone_numbers::get(&client, &tenant.user_id, &id)
+                .await?
+                .is_some() =>
+        {
+            Err(ApiError::Conflict(
+                "the channel's access token or WABA changed while this change was being \
+                 verified with Meta; read it again and retry"
+                    .to_owned(),
+            ))
+        }
+        None => Err(channel_not_found()),
+    }
+}
+
+/// Opens a channel's stored token (to verify a new WABA with it).
+fn open_token(key: &SealingKey, sealed: Option<&str>) -> Result<String, ApiError> {
+    let sealed = sealed.ok_or_else(|| {
+        ApiError::invalid(
+            "access_token",
+            "is required: the channel has no stored token",
+        )
+    })?;
+    key.open(SecretKind::ChannelAccessToken, sealed)
+        .map_err(ApiError::internal)
 }
 
 /// Disconnects a channel nothing uses any more.

@@ -45,6 +45,8 @@ pub enum AuthError {
     MissingToken,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (`nbf` is in the future)")]
+    NotYetValid,
     #[error("the token's signature is invalid")]
     BadSignature,
     #[error("the token is not meant for this API (audience)")]
@@ -55,12 +57,15 @@ pub enum AuthError {
     Invalid(String),
     #[error("the identity provider's keys could not be fetched")]
     KeysUnavailable(#[source] reqwest::Error),
+    #[error("JWKS verification needs both an issuer and an audience configured")]
+    Misconfigured,
 }
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::KeysUnavailable(cause) => Self::Unavailable(Box::new(cause)),
+            AuthError::Misconfigured => Self::internal(AuthError::Misconfigured),
             other => Self::Unauthorized(other.to_string()),
         }
     }
@@ -70,6 +75,7 @@ impl From<jsonwebtoken::errors::Error> for AuthError {
     fn from(error: jsonwebtoken::errors::Error) -> Self {
         match error.kind() {
             ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
             ErrorKind::InvalidSignature => Self::BadSignature,
             ErrorKind::InvalidAudience => Self::WrongAudience,
             ErrorKind::InvalidIssuer => Self::WrongIssuer,
@@ -150,6 +156,10 @@ impl Authenticator {
         let header = decode_header(token)?;
         let (key, algorithm) = match &self.keys {
             Keys::Shared(key) => (key.clone(), Algorithm::HS256),
+            Keys::Jwks(_) if self.issuer.is_none() || self.audience.is_none() => {
+                // `AuthConfig::new` refuses this; a hand-built config fails closed.
+                return Err(AuthError::Misconfigured);
+            }
             Keys::Jwks(jwks) => {
                 if !ASYMMETRIC_ALGORITHMS.contains(&header.alg) {
                     return Err(AuthError::Invalid(
@@ -165,6 +175,9 @@ impl Authenticator {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
+        // jsonwebtoken ignores `nbf` unless told otherwise: a token minted for later must not
+        // work now.
+        validation.validate_nbf = true;
         // A configured issuer or audience must also be *present*: jsonwebtoken only checks
         // claims that a token carries unless they are listed as required.
         let mut required = vec!["exp", "sub"];

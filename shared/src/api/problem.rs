@@ -261,7 +261,10 @@ fn conflict_detail(constraint: &str) -> &'static str {
         "agents_phone_number_id_key" => {
             "the channel already has an agent; send \"replace_existing\": true to replace it"
         }
-        "users_email_key" => "this email address already belongs to another account",
+        "users_email_key" | "users_email_lower_key" => {
+            "this email address already belongs to another account (emails are compared \
+             without regard to case)"
+        }
         "agents_phone_number_id_fkey"
         | "templates_phone_number_id_fkey"
         | "campaigns_phone_number_id_fkey" => {

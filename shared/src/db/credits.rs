@@ -1,5 +1,5 @@
 //! Credit grants: every top-up is recorded in `credit_grants` and added to the balance in one
-//! transaction.
+//! transaction. A grant may carry an idempotency key, so an operator's retry is applied once.
 
 use chrono::{DateTime, Utc};
 
@@ -18,45 +18,144 @@ pub struct Grant {
     pub remaining_credits: i32,
 }
 
-/// Adds `amount` credits to an existing tenant; `None` when there is no such tenant.
-pub async fn grant(
-    tx: &Transaction<'_>,
-    user: &UserId,
-    amount: i32,
-    reason: &str,
-    granted_by: &str,
-) -> Result<Option<Grant>, DbError> {
+/// A grant to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct NewGrant<'a> {
+    pub user: &'a UserId,
+    /// Positive.
+    pub amount: i32,
+    pub reason: &'a str,
+    pub granted_by: &'a str,
+    /// The operator's `Idempotency-Key`, already validated (1–255 visible ASCII).
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What a grant did. Only `Granted` wrote anything; the caller commits only then.
+#[derive(Debug, Clone)]
+pub enum GrantOutcome {
+    /// Applied now.
+    Granted(Grant),
+    /// The key was used before for this very grant: the first grant, applied once.
+    Replayed(Grant),
+    /// The key was used before for a different grant (another tenant, amount or reason).
+    KeyReused,
+    /// No such tenant.
+    NoSuchTenant,
+    /// The balance would pass PostgreSQL's INTEGER maximum; nothing was written.
+    Overflow { remaining_credits: i32 },
+}
+
+const GRANT_COLUMNS: &str =
+    "grant_id, user_id, amount, reason, granted_by, created_at, balance_after";
+
+/// Adds credits to an existing tenant.
+///
+/// The balance row is locked first, so grants of one tenant are serialised and the overflow
+/// check sees the balance it changes. With an idempotency key the grant is inserted with
+/// `ON CONFLICT DO NOTHING` on the key's unique index: of two concurrent identical requests
+/// the second waits for the first to commit, inserts nothing and answers the first's grant.
+pub async fn grant(tx: &Transaction<'_>, new: NewGrant<'_>) -> Result<GrantOutcome, DbError> {
+    if let Some(key) = new.idempotency_key {
+        if let Some(outcome) = earlier_grant(tx, key, &new).await? {
+            return Ok(outcome);
+        }
+    }
+    let user = new.user.as_str();
     let exists = tx
-        .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user.as_str()])
+        .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user])
         .await?;
     if exists.is_none() {
-        return Ok(None);
+        return Ok(GrantOutcome::NoSuchTenant);
     }
+    tx.execute(
+        "INSERT INTO credits (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING",
+        &[&user],
+    )
+    .await?;
+    let remaining: i32 = tx
+        .query_one(
+            "SELECT remaining_credits FROM credits WHERE user_id = $1 FOR UPDATE",
+            &[&user],
+        )
+        .await?
+        .try_get("remaining_credits")?;
+    let Some(balance_after) = remaining.checked_add(new.amount) else {
+        return Ok(GrantOutcome::Overflow {
+            remaining_credits: remaining,
+        });
+    };
     let grant_id = format!("grant_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let row = tx
-        .query_one(
-            "INSERT INTO credit_grants (grant_id, user_id, amount, reason, granted_by)
-             VALUES ($1, $2, $3, $4, $5)
-             RETURNING grant_id, user_id, amount, reason, granted_by, created_at",
-            &[&grant_id, &user.as_str(), &amount, &reason, &granted_by],
+    let inserted = tx
+        .query_opt(
+            &format!(
+                "INSERT INTO credit_grants
+                     (grant_id, user_id, amount, reason, granted_by, idempotency_key, balance_after)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                 RETURNING {GRANT_COLUMNS}"
+            ),
+            &[
+                &grant_id,
+                &user,
+                &new.amount,
+                &new.reason,
+                &new.granted_by,
+                &new.idempotency_key,
+                &balance_after,
+            ],
         )
         .await?;
-    let balance = tx
-        .query_one(
-            "INSERT INTO credits (user_id, remaining_credits) VALUES ($1, $2)
-             ON CONFLICT (user_id) DO UPDATE SET remaining_credits = credits.remaining_credits + EXCLUDED.remaining_credits,
-                 last_updated = CURRENT_TIMESTAMP
-             RETURNING remaining_credits",
-            &[&user.as_str(), &amount],
+    let Some(row) = inserted else {
+        // A concurrent request with the same key committed after our first look.
+        let key = new.idempotency_key.unwrap_or_default();
+        return Ok(earlier_grant(tx, key, &new)
+            .await?
+            .unwrap_or(GrantOutcome::KeyReused));
+    };
+    tx.execute(
+        "UPDATE credits SET remaining_credits = $2, last_updated = CURRENT_TIMESTAMP
+         WHERE user_id = $1",
+        &[&user, &balance_after],
+    )
+    .await?;
+    Ok(GrantOutcome::Granted(grant_from_row(&row, balance_after)?))
+}
+
+/// The earlier grant with this key, as a replay when it is the same grant.
+async fn earlier_grant(
+    tx: &Transaction<'_>,
+    key: &str,
+    new: &NewGrant<'_>,
+) -> Result<Option<GrantOutcome>, DbError> {
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT {GRANT_COLUMNS} FROM credit_grants WHERE idempotency_key = $1"),
+            &[&key],
         )
-        .await?;
-    Ok(Some(Grant {
+        .await?
+    else {
+        return Ok(None);
+    };
+    let balance_after: Option<i32> = row.try_get("balance_after")?;
+    let earlier = grant_from_row(&row, balance_after.unwrap_or_default())?;
+    let same = earlier.user_id == new.user.as_str()
+        && earlier.amount == new.amount
+        && earlier.reason == new.reason;
+    Ok(Some(if same {
+        GrantOutcome::Replayed(earlier)
+    } else {
+        GrantOutcome::KeyReused
+    }))
+}
+
+fn grant_from_row(row: &tokio_postgres::Row, remaining_credits: i32) -> Result<Grant, DbError> {
+    Ok(Grant {
         grant_id: row.try_get("grant_id")?,
         user_id: row.try_get("user_id")?,
         amount: row.try_get("amount")?,
         reason: row.try_get("reason")?,
         granted_by: row.try_get("granted_by")?,
         created_at: row.try_get("created_at")?,
-        remaining_credits: balance.try_get("remaining_credits")?,
-    }))
+        remaining_credits,
+    })
 }

@@ -42,6 +42,37 @@ pub struct ChannelPatch {
     pub display_name: Option<Option<DisplayName>>,
     pub sealed_access_token: Option<String>,
     pub waba_id: Option<Option<WabaId>>,
+    /// Apply only while the channel still has these credentials: the ones the new token or
+    /// WABA was verified against with Meta (a concurrent change makes the update miss).
+    pub only_if_unchanged: Option<Credentials>,
+}
+
+/// What a channel proves its ownership with: its sealed token and its WABA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub sealed_access_token: Option<String>,
+    pub waba_id: Option<String>,
+}
+
+/// The sealed token and WABA of one of the tenant's channels.
+pub async fn credentials(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &PhoneNumberId,
+) -> Result<Option<Credentials>, DbError> {
+    client
+        .query_opt(
+            "SELECT access_token, waba_id FROM phone_numbers WHERE id = $1 AND user_id = $2",
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?
+        .map(|row| {
+            Ok(Credentials {
+                sealed_access_token: row.try_get("access_token")?,
+                waba_id: row.try_get("waba_id")?,
+            })
+        })
+        .transpose()
 }
 
 /// What still uses a channel, which forbids deleting it.
@@ -153,7 +184,8 @@ pub async fn list(
     rows.iter().map(channel_from_row).collect()
 }
 
-/// Applies a partial update; `None` when the tenant has no such channel.
+/// Applies a partial update; `None` when the tenant has no such channel, or when
+/// `only_if_unchanged` no longer matches it.
 pub async fn update(
     client: &impl GenericClient,
     user: &UserId,
@@ -169,6 +201,8 @@ pub async fn update(
                          access_token = COALESCE($5, access_token),
                          waba_id = CASE WHEN $6 THEN $7 ELSE waba_id END
                      WHERE id = $1 AND user_id = $2
+                       AND (NOT $8 OR (access_token IS NOT DISTINCT FROM $9
+                                       AND waba_id IS NOT DISTINCT FROM $10))
                      RETURNING *
                  )
                  SELECT {CHANNEL_COLUMNS} FROM p LEFT JOIN agents a ON a.phone_number_id = p.id"
@@ -186,6 +220,15 @@ pub async fn update(
                 &patch.sealed_access_token,
                 &patch.waba_id.is_some(),
                 &patch.waba_id.clone().flatten().as_ref().map(WabaId::as_str),
+                &patch.only_if_unchanged.is_some(),
+                &patch
+                    .only_if_unchanged
+                    .as_ref()
+                    .and_then(|c| c.sealed_access_token.as_deref()),
+                &patch
+                    .only_if_unchanged
+                    .as_ref()
+                    .and_then(|c| c.waba_id.as_deref()),
             ],
         )
         .await?;

@@ -36,9 +36,58 @@ pub fn classify(http_status: u16, code: Option<i64>) -> SendFailure {
     }
 }
 
+/// What a failed account check says about a channel being connected: reading an Instagram
+/// account, listing a WhatsApp Business Account's numbers, subscribing to its webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// Meta could not answer now (the retryable rows of [`classify`], timeouts, an answer
+    /// that is not Graph's): nothing can be concluded; try again later.
+    Unavailable,
+    /// The token is invalid, expired or revoked: 190 (with subcodes 458–467), 102.
+    InvalidToken,
+    /// The token is valid but may not read or manage this object: 3, 10, 200–299.
+    PermissionDenied,
+    /// No such object, or this token cannot see it: 100 (subcode 33), 803.
+    NotFound,
+    /// Anything else Meta refused.
+    Refused,
+}
+
+/// Classifies a failed account check; the retryable rows of the send table apply first.
+pub fn classify_check(http_status: u16, code: Option<i64>) -> CheckFailure {
+    if classify(http_status, code) == SendFailure::Retryable {
+        return CheckFailure::Unavailable;
+    }
+    match code {
+        Some(190 | 102) => CheckFailure::InvalidToken,
+        Some(3 | 10 | 200..=299) => CheckFailure::PermissionDenied,
+        Some(100 | 803) => CheckFailure::NotFound,
+        _ => CheckFailure::Refused,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_checks_tell_a_bad_token_from_a_missing_object_and_an_outage() {
+        let cases = [
+            (401, Some(190), CheckFailure::InvalidToken),
+            (400, Some(102), CheckFailure::InvalidToken),
+            (403, Some(200), CheckFailure::PermissionDenied),
+            (400, Some(10), CheckFailure::PermissionDenied),
+            (400, Some(100), CheckFailure::NotFound),
+            (400, Some(368), CheckFailure::Refused),
+            (400, Some(4), CheckFailure::Unavailable),
+            (500, Some(2), CheckFailure::Unavailable),
+            (502, None, CheckFailure::Unavailable),
+            (404, None, CheckFailure::Refused),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(classify_check(status, code), expected, "{status} {code:?}");
+        }
+    }
 
     #[test]
     fn the_table_matches_meta_guidance() {

@@ -114,8 +114,8 @@ async fn agents_can_be_listed_filtered_read_changed_and_deleted() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
     let token = tenant.token();
-    let one = app.create_whatsapp_channel(&tenant, "1").await;
-    let two = app.create_whatsapp_channel(&tenant, "2").await;
+    let one = app.create_whatsapp_channel(&tenant, "101").await;
+    let two = app.create_whatsapp_channel(&tenant, "102").await;
     let ava = app
         .create_agent(&tenant, str_field(&one, "id"), "Ava")
         .await
@@ -182,7 +182,7 @@ async fn agents_can_be_listed_filtered_read_changed_and_deleted() {
 async fn an_agent_with_conversations_cannot_be_deleted() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
-    let channel = app.create_whatsapp_channel(&tenant, "1").await;
+    let channel = app.create_whatsapp_channel(&tenant, "101").await;
     let agent = app
         .create_agent(&tenant, str_field(&channel, "id"), "Ava")
         .await
@@ -209,7 +209,7 @@ async fn another_tenants_agent_is_404_on_every_route_and_stays_untouched() {
     let app = TestApp::spawn().await;
     let alice = app.tenant("alice").await;
     let mallory = app.tenant("mallory").await;
-    let channel = app.create_whatsapp_channel(&alice, "1").await;
+    let channel = app.create_whatsapp_channel(&alice, "101").await;
     let agent = app
         .create_agent(&alice, str_field(&channel, "id"), "Ava")
         .await

@@ -9,7 +9,7 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, agents_state};
 
 const JWKS: &str = include_str!("../fixtures/jwks.json");
 const RSA_PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/jwks_rsa_private.pem");
@@ -29,7 +29,11 @@ fn rs256_claims(sub: &str, iss: &str, aud: &str) -> serde_json::Value {
 }
 
 async fn api_with_auth(db: &TestDb, auth: AuthConfig) -> TestClient {
-    TestClient::new(agents::router(testkit::api_state_with_auth(db, &auth)))
+    let meta = MockServer::start().await;
+    TestClient::new(agents::router(agents_state(
+        testkit::api_state_with_auth(db, &auth),
+        &meta,
+    )))
 }
 
 #[tokio::test]
@@ -332,7 +336,10 @@ async fn a_first_sign_in_needs_an_email_but_a_known_tenant_does_not() {
 
     let tenant = app.tenant("known").await;
     // A fresh router has an empty provisioning cache, so this really reads the database.
-    let fresh = TestClient::new(agents::router(testkit::api_state(&app.db)));
+    let fresh = TestClient::new(agents::router(agents_state(
+        testkit::api_state(&app.db),
+        &app.meta,
+    )));
     let known_without_email = sign_hs256(
         testkit::TEST_JWT_SECRET,
         &tenant.sub,
@@ -362,6 +369,113 @@ async fn a_second_subject_with_a_taken_email_is_a_409() {
             .as_str()
             .is_some_and(|d| d.contains("email"))
     );
+    assert_eq!(app.count("SELECT count(*) FROM users", &[]).await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM credits", &[]).await, 1);
+}
+
+#[tokio::test]
+async fn a_token_whose_nbf_is_in_the_future_is_401() {
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now().timestamp();
+    let sign = |nbf: i64| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &json!({ "sub": "early", "email": "early@example.test", "iat": now, "nbf": nbf, "exp": now + 7200 }),
+            &EncodingKey::from_secret(testkit::TEST_JWT_SECRET.as_bytes()),
+        )
+        .expect("sign")
+    };
+
+    let early = app.api.get("/me", &sign(now + 3600)).await;
+
+    assert_eq!(
+        early.expect_problem(401, None)["detail"],
+        "the token is not valid yet (`nbf` is in the future)"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM users", &[]).await, 0);
+    app.api.get("/me", &sign(now - 10)).await.expect(200);
+}
+
+#[tokio::test]
+async fn jwks_mode_requires_both_an_issuer_and_an_audience() {
+    let jwks = || JwtKeys::Jwks {
+        url: "https://idp.example.test/jwks".to_owned(),
+    };
+
+    let without_audience = AuthConfig::new(jwks(), Some(ISSUER.to_owned()), None);
+    let without_issuer = AuthConfig::new(jwks(), None, Some(AUDIENCE.to_owned()));
+    let both = AuthConfig::new(jwks(), Some(ISSUER.to_owned()), Some(AUDIENCE.to_owned()));
+
+    assert!(
+        without_audience
+            .expect_err("refused")
+            .to_string()
+            .contains("JWT_AUDIENCE")
+    );
+    assert!(
+        without_issuer
+            .expect_err("refused")
+            .to_string()
+            .contains("JWT_ISSUER")
+    );
+    assert!(both.is_ok());
+}
+
+#[tokio::test]
+async fn a_hand_built_jwks_config_without_an_audience_accepts_no_token() {
+    let db = TestDb::new().await;
+    let idp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JWKS, "application/json"))
+        .mount(&idp)
+        .await;
+    let api = api_with_auth(
+        &db,
+        AuthConfig {
+            keys: JwtKeys::Jwks {
+                url: format!("{}/jwks", idp.uri()),
+            },
+            issuer: Some(ISSUER.to_owned()),
+            audience: None,
+        },
+    )
+    .await;
+
+    let response = api
+        .get(
+            "/me",
+            &sign_rs256("test-key-1", &rs256_claims("u1", ISSUER, "anything")),
+        )
+        .await;
+
+    response.expect_problem(500, None);
+    assert_eq!(db.count("SELECT count(*) FROM users", &[]).await, 0);
+}
+
+#[tokio::test]
+async fn an_email_that_differs_only_in_case_is_the_same_account_and_a_second_sub_gets_409() {
+    let app = TestApp::spawn().await;
+    let token = |sub: &str, email: &str| {
+        sign_hs256(
+            testkit::TEST_JWT_SECRET,
+            sub,
+            Some(email),
+            Duration::hours(1),
+            None,
+        )
+    };
+
+    let first = app.api.get("/me", &token("lower", "a@example.test")).await;
+    let shouting = app.api.get("/me", &token("upper", "A@EXAMPLE.TEST")).await;
+    let mixed = app.api.get("/me", &token("mixed", "A@Example.Test")).await;
+
+    first.expect(200);
+    assert!(
+        shouting.expect_problem(409, None)["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("email")),
+    );
+    mixed.expect_problem(409, None);
     assert_eq!(app.count("SELECT count(*) FROM users", &[]).await, 1);
     assert_eq!(app.count("SELECT count(*) FROM credits", &[]).await, 1);
 }

@@ -6,5 +6,6 @@ mod admin;
 mod agents;
 mod auth;
 mod helpers;
+mod ownership;
 mod phone_numbers;
 mod relink;

@@ -16,7 +16,7 @@ async fn creating_a_whatsapp_channel_stores_it_with_the_token_sealed() {
     assert!(id.starts_with("pn_"), "{channel}");
     assert_eq!(channel["platform"], "whatsapp");
     assert_eq!(channel["meta_phone_number_id"], "106540352242922");
-    assert_eq!(channel["waba_id"], "102290129340398");
+    assert_eq!(channel["waba_id"], "10654035224292");
     assert_eq!(channel["display_name"], "Main line");
     assert_eq!(channel["has_access_token"], true);
     assert_eq!(channel["agent_id"], json!(null));
@@ -187,7 +187,7 @@ async fn a_meta_id_already_connected_by_anyone_is_a_409() {
     let bob = app.tenant("bob").await;
     app.create_whatsapp_channel(&alice, "555000").await;
     let again = json!({
-        "platform": "whatsapp", "meta_phone_number_id": "555000", "access_token": "EAAG", "waba_id": "1",
+        "platform": "whatsapp", "meta_phone_number_id": "555000", "access_token": "EAAG", "waba_id": "55500",
     });
 
     let same_tenant = app.api.post("/phone-numbers", &alice.token(), &again).await;
@@ -226,7 +226,7 @@ async fn lists_are_paginated_newest_first_and_filterable() {
     let tenant = app.tenant("acme").await;
     let token = tenant.token();
     let mut created = Vec::new();
-    for meta_id in ["1", "2", "3"] {
+    for meta_id in ["101", "102", "103"] {
         created.push(app.create_whatsapp_channel(&tenant, meta_id).await["id"].clone());
     }
     app.api
