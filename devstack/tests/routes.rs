@@ -289,3 +289,60 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
         .expect("json");
     assert_eq!(sims, json!([]), "webchat replies never go to Meta");
 }
+
+/// The Meta simulator answers the ownership checks like Graph: WABA `W` has the numbers `W0`
+/// to `W9`, a token starting with `invalid` is error 190, and a connected WhatsApp number's
+/// WABA is subscribed to the app's webhooks.
+#[tokio::test]
+async fn the_meta_simulator_confirms_only_numbers_of_the_waba_and_refuses_invalid_tokens() {
+    let db = TestDb::new().await;
+    let base_url = serve(&db).await;
+    let http = reqwest::Client::new();
+    let tenant = TestTenant::new("owner");
+    let connect = |body: Value| {
+        let request = http
+            .post(format!("{base_url}/phone-numbers"))
+            .bearer_auth(tenant.token())
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let foreign = connect(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "20000000000000" })).await;
+    let invalid = connect(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "invalid-dev", "waba_id": "10654035224292" })).await;
+    let instagram_invalid = connect(json!({ "platform": "instagram", "meta_phone_number_id": "17841400000000", "access_token": "invalid-ig" })).await;
+    let subscriptions_before: Value = http
+        .get(format!("{base_url}/_sim/meta/subscriptions"))
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json");
+    let owned = connect(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "10654035224292" })).await;
+    let instagram = connect(json!({ "platform": "instagram", "meta_phone_number_id": "17841400000000", "access_token": "IGQV-dev" })).await;
+
+    assert_eq!(foreign.0, 422, "{}", foreign.1);
+    assert_eq!(foreign.1["errors"][0]["field"], "meta_phone_number_id");
+    assert_eq!(invalid.0, 422, "{}", invalid.1);
+    assert_eq!(invalid.1["errors"][0]["field"], "access_token");
+    assert_eq!(instagram_invalid.1["errors"][0]["field"], "access_token");
+    assert_eq!(subscriptions_before, json!([]));
+    assert_eq!(owned.0, 201, "{}", owned.1);
+    assert_eq!(instagram.0, 201, "{}", instagram.1);
+    let subscriptions: Value = http
+        .get(format!("{base_url}/_sim/meta/subscriptions"))
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(subscriptions, json!(["10654035224292"]));
+}
