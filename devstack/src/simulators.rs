@@ -105,21 +105,20 @@ fn graph_error(status: StatusCode, code: i64, subcode: Option<i64>, message: &st
 }
 
 /// Refuses a missing token, and every token that starts with `invalid`, with error 190.
-fn check_token(headers: &HeaderMap) -> Result<(), Response> {
+fn refuse_token(headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if token.is_empty() || token.starts_with("invalid") {
-        return Err(graph_error(
+    (token.is_empty() || token.starts_with("invalid")).then(|| {
+        graph_error(
             StatusCode::UNAUTHORIZED,
             190,
             None,
             "Invalid OAuth access token - Cannot parse access token",
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Graph's answer for an id that names nothing (or nothing this token may see).
@@ -151,7 +150,7 @@ async fn meta_phone_numbers(
     Path(waba): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> Response {
-    if let Err(refused) = check_token(&headers) {
+    if let Some(refused) = refuse_token(&headers) {
         return refused;
     }
     if !is_graph_id(&waba) {
@@ -192,7 +191,7 @@ async fn meta_subscribe(
     headers: HeaderMap,
     Path(waba): Path<String>,
 ) -> Response {
-    if let Err(refused) = check_token(&headers) {
+    if let Some(refused) = refuse_token(&headers) {
         return refused;
     }
     if !is_graph_id(&waba) {
@@ -216,7 +215,7 @@ async fn meta_subscriptions(State(sim): State<Simulators>) -> Json<Value> {
 
 /// `GET /{id}?fields=id,username`: any decimal id is an Instagram account.
 async fn meta_node(headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(refused) = check_token(&headers) {
+    if let Some(refused) = refuse_token(&headers) {
         return refused;
     }
     if !is_graph_id(&id) {
@@ -231,7 +230,7 @@ async fn meta_send(
     Path(account): Path<String>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = check_token(&headers) {
+    if let Some(refused) = refuse_token(&headers) {
         return refused;
     }
     let n = sim.counter.fetch_add(1, Ordering::SeqCst);

@@ -299,3 +299,23 @@ async fn a_meta_channel_id_belongs_to_one_tenant_only() {
         Some("phone_numbers_platform_meta_id_key")
     );
 }
+
+#[tokio::test]
+async fn an_email_is_one_account_whatever_its_case() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute("INSERT INTO users (user_id, email) VALUES ('a', 'a@example.test')")
+        .await
+        .expect("setup");
+
+    let shouting = client
+        .batch_execute("INSERT INTO users (user_id, email) VALUES ('b', 'A@EXAMPLE.TEST')")
+        .await
+        .expect_err("refused");
+
+    assert_eq!(
+        shouting.as_db_error().and_then(|e| e.constraint()),
+        Some("users_email_lower_key")
+    );
+}
