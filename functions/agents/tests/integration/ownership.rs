@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use wiremock::{
-    Mock, ResponseTemplate,
+    Mock, Respond, ResponseTemplate,
     matchers::{method, path},
 };
 
@@ -304,4 +304,105 @@ async fn a_new_token_or_waba_is_verified_again_and_a_refused_one_changes_nothing
             .and_then(|v| v.to_str().ok()),
         Some("Bearer EAAG-rotated")
     );
+}
+
+#[tokio::test]
+async fn a_number_on_a_later_page_of_the_wabas_numbers_is_found() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("big").await;
+    let number = |id: String| json!({ "id": id, "display_phone_number": "+1 555-010-0000", "verified_name": "Big" });
+    let first_page: Vec<Value> = (0..100).map(|i| number(format!("4000000{i:03}"))).collect();
+    Mock::given(method("GET"))
+        .and(path("/40000000000000/phone_numbers"))
+        .and(wiremock::matchers::query_param("after", "page-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [number("400000000000009".to_owned())],
+            "paging": { "cursors": { "before": "page-2", "after": "end" } }
+        })))
+        .with_priority(1)
+        .expect(1)
+        .mount(&app.meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/40000000000000/phone_numbers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": first_page,
+            "paging": { "cursors": { "before": "page-1", "after": "page-2" }, "next": "https://graph.example/next" }
+        })))
+        .with_priority(2)
+        .expect(1)
+        .mount(&app.meta)
+        .await;
+
+    let response = app
+        .api
+        .post(
+            "/phone-numbers",
+            &tenant.token(),
+            &whatsapp("400000000000009", "40000000000000", "EAAG"),
+        )
+        .await;
+
+    response.expect(201);
+}
+
+#[tokio::test]
+async fn a_token_changed_while_a_new_one_was_being_verified_is_a_409_and_keeps_the_other() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("race").await;
+    let channel = app
+        .create_whatsapp_channel(&tenant, "106540352242922")
+        .await;
+    let route = format!("/phone-numbers/{}", str_field(&channel, "id"));
+    Mock::given(method("GET"))
+        .and(path("/10654035224292/phone_numbers"))
+        .respond_with(
+            crate::helpers::FakeMeta
+                .respond(&wiremock_request_for("/10654035224292/phone_numbers"))
+                .set_delay(std::time::Duration::from_millis(600)),
+        )
+        .with_priority(1)
+        .mount(&app.meta)
+        .await;
+    let token = tenant.token();
+    let rotation = json!({ "access_token": "EAAG-slow" });
+
+    let slow_patch = app.api.patch(&route, &token, &rotation);
+    let concurrent_change = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.db
+            .client()
+            .await
+            .execute("UPDATE phone_numbers SET access_token = 'v1:other'", &[])
+            .await
+            .expect("concurrent change");
+    };
+    let (response, ()) = tokio::join!(slow_patch, concurrent_change);
+
+    response.expect_problem(409, None);
+    let stored: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT access_token FROM phone_numbers", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(
+        stored, "v1:other",
+        "the unverified combination was not written"
+    );
+}
+
+/// A request to hand to a responder outside a server (to reuse its answer).
+fn wiremock_request_for(route: &str) -> wiremock::Request {
+    wiremock::Request {
+        url: format!("http://fake{route}").parse().expect("url"),
+        method: http::Method::GET,
+        headers: http::HeaderMap::from_iter([(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer EAAG"),
+        )]),
+        body: Vec::new(),
+    }
 }
