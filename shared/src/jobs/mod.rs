@@ -1,14 +1,55 @@
-//! The messages that travel on queues, and the queue port with its adapters. Producers and
-//! consumers share these types, so they cannot drift apart.
+//! Queue jobs: the messages that travel on queues, the queue port with its adapters, and the
+//! batch lifter that runs a consumer's batch. Producers and consumers share these types, so
+//! they cannot drift apart.
+//!
+//! - A [`Job`] is a versioned serde type that names its queue and, on a FIFO queue, its
+//!   message group and deduplication id. [`ReplyJob`] is the first; campaign-start, send and
+//!   extraction jobs are the next.
+//! - A [`Queue<J>`] publishes jobs of one type: to SQS ([`SqsQueue`]) in AWS, to an
+//!   in-process [`LocalQueue`] in devstack and tests.
+//! - [`batch::Lifter`] runs a batch of received records through a consumer's handler:
+//!   partial batch failures, FIFO hold-back, visibility backoff, a deadline guard.
 
+pub mod batch;
 mod local;
 mod sqs;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
+pub use batch::{BatchReport, JobError, Lifter, LifterConfig, Record};
 pub use local::LocalQueue;
 pub use sqs::{Received, SqsQueue, client_from_env};
+
+/// Which queue a job type travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// A short name for logs and spans (`replies`).
+    pub name: &'static str,
+    /// The environment variable holding the queue's URL in a deployed function.
+    pub url_var: &'static str,
+    /// FIFO queues need a group id and a deduplication id on every message.
+    pub fifo: bool,
+}
+
+/// A job: one message on one queue. Serialized with a `version` tag, so a deploy can change
+/// the shape without losing queued jobs: a consumer that meets a version it does not know
+/// reports the message as poison instead of guessing.
+pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The queue this job type travels on.
+    const QUEUE: QueueSpec;
+
+    /// The serialized version tag of this job.
+    fn version(&self) -> &'static str;
+
+    /// FIFO message group: jobs of one group are handled in publish order, groups in
+    /// parallel. `None` on a standard queue.
+    fn group_id(&self) -> Option<String>;
+
+    /// FIFO deduplication id: the same id published twice within SQS's five-minute window
+    /// is delivered once. `None` on a standard queue.
+    fn deduplication_id(&self) -> Option<String>;
+}
 
 /// "Answer this inbound message": published by the webhook (and webchat), consumed by the
 /// conversation worker. Versioned, so a deploy can change it without losing queued jobs.
@@ -46,22 +87,36 @@ impl ReplyJob {
             } => platform_message_id,
         }
     }
+}
 
-    /// FIFO message group: one customer on one channel. Their messages are answered in
-    /// order; different customers are answered in parallel.
-    pub fn group_id(&self) -> String {
+impl Job for ReplyJob {
+    const QUEUE: QueueSpec = QueueSpec {
+        name: "replies",
+        url_var: "REPLY_QUEUE_URL",
+        fifo: true,
+    };
+
+    fn version(&self) -> &'static str {
+        match self {
+            Self::V1 { .. } => "1",
+        }
+    }
+
+    /// One customer on one channel: their messages are answered in order; different
+    /// customers are answered in parallel.
+    fn group_id(&self) -> Option<String> {
         match self {
             Self::V1 {
                 phone_number_id,
                 customer_id,
                 ..
-            } => short_hash(&format!("{phone_number_id}:{customer_id}")),
+            } => Some(short_hash(&format!("{phone_number_id}:{customer_id}"))),
         }
     }
 
-    /// FIFO deduplication id: the provider message id (hashed to fit SQS's 128 characters).
-    pub fn deduplication_id(&self) -> String {
-        short_hash(self.platform_message_id())
+    /// The provider message id (hashed to fit SQS's 128 characters).
+    fn deduplication_id(&self) -> Option<String> {
+        Some(short_hash(self.platform_message_id()))
     }
 }
 
@@ -69,23 +124,27 @@ fn short_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Publishing failed; the caller retries (the webhook by answering 500, so Meta redelivers).
+/// Publishing (or receiving) failed; a producer retries (the webhook by answering 5xx, so
+/// Meta redelivers).
 #[derive(Debug, thiserror::Error)]
 #[error("queue publish failed: {0}")]
 pub struct QueueError(pub String);
 
-/// Where reply jobs go: SQS FIFO in AWS, an in-process queue in devstack and tests.
+/// Where jobs of type `J` go: SQS in AWS, an in-process queue in devstack and tests.
 #[derive(Debug, Clone)]
-pub enum ReplyQueue {
+pub enum Queue<J: Job> {
     /// In-process.
-    Local(LocalQueue),
-    /// SQS FIFO.
+    Local(LocalQueue<J>),
+    /// SQS (FIFO when `J::QUEUE.fifo`).
     Sqs(SqsQueue),
 }
 
-impl ReplyQueue {
+/// The reply queue: webhook → conversation worker.
+pub type ReplyQueue = Queue<ReplyJob>;
+
+impl<J: Job> Queue<J> {
     /// Publishes one job.
-    pub async fn publish(&self, job: &ReplyJob) -> Result<(), QueueError> {
+    pub async fn publish(&self, job: &J) -> Result<(), QueueError> {
         match self {
             Self::Local(queue) => queue.publish(job),
             Self::Sqs(queue) => queue.publish(job).await,
@@ -93,10 +152,10 @@ impl ReplyQueue {
     }
 }
 
-/// The reply queue of a deployed function: `REPLY_QUEUE_URL` (SQS FIFO).
-pub async fn from_env() -> Result<ReplyQueue, crate::config::ConfigError> {
-    let url = crate::config::required_var("REPLY_QUEUE_URL")?;
-    Ok(ReplyQueue::Sqs(SqsQueue::new(client_from_env().await, url)))
+/// The queue of `J` in a deployed function: SQS at the URL in `J::QUEUE.url_var`.
+pub async fn from_env<J: Job>() -> Result<Queue<J>, crate::config::ConfigError> {
+    let url = crate::config::required_var(J::QUEUE.url_var)?;
+    Ok(Queue::Sqs(SqsQueue::new(client_from_env().await, url)))
 }
 
 #[cfg(test)]
@@ -107,7 +166,7 @@ mod tests {
     fn jobs_serialize_with_their_version() {
         let job = ReplyJob::new("wamid.1", "pn_1", "16505551234");
         let json = serde_json::to_value(&job).expect("serializes");
-        assert_eq!(json["version"], "1");
+        assert_eq!(json["version"], job.version());
         assert_eq!(json["platform_message_id"], "wamid.1");
         assert_eq!(
             serde_json::from_value::<ReplyJob>(json).expect("deserializes"),
@@ -116,16 +175,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_version_does_not_deserialize() {
+        let body = r#"{"version":"2","platform_message_id":"m","phone_number_id":"pn","customer_id":"c"}"#;
+        assert!(serde_json::from_str::<ReplyJob>(body).is_err());
+    }
+
+    #[test]
     fn group_and_deduplication_ids_fit_sqs_limits_and_are_stable() {
         let job = ReplyJob::new(&"m".repeat(300), "pn_1", &"c".repeat(100));
-        assert_eq!(job.group_id().len(), 64);
-        assert_eq!(job.deduplication_id().len(), 64);
+        let group = job.group_id().expect("FIFO");
+        assert_eq!(group.len(), 64);
+        assert_eq!(job.deduplication_id().map(|id| id.len()), Some(64));
         assert_eq!(
-            job.group_id(),
+            Some(group.clone()),
             ReplyJob::new("other", "pn_1", &"c".repeat(100)).group_id()
         );
         assert_ne!(
-            job.group_id(),
+            Some(group),
             ReplyJob::new("x", "pn_2", &"c".repeat(100)).group_id()
         );
     }

@@ -1,9 +1,9 @@
-use aws_sdk_sqs::Client;
+use aws_sdk_sqs::{Client, types::ChangeMessageVisibilityBatchRequestEntry};
 
-use super::{QueueError, ReplyJob};
+use super::{Job, QueueError, Record};
 
-/// An SQS FIFO queue. The group id keeps one customer's messages in order; the
-/// deduplication id drops a job published twice within SQS's five-minute window.
+/// An SQS queue. On a FIFO queue the group id keeps one customer's messages in order and
+/// the deduplication id drops a job published twice within SQS's five-minute window.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: Client,
@@ -29,14 +29,14 @@ impl SqsQueue {
         &self.url
     }
 
-    pub(super) async fn publish(&self, job: &ReplyJob) -> Result<(), QueueError> {
+    pub(super) async fn publish<J: Job>(&self, job: &J) -> Result<(), QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .message_group_id(job.group_id())
-            .message_deduplication_id(job.deduplication_id())
+            .set_message_group_id(job.group_id())
+            .set_message_deduplication_id(job.deduplication_id())
             .send()
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
@@ -52,6 +52,22 @@ pub struct Received {
     pub receipt_handle: String,
     pub group_id: Option<String>,
     pub receive_count: Option<String>,
+}
+
+impl From<Received> for Record {
+    fn from(message: Received) -> Self {
+        Self {
+            receive_count: message
+                .receive_count
+                .as_deref()
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1),
+            message_id: message.message_id,
+            body: message.body,
+            receipt_handle: Some(message.receipt_handle),
+            group_id: message.group_id,
+        }
+    }
 }
 
 impl SqsQueue {
@@ -108,6 +124,42 @@ impl SqsQueue {
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
+    }
+}
+
+impl SqsQueue {
+    /// Sets the visibility of received messages, `(receipt handle, seconds)`, in batches of
+    /// ten (`ChangeMessageVisibilityBatch`): one call for a whole Lambda batch, so even a
+    /// batch cut short by the deadline guard has time for it. Returns how many entries SQS
+    /// refused.
+    pub async fn change_visibility(&self, entries: &[(&str, i32)]) -> Result<usize, QueueError> {
+        let mut refused = 0;
+        for chunk in entries.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, (receipt, seconds))| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(*receipt)
+                        .visibility_timeout((*seconds).clamp(0, 43_200))
+                        .build()
+                        .map_err(|e| QueueError(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+                })?;
+            refused += output.failed().len();
+        }
+        Ok(refused)
     }
 }
 

@@ -1,0 +1,644 @@
+//! The batch lifter: runs a batch of queue records through a consumer's handler, the same
+//! way in Lambda (an SQS event), in devstack (SQS polled, or the in-process queue) and in
+//! tests.
+//!
+//! - Only failed records are reported (`ReportBatchItemFailures`), so SQS redelivers just
+//!   those; every record gets one tracing span carrying its message id.
+//! - FIFO hold-back: once a record of a message group fails, every later record of that
+//!   group in the batch is failed without running, so it never overtakes the failed one.
+//!   Every failed group of the batch is remembered, not only the last one.
+//! - A retryable failure's message is hidden for a growing delay (visibility backoff, or the
+//!   delay the handler asked for); a poison message (unparseable body, unknown version, or
+//!   [`JobError::Poison`]) is reported as failed and logged once, with no backoff: it keeps
+//!   the queue's visibility timeout and reaches the dead-letter queue through
+//!   `maxReceiveCount`, where an operator can read it and redrive it after a fix.
+//! - Deadline guard: no record is started when less than the configured margin is left
+//!   before the invocation's deadline; the rest are reported as failed and made visible
+//!   again at once (visibility 0), so a slow batch never becomes a timeout that redelivers
+//!   work already done.
+
+use std::{collections::HashSet, future::Future, time::Duration};
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::{Job, LocalQueue, QueueError, SqsQueue};
+use crate::{
+    config::{ConfigError, parsed_var},
+    db::DbError,
+};
+
+/// One received queue message, whatever delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The queue's message id (what a partial batch failure names).
+    pub message_id: String,
+    /// The serialized job.
+    pub body: String,
+    /// Needed to change the message's visibility or delete it.
+    pub receipt_handle: Option<String>,
+    /// The FIFO message group, if any.
+    pub group_id: Option<String>,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// Why a job did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Try again later: after `delay` when given, else after the lifter's backoff for the
+    /// message's receive count. The queue moves it to its DLQ after `maxReceiveCount`.
+    #[error("retryable: {reason}")]
+    Retryable {
+        /// What failed.
+        reason: String,
+        /// How long to wait before the next attempt, when the failure says (`Retry-After`).
+        delay: Option<Duration>,
+    },
+    /// The job itself is broken; retrying cannot help.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+impl JobError {
+    /// A retryable failure with the lifter's backoff.
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        Self::Retryable {
+            reason: reason.into(),
+            delay: None,
+        }
+    }
+
+    /// A retryable failure to try again after `delay`.
+    pub fn retry_after(reason: impl Into<String>, delay: Duration) -> Self {
+        Self::Retryable {
+            reason: reason.into(),
+            delay: Some(delay),
+        }
+    }
+}
+
+impl From<DbError> for JobError {
+    fn from(error: DbError) -> Self {
+        Self::retryable(crate::api::error_chain(&error))
+    }
+}
+
+impl From<crate::db::PoolError> for JobError {
+    fn from(error: crate::db::PoolError) -> Self {
+        Self::from(DbError::from(error))
+    }
+}
+
+impl From<crate::db::PgError> for JobError {
+    fn from(error: crate::db::PgError) -> Self {
+        Self::from(DbError::from(error))
+    }
+}
+
+/// How the lifter retries and when it stops starting records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifterConfig {
+    /// `JOB_DEADLINE_MARGIN_SECS`: no record is started with less than this left before the
+    /// invocation's deadline. At least the longest one job can take.
+    pub deadline_margin: Duration,
+    /// The first retry's delay, doubled per receive (`JOB_RETRY_BASE_SECS`, default 10).
+    pub backoff_base: Duration,
+    /// The longest retry delay (`JOB_RETRY_MAX_SECS`, default 900).
+    pub backoff_cap: Duration,
+}
+
+impl LifterConfig {
+    /// The default margin: one reply job's worst case (docs/architecture.md, "Sizing").
+    pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(100);
+
+    /// Reads `JOB_DEADLINE_MARGIN_SECS`, `JOB_RETRY_BASE_SECS` and `JOB_RETRY_MAX_SECS`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            deadline_margin: Duration::from_secs(parsed_var(
+                "JOB_DEADLINE_MARGIN_SECS",
+                Self::DEFAULT_DEADLINE_MARGIN.as_secs(),
+            )?),
+            backoff_base: Duration::from_secs(parsed_var("JOB_RETRY_BASE_SECS", 10)?),
+            backoff_cap: Duration::from_secs(parsed_var("JOB_RETRY_MAX_SECS", 900)?),
+        })
+    }
+
+    /// The delay before a failed job's next attempt: the base, doubling per receive, at
+    /// most the cap (10 s, 20 s, 40 s, … 15 min by default).
+    pub fn backoff(&self, receive_count: u32) -> Duration {
+        let doublings = receive_count.saturating_sub(1).min(16);
+        self.backoff_base
+            .saturating_mul(1 << doublings)
+            .min(self.backoff_cap)
+    }
+}
+
+/// What to do with a failed record's visibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Visible again after this long (`ChangeMessageVisibility`); zero means at once.
+    After(Duration),
+    /// Left alone: the queue's own visibility timeout applies (poison messages).
+    QueueDefault,
+}
+
+/// Why a record is in the failure report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The handler failed and may succeed later.
+    Retryable(String),
+    /// The body or the job cannot succeed.
+    Poison(String),
+    /// An earlier record of its FIFO group failed in this batch; not started.
+    HeldBack,
+    /// Too close to the deadline; not started.
+    NotStarted,
+}
+
+/// One failed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message_id: String,
+    pub receipt_handle: Option<String>,
+    pub kind: FailureKind,
+    pub visibility: Visibility,
+}
+
+/// What a batch came to: the failures, in record order. Every other record succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub failures: Vec<Failure>,
+}
+
+impl BatchReport {
+    /// The failed message ids, in record order (the partial batch failure response).
+    pub fn failed_ids(&self) -> Vec<&str> {
+        self.failures
+            .iter()
+            .map(|f| f.message_id.as_str())
+            .collect()
+    }
+
+    /// Whether the record with `message_id` failed.
+    pub fn failed(&self, message_id: &str) -> bool {
+        self.failures.iter().any(|f| f.message_id == message_id)
+    }
+}
+
+/// The deadline of an invocation given in milliseconds since the Unix epoch (Lambda's
+/// `Context.deadline`), as an `Instant` on this process's clock.
+pub fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
+    let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let remaining = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining
+}
+
+/// Runs batches of one consumer. Cheap to build per batch.
+#[derive(Debug, Clone)]
+pub struct Lifter {
+    config: LifterConfig,
+    /// The SQS queue the records came from, to change their visibility; `None` when the
+    /// caller settles visibility itself (the in-process queue) or cannot (tests).
+    sqs: Option<SqsQueue>,
+}
+
+impl Lifter {
+    /// A lifter; `sqs` is the queue whose visibility it changes.
+    pub fn new(config: LifterConfig, sqs: Option<SqsQueue>) -> Self {
+        Self { config, sqs }
+    }
+
+    /// Runs `records` in order through `handler`, stopping to start new ones `margin`
+    /// before `deadline`, then sets the failed records' visibility on SQS (one batch call).
+    pub async fn run<J, F, Fut>(
+        &self,
+        records: Vec<Record>,
+        deadline: Option<Instant>,
+        mut handler: F,
+    ) -> BatchReport
+    where
+        J: Job,
+        F: FnMut(J) -> Fut,
+        Fut: Future<Output = Result<(), JobError>>,
+    {
+        let mut report = BatchReport::default();
+        let mut failed_groups: HashSet<String> = HashSet::new();
+        let mut stopped = false;
+        for record in records {
+            let span = tracing::info_span!(
+                "job",
+                queue = J::QUEUE.name,
+                sqs.message_id = %record.message_id,
+                sqs.receive_count = record.receive_count,
+            );
+            if !stopped {
+                if let Some(deadline) = deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left < self.config.deadline_margin {
+                        stopped = true;
+                        tracing::warn!(
+                            time_left_ms = left.as_millis() as u64,
+                            margin_ms = self.config.deadline_margin.as_millis() as u64,
+                            "near the deadline: the rest of the batch goes back to the queue"
+                        );
+                    }
+                }
+            }
+            let (kind, visibility) = if stopped {
+                (FailureKind::NotStarted, Visibility::After(Duration::ZERO))
+            } else if record
+                .group_id
+                .as_ref()
+                .is_some_and(|group| failed_groups.contains(group))
+            {
+                // Visible at once is safe: SQS FIFO delivers nothing of a group while an
+                // earlier message of it is in flight, so this waits for the failed one.
+                (FailureKind::HeldBack, Visibility::After(Duration::ZERO))
+            } else {
+                match self.run_one(&record, &mut handler).instrument(span).await {
+                    None => continue,
+                    Some(failure) => failure,
+                }
+            };
+            if let Some(group) = &record.group_id {
+                failed_groups.insert(group.clone());
+            }
+            report.failures.push(Failure {
+                message_id: record.message_id,
+                receipt_handle: record.receipt_handle,
+                kind,
+                visibility,
+            });
+        }
+        if let Some(sqs) = &self.sqs {
+            apply_visibility(sqs, &report).await;
+        }
+        report
+    }
+
+    /// Runs one record; `None` when it succeeded. Logs its failure once.
+    async fn run_one<J, F, Fut>(
+        &self,
+        record: &Record,
+        handler: &mut F,
+    ) -> Option<(FailureKind, Visibility)>
+    where
+        J: Job,
+        F: FnMut(J) -> Fut,
+        Fut: Future<Output = Result<(), JobError>>,
+    {
+        let outcome = match serde_json::from_str::<J>(&record.body) {
+            Ok(job) => handler(job).await,
+            Err(error) => Err(JobError::Poison(format!(
+                "not a {} job of a known version: {error}",
+                J::QUEUE.name
+            ))),
+        };
+        match outcome {
+            Ok(()) => None,
+            Err(JobError::Retryable { reason, delay }) => {
+                let delay = delay.unwrap_or_else(|| self.config.backoff(record.receive_count));
+                tracing::warn!(
+                    error = %reason,
+                    retry_in_s = delay.as_secs(),
+                    "job failed; it will be retried"
+                );
+                Some((FailureKind::Retryable(reason), Visibility::After(delay)))
+            }
+            Err(JobError::Poison(reason)) => {
+                tracing::error!(
+                    error = %reason,
+                    "poison job: left for the dead-letter queue, not retried early"
+                );
+                Some((FailureKind::Poison(reason), Visibility::QueueDefault))
+            }
+        }
+    }
+
+    /// Receives one batch (up to 10) from `sqs` and runs it, deleting what succeeded and
+    /// leaving the rest to SQS: what Lambda's event source mapping does in AWS, for devstack
+    /// with a real (or moto's) queue. Returns how many messages were received.
+    pub async fn poll_sqs<J, F, Fut>(
+        &self,
+        sqs: &SqsQueue,
+        deadline: Option<Instant>,
+        handler: F,
+    ) -> Result<usize, QueueError>
+    where
+        J: Job,
+        F: FnMut(J) -> Fut,
+        Fut: Future<Output = Result<(), JobError>>,
+    {
+        let records: Vec<Record> = sqs
+            .receive(10, 1)
+            .await?
+            .into_iter()
+            .map(Record::from)
+            .collect();
+        let received = records.len();
+        let handles: Vec<(String, Option<String>)> = records
+            .iter()
+            .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
+            .collect();
+        let report = self.run(records, deadline, handler).await;
+        for (message_id, receipt) in handles {
+            if let (false, Some(receipt)) = (report.failed(&message_id), receipt) {
+                sqs.delete(&receipt).await?;
+            }
+        }
+        Ok(received)
+    }
+
+    /// Waits for the next batch of the in-process queue and runs it; the queue then hides
+    /// or drops the failures as SQS would. Returns how many records ran.
+    pub async fn poll_local<J, F, Fut>(&self, queue: &LocalQueue<J>, handler: F) -> usize
+    where
+        J: Job,
+        F: FnMut(J) -> Fut,
+        Fut: Future<Output = Result<(), JobError>>,
+    {
+        let records = queue.next_batch(10).await;
+        let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
+        let report = self.run(records, None, handler).await;
+        queue.settle(&ids, &report);
+        ids.len()
+    }
+}
+
+async fn apply_visibility(sqs: &SqsQueue, report: &BatchReport) {
+    let entries: Vec<(&str, i32)> = report
+        .failures
+        .iter()
+        .filter_map(|failure| match (&failure.receipt_handle, failure.visibility) {
+            (Some(receipt), Visibility::After(delay)) => Some((
+                receipt.as_str(),
+                i32::try_from(delay.as_secs()).unwrap_or(i32::MAX),
+            )),
+            _ => None,
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    match sqs.change_visibility(&entries).await {
+        Ok(0) => {}
+        Ok(refused) => tracing::warn!(refused, "SQS refused some visibility changes"),
+        Err(error) => tracing::warn!(%error, "could not change the failed messages' visibility"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::jobs::QueueSpec;
+
+    /// A test job: `Ok`, a retryable failure, poison, or a slow success.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(tag = "version")]
+    enum TestJob {
+        #[serde(rename = "1")]
+        V1 { id: String, group: String, act: Act },
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    enum Act {
+        Succeed,
+        Fail,
+        FailAfter(u64),
+        Poison,
+        TakeSeconds(u64),
+    }
+
+    impl Job for TestJob {
+        const QUEUE: QueueSpec = QueueSpec {
+            name: "test",
+            url_var: "TEST_QUEUE_URL",
+            fifo: true,
+        };
+        fn version(&self) -> &'static str {
+            "1"
+        }
+        fn group_id(&self) -> Option<String> {
+            let Self::V1 { group, .. } = self;
+            Some(group.clone())
+        }
+        fn deduplication_id(&self) -> Option<String> {
+            let Self::V1 { id, .. } = self;
+            Some(id.clone())
+        }
+    }
+
+    fn record(id: &str, group: &str, act: Act) -> Record {
+        let job = TestJob::V1 {
+            id: id.to_owned(),
+            group: group.to_owned(),
+            act,
+        };
+        Record {
+            message_id: id.to_owned(),
+            body: serde_json::to_string(&job).expect("json"),
+            receipt_handle: Some(format!("receipt-{id}")),
+            group_id: Some(group.to_owned()),
+            receive_count: 1,
+        }
+    }
+
+    fn config() -> LifterConfig {
+        LifterConfig {
+            deadline_margin: Duration::from_secs(10),
+            backoff_base: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(900),
+        }
+    }
+
+    /// Runs `records` through a fake handler; returns the report and the ids it started.
+    async fn run(records: Vec<Record>, deadline: Option<Instant>) -> (BatchReport, Vec<String>) {
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let lifter = Lifter::new(config(), None);
+        let report = lifter
+            .run(records, deadline, |job: TestJob| {
+                let started = started.clone();
+                async move {
+                    let TestJob::V1 { id, act, .. } = job;
+                    started.lock().expect("lock").push(id);
+                    match act {
+                        Act::Succeed => Ok(()),
+                        Act::Fail => Err(JobError::retryable("fake failure")),
+                        Act::FailAfter(seconds) => Err(JobError::retry_after(
+                            "rate limited",
+                            Duration::from_secs(seconds),
+                        )),
+                        Act::Poison => Err(JobError::Poison("fake poison".to_owned())),
+                        Act::TakeSeconds(seconds) => {
+                            tokio::time::sleep(Duration::from_secs(seconds)).await;
+                            Ok(())
+                        }
+                    }
+                }
+            })
+            .await;
+        let started = started.lock().expect("lock").clone();
+        (report, started)
+    }
+
+    fn kinds(report: &BatchReport) -> Vec<(&str, &FailureKind, Visibility)> {
+        report
+            .failures
+            .iter()
+            .map(|f| (f.message_id.as_str(), &f.kind, f.visibility))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_succeeds_reports_no_failures() {
+        let (report, started) = run(
+            vec![record("a1", "a", Act::Succeed), record("b1", "b", Act::Succeed)],
+            None,
+        )
+        .await;
+
+        assert!(report.failures.is_empty());
+        assert_eq!(started, ["a1", "b1"]);
+    }
+
+    #[tokio::test]
+    async fn every_failed_group_holds_back_its_later_records_not_only_the_last_one() {
+        // [A1 fails, B1 fails, A2]: A2 must not run before A1.
+        let (report, started) = run(
+            vec![
+                record("a1", "a", Act::Fail),
+                record("b1", "b", Act::Fail),
+                record("a2", "a", Act::Succeed),
+                record("c1", "c", Act::Succeed),
+                record("b2", "b", Act::Succeed),
+            ],
+            None,
+        )
+        .await;
+
+        assert_eq!(started, ["a1", "b1", "c1"], "a2 and b2 never started");
+        assert_eq!(report.failed_ids(), ["a1", "b1", "a2", "b2"]);
+        assert_eq!(report.failures[2].kind, FailureKind::HeldBack);
+        assert_eq!(report.failures[3].kind, FailureKind::HeldBack);
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_is_hidden_for_its_backoff_or_the_delay_it_asked_for() {
+        let mut second_receive = record("a1", "a", Act::Fail);
+        second_receive.receive_count = 3;
+
+        let (report, _) = run(
+            vec![second_receive, record("b1", "b", Act::FailAfter(7))],
+            None,
+        )
+        .await;
+
+        assert_eq!(
+            report.failures[0].visibility,
+            Visibility::After(Duration::from_secs(40))
+        );
+        assert_eq!(
+            report.failures[1].visibility,
+            Visibility::After(Duration::from_secs(7))
+        );
+    }
+
+    #[tokio::test]
+    async fn poison_goes_to_the_report_without_a_backoff_and_holds_back_its_group() {
+        let (report, started) = run(
+            vec![
+                Record {
+                    body: "not json".to_owned(),
+                    ..record("a1", "a", Act::Succeed)
+                },
+                Record {
+                    body: r#"{"version":"9","id":"a2"}"#.to_owned(),
+                    ..record("x1", "x", Act::Succeed)
+                },
+                record("b1", "b", Act::Poison),
+                record("a2", "a", Act::Succeed),
+                record("c1", "c", Act::Succeed),
+            ],
+            None,
+        )
+        .await;
+
+        assert_eq!(started, ["b1", "c1"]);
+        let kinds = kinds(&report);
+        assert!(
+            matches!(kinds[0], ("a1", FailureKind::Poison(reason), Visibility::QueueDefault) if reason.contains("test job")),
+            "{kinds:?}"
+        );
+        assert!(
+            matches!(kinds[1], ("x1", FailureKind::Poison(_), Visibility::QueueDefault)),
+            "an unknown version is poison: {kinds:?}"
+        );
+        assert!(matches!(
+            kinds[2],
+            ("b1", FailureKind::Poison(_), Visibility::QueueDefault)
+        ));
+        assert_eq!(kinds[3].0, "a2");
+        assert_eq!(kinds[3].1, &FailureKind::HeldBack);
+        assert_eq!(kinds.len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn near_the_deadline_the_rest_is_returned_at_once_and_never_started() {
+        // 25 s left, a 10 s margin: the first job takes 20 s, so the others must not start.
+        let deadline = Instant::now() + Duration::from_secs(25);
+
+        let (report, started) = run(
+            vec![
+                record("a1", "a", Act::TakeSeconds(20)),
+                record("b1", "b", Act::Succeed),
+                record("a2", "a", Act::Succeed),
+            ],
+            Some(deadline),
+        )
+        .await;
+
+        assert_eq!(started, ["a1"]);
+        assert_eq!(
+            kinds(&report),
+            [
+                ("b1", &FailureKind::NotStarted, Visibility::After(Duration::ZERO)),
+                ("a2", &FailureKind::NotStarted, Visibility::After(Duration::ZERO)),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_already_within_the_margin_starts_nothing() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+
+        let (report, started) = run(vec![record("a1", "a", Act::Succeed)], Some(deadline)).await;
+
+        assert!(started.is_empty());
+        assert_eq!(report.failed_ids(), ["a1"]);
+    }
+
+    #[test]
+    fn the_backoff_doubles_and_is_capped() {
+        let config = config();
+        let seconds = |receives| config.backoff(receives).as_secs();
+        assert_eq!(seconds(0), 10);
+        assert_eq!(seconds(1), 10);
+        assert_eq!(seconds(2), 20);
+        assert_eq!(seconds(4), 80);
+        assert_eq!(seconds(50), 900);
+        assert_eq!(seconds(u32::MAX), 900);
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_is_now() {
+        let deadline = deadline_from_epoch_millis(0);
+        assert!(deadline <= Instant::now());
+    }
+}
