@@ -11,12 +11,12 @@ pub mod simulators;
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit};
-use conversation_worker::{JobError, OptOutWords, WorkerState};
+use conversation_worker::{OptOutWords, WorkerState};
 use conversations::ConversationsState;
 use secrecy::SecretString;
 use shared::{
     api::{ApiState, layers},
-    jobs::{LocalQueue, ReplyQueue},
+    jobs::{Lifter, LifterConfig, LocalQueue, ReplyJob, ReplyQueue},
     meta::graph::{Graph, GraphConfig},
     openai::{OpenAi, OpenAiConfig},
 };
@@ -59,7 +59,7 @@ impl Providers {
 pub struct Stack {
     pub api: ApiState,
     pub agents: agents::AgentsState,
-    pub queue: LocalQueue,
+    pub queue: LocalQueue<ReplyJob>,
     pub worker: WorkerState,
     pub webhook: WebhookState,
     pub conversations: ConversationsState,
@@ -79,6 +79,7 @@ impl Stack {
             sealing_key: api.sealing_key.clone(),
             opt_out: OptOutWords::default(),
             retry_queue: None,
+            lifter: devstack_lifter(),
         };
         let webhook = WebhookState {
             pool: api.pool.clone(),
@@ -132,16 +133,18 @@ impl Stack {
         layers::finish(merged, webhook::BODY_LIMIT)
     }
 
-    /// The local stand-in for SQS → Lambda: takes jobs in FIFO order and runs the worker,
-    /// retrying a retryable failure a few times with a growing delay (SQS's visibility
-    /// timeout) before giving up (the DLQ).
+    /// The local stand-in for SQS → Lambda: batches from the in-process FIFO queue (or SQS,
+    /// see [`Stack::with_sqs`]) go through the same batch lifter as in Lambda, so a failed
+    /// job is retried after its backoff, holds back its customer's later messages, and ends
+    /// in the queue's dead letters after 5 receives.
     pub fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
         let queue = self.queue.clone();
         let worker = self.worker.clone();
         if let Some(sqs) = worker.retry_queue.clone() {
             return tokio::spawn(async move {
                 loop {
-                    if let Err(error) = conversation_worker::poll_sqs_once(&worker, &sqs).await {
+                    if let Err(error) = conversation_worker::poll_sqs_once(&worker, &sqs, None).await
+                    {
                         tracing::warn!(%error, "polling SQS failed");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
@@ -149,24 +152,25 @@ impl Stack {
             });
         }
         tokio::spawn(async move {
+            let lifter = Lifter::new(worker.lifter.clone(), None);
+            let worker = &worker;
             loop {
-                let job = queue.next().await;
-                for attempt in 1..=5u32 {
-                    match conversation_worker::handle(&worker, &job).await {
-                        Ok(()) => break,
-                        Err(JobError::Retryable(reason)) if attempt < 5 => {
-                            tracing::warn!(attempt, %reason, "job failed; retrying");
-                            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)))
-                                .await;
-                        }
-                        Err(error) => {
-                            tracing::error!(%error, "job dropped (it would go to the DLQ)");
-                            break;
-                        }
-                    }
-                }
+                lifter
+                    .poll_local(&queue, |job: ReplyJob| async move {
+                        conversation_worker::handle(worker, &job).await
+                    })
+                    .await;
             }
         })
+    }
+}
+
+/// devstack retries quickly (200 ms, doubling, at most 5 s) and has no deadline.
+fn devstack_lifter() -> LifterConfig {
+    LifterConfig {
+        deadline_margin: Duration::ZERO,
+        backoff_base: Duration::from_millis(200),
+        backoff_cap: Duration::from_secs(5),
     }
 }
 

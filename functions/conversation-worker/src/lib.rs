@@ -14,6 +14,14 @@
 //! 5. ask OpenAI (stored prompt, the conversation's OpenAI conversation), run the tools it
 //!    calls (`handoff_to_human`), store the reply as a pending agent message;
 //! 6. send it through Meta; retryable failures go back to SQS, permanent ones mark it failed.
+//!
+//! A permanent OpenAI error (an unknown prompt id, an invalid request) finishes the inbox row
+//! as `ai_failed` with OpenAI's reason and gives its credit back, at once: retrying could
+//! only fail again and push the job to the DLQ. `ai_failed` is the only outcome that
+//! refunds: every other outcome either took no credit or got what it paid for (a model
+//! answer, even when Meta then refused to deliver it).
+//!
+//! Batches go through the generic lifter in `shared::jobs::batch` ([`handle_batch`]).
 
 mod opt_out;
 
@@ -24,7 +32,7 @@ use shared::{
         ConversationOwner, InboundOutcome, InboundState, MessageAuthor, Platform,
         ReplyBlockedReason,
     },
-    jobs::ReplyJob,
+    jobs::{Lifter, LifterConfig, Record, ReplyJob, SqsQueue},
     meta::{
         errors::SendFailure,
         graph::{Graph, SendError},
@@ -37,6 +45,8 @@ pub use opt_out::OptOutWords;
 /// How many times a reply may go back to the model with function results.
 const MAX_TOOL_ROUNDS: usize = 3;
 
+pub use shared::jobs::JobError;
+
 /// What the worker needs, built once per execution environment.
 #[derive(Debug, Clone)]
 pub struct WorkerState {
@@ -45,46 +55,12 @@ pub struct WorkerState {
     pub graph: Graph,
     pub sealing_key: SealingKey,
     pub opt_out: OptOutWords,
-    /// The queue jobs come from, when it is SQS: a retryable failure's message is hidden
-    /// for a growing delay (visibility backoff) instead of coming back after the queue's
-    /// fixed visibility timeout.
-    pub retry_queue: Option<shared::jobs::SqsQueue>,
-}
-
-/// The delay before a failed job's next attempt: 10 s, doubling per receive, at most 15 min.
-pub fn retry_delay_seconds(receive_count: u32) -> i32 {
-    let doublings = receive_count.saturating_sub(1).min(7);
-    (10i32 << doublings).min(900)
-}
-
-/// Why a job did not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Try again later (SQS redelivers after the visibility timeout; DLQ after the
-    /// configured number of receives).
-    #[error("retryable: {0}")]
-    Retryable(String),
-    /// The job itself is broken (unparseable body); retrying cannot help.
-    #[error("poison: {0}")]
-    Poison(String),
-}
-
-impl From<DbError> for JobError {
-    fn from(error: DbError) -> Self {
-        Self::Retryable(shared::api::error_chain(&error))
-    }
-}
-
-impl From<shared::db::PoolError> for JobError {
-    fn from(error: shared::db::PoolError) -> Self {
-        Self::from(DbError::from(error))
-    }
-}
-
-impl From<shared::db::PgError> for JobError {
-    fn from(error: shared::db::PgError) -> Self {
-        Self::from(DbError::from(error))
-    }
+    /// The queue jobs come from, when it is SQS: a failed job's message is hidden for a
+    /// growing delay (visibility backoff), and a batch cut short by the deadline is made
+    /// visible again at once, instead of waiting for the queue's visibility timeout.
+    pub retry_queue: Option<SqsQueue>,
+    /// The batch lifter's deadline margin and backoff.
+    pub lifter: LifterConfig,
 }
 
 /// Handles one reply job.
@@ -205,62 +181,18 @@ pub async fn handle(state: &WorkerState, job: &ReplyJob) -> Result<(), JobError>
         tx.commit().await?;
     }
 
-    // 5. Ask the model.
-    let openai_conversation = match &conversation.openai_conversation_id {
-        Some(existing) => existing.clone(),
-        None => {
-            let created = state
-                .openai
-                .create_conversation(&serde_json::json!({ "conversation_id": conversation.conversation_id.as_str() }))
-                .await
-                .map_err(openai_error)?;
-            convo::set_openai_conversation(&client, &conversation.conversation_id, &created)
-                .await?;
-            created
-        }
+    // 5. Ask the model. A refusal fails the message for good and gives the credit back.
+    let answer = match ask_model(state, &client, &conversation, &channel, &prompt_id, &inbound)
+        .await
+    {
+        Ok(answer) => answer,
+        Err(AiError::Job(error)) => return Err(error),
+        Err(AiError::Refused(reason)) => return fail_ai_reply(&mut client, &inbound, &reason).await,
     };
-    let variables = serde_json::json!({
-        "customer_name": conversation.customer_name.clone().unwrap_or_default(),
-        "channel": channel.platform.as_str(),
-    });
-    let tools = agent_tools();
-    let mut input = vec![serde_json::json!({ "role": "user", "content": inbound.text })];
-    let mut reply_text = String::new();
-    let mut handed_off = false;
-    for _ in 0..MAX_TOOL_ROUNDS {
-        let turn = state
-            .openai
-            .respond(&prompt_id, &variables, &openai_conversation, input, &tools)
-            .await
-            .map_err(openai_error)?;
-        reply_text = turn.text;
-        if turn.function_calls.is_empty() {
-            break;
-        }
-        input = Vec::new();
-        for call in turn.function_calls {
-            let output = if call.name == HANDOFF_TOOL {
-                let reason = call
-                    .arguments
-                    .get("reason")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("requested by the AI");
-                convo::set_owner(
-                    &client,
-                    &conversation.conversation_id,
-                    ConversationOwner::Human,
-                    Some(reason),
-                )
-                .await?;
-                handed_off = true;
-                tracing::info!("the AI handed the conversation to a person");
-                serde_json::json!({ "status": "handed_over" })
-            } else {
-                serde_json::json!({ "error": format!("unknown tool {}", call.name) })
-            };
-            input.push(serde_json::json!({ "type": "function_call_output", "call_id": call.call_id, "output": output.to_string() }));
-        }
-    }
+    let ModelAnswer {
+        reply_text,
+        handed_off,
+    } = answer;
     convo::block_replies(&client, &conversation.conversation_id, None).await?;
     if reply_text.trim().is_empty() {
         let outcome = if handed_off {
@@ -294,15 +226,125 @@ pub async fn handle(state: &WorkerState, job: &ReplyJob) -> Result<(), JobError>
     .await
 }
 
-fn openai_error(error: OpenAiError) -> JobError {
-    match error {
-        OpenAiError::Retryable(message) => JobError::Retryable(format!("OpenAI: {message}")),
-        // A permanent OpenAI failure (bad prompt id...) would fail again: keep it visible in
-        // the logs and let SQS move it to the DLQ after the configured receives.
-        OpenAiError::Permanent(message) => {
-            JobError::Retryable(format!("OpenAI refused: {message}"))
+/// What the model answered.
+struct ModelAnswer {
+    reply_text: String,
+    handed_off: bool,
+}
+
+/// Why no answer came from the model.
+enum AiError {
+    /// Try again later (OpenAI unavailable, rate limited, or our database failed).
+    Job(JobError),
+    /// OpenAI refused the request for good: the reason to record.
+    Refused(String),
+}
+
+impl From<DbError> for AiError {
+    fn from(error: DbError) -> Self {
+        Self::Job(error.into())
+    }
+}
+
+impl From<OpenAiError> for AiError {
+    fn from(error: OpenAiError) -> Self {
+        match error {
+            OpenAiError::Retryable(message) => Self::Job(JobError::retryable(format!("OpenAI: {message}"))),
+            OpenAiError::Permanent(message) => Self::Refused(format!("OpenAI: {message}")),
         }
     }
+}
+
+/// Asks the model for a reply (creating the OpenAI conversation on the first one) and runs
+/// the tools it calls, for at most [`MAX_TOOL_ROUNDS`] rounds.
+async fn ask_model(
+    state: &WorkerState,
+    client: &db::PooledClient,
+    conversation: &convo::ActiveConversation,
+    channel: &convo::ReplyChannel,
+    prompt_id: &str,
+    inbound: &convo::Inbound,
+) -> Result<ModelAnswer, AiError> {
+    let openai_conversation = match &conversation.openai_conversation_id {
+        Some(existing) => existing.clone(),
+        None => {
+            let created = state
+                .openai
+                .create_conversation(&serde_json::json!({ "conversation_id": conversation.conversation_id.as_str() }))
+                .await?;
+            convo::set_openai_conversation(client, &conversation.conversation_id, &created)
+                .await?;
+            created
+        }
+    };
+    let variables = serde_json::json!({
+        "customer_name": conversation.customer_name.clone().unwrap_or_default(),
+        "channel": channel.platform.as_str(),
+    });
+    let tools = agent_tools();
+    let mut input = vec![serde_json::json!({ "role": "user", "content": inbound.text })];
+    let mut reply_text = String::new();
+    let mut handed_off = false;
+    for _ in 0..MAX_TOOL_ROUNDS {
+        let turn = state
+            .openai
+            .respond(prompt_id, &variables, &openai_conversation, input, &tools)
+            .await?;
+        reply_text = turn.text;
+        if turn.function_calls.is_empty() {
+            break;
+        }
+        input = Vec::new();
+        for call in turn.function_calls {
+            let output = if call.name == HANDOFF_TOOL {
+                let reason = call
+                    .arguments
+                    .get("reason")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("requested by the AI");
+                convo::set_owner(
+                    client,
+                    &conversation.conversation_id,
+                    ConversationOwner::Human,
+                    Some(reason),
+                )
+                .await?;
+                handed_off = true;
+                tracing::info!("the AI handed the conversation to a person");
+                serde_json::json!({ "status": "handed_over" })
+            } else {
+                serde_json::json!({ "error": format!("unknown tool {}", call.name) })
+            };
+            input.push(serde_json::json!({ "type": "function_call_output", "call_id": call.call_id, "output": output.to_string() }));
+        }
+    }
+    Ok(ModelAnswer {
+        reply_text,
+        handed_off,
+    })
+}
+
+/// OpenAI refused the request for good: the inbox row is finished as `ai_failed` with the
+/// reason and its credit is given back, in one transaction (so a crash cannot finish the
+/// row without the refund), once.
+async fn fail_ai_reply(
+    client: &mut db::PooledClient,
+    inbound: &convo::Inbound,
+    reason: &str,
+) -> Result<(), JobError> {
+    let tx = client.transaction().await?;
+    let refunded =
+        convo::refund_credit(&tx, &inbound.user_id, &inbound.platform_message_id).await?;
+    convo::finish_failed(
+        &tx,
+        &inbound.platform_message_id,
+        InboundOutcome::AiFailed,
+        reason,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(error = %reason, credit_refunded = refunded, "OpenAI refused the reply for good");
+    Ok(())
 }
 
 async fn send_reply(
@@ -367,7 +409,7 @@ async fn send_reply(
             kind: SendFailure::Retryable,
             code,
             message,
-        }) => Err(JobError::Retryable(format!("Meta {code:?}: {message}"))),
+        }) => Err(JobError::retryable(format!("Meta {code:?}: {message}"))),
         Err(SendError {
             kind: SendFailure::Permanent,
             code,
@@ -392,91 +434,59 @@ async fn send_reply(
     }
 }
 
-/// The SQS batch lifter: runs every record, reports only the failed ones so SQS retries
-/// just those (`ReportBatchItemFailures`).
+/// An SQS event's records as the lifter's records.
+pub fn records(event: aws_lambda_events::sqs::SqsEvent) -> Vec<Record> {
+    event
+        .records
+        .into_iter()
+        .map(|record| Record {
+            message_id: record.message_id.unwrap_or_default(),
+            body: record.body.unwrap_or_default(),
+            receipt_handle: record.receipt_handle,
+            group_id: record.attributes.get("MessageGroupId").cloned(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect()
+}
+
+/// Runs one Lambda batch through the lifter (`shared::jobs::batch`) and answers with the
+/// failed records only (`ReportBatchItemFailures`). No job starts when less than the
+/// configured margin is left before `deadline`; those go back to the queue at once.
 pub async fn handle_batch(
     state: &WorkerState,
     event: aws_lambda_events::sqs::SqsEvent,
+    deadline: Option<tokio::time::Instant>,
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
+    let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
+    let report = lifter
+        .run(records(event), deadline, |job: ReplyJob| async move {
+            handle(state, &job).await
+        })
+        .await;
     let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
-    let mut failed_group: Option<String> = None;
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        let group = record.attributes.get("MessageGroupId").cloned();
-        // FIFO: once a message of a group fails, the later ones of that group must not run
-        // ahead of it.
-        let blocked = failed_group.is_some() && failed_group == group;
-        let outcome = if blocked {
-            Err(JobError::Retryable(
-                "an earlier message of this group failed".to_owned(),
-            ))
-        } else {
-            match serde_json::from_str::<ReplyJob>(record.body.as_deref().unwrap_or_default()) {
-                Ok(job) => handle(state, &job).await,
-                Err(error) => Err(JobError::Poison(error.to_string())),
-            }
-        };
-        if let Err(error) = outcome {
-            tracing::warn!(sqs.message_id = %message_id, error = %error, "job failed");
-            if let (Some(queue), Some(receipt), JobError::Retryable(_)) =
-                (&state.retry_queue, record.receipt_handle.as_deref(), &error)
-            {
-                let receives = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
-                if let Err(backoff_error) = queue
-                    .delay_retry(receipt, retry_delay_seconds(receives))
-                    .await
-                {
-                    tracing::warn!(error = %backoff_error, "could not delay the retry");
-                }
-            }
-            failed_group = group.or(failed_group);
-            let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
+    for failure in report.failures {
+        let mut item = aws_lambda_events::sqs::BatchItemFailure::default();
+        item.item_identifier = failure.message_id;
+        response.batch_item_failures.push(item);
     }
     response
 }
 
-/// Receives one batch from an SQS queue and runs it through [`handle_batch`], deleting what
+/// Receives one batch from an SQS queue and runs it through the same lifter, deleting what
 /// succeeded: what Lambda's event source mapping does in AWS, for devstack with a real (or
 /// moto's) SQS. Returns how many messages were received.
 pub async fn poll_sqs_once(
     state: &WorkerState,
-    queue: &shared::jobs::SqsQueue,
+    queue: &SqsQueue,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<usize, shared::jobs::QueueError> {
-    let received = queue.receive(10, 1).await?;
-    let mut event = aws_lambda_events::sqs::SqsEvent::default();
-    for message in &received {
-        let mut record = aws_lambda_events::sqs::SqsMessage::default();
-        record.message_id = Some(message.message_id.clone());
-        record.body = Some(message.body.clone());
-        record.receipt_handle = Some(message.receipt_handle.clone());
-        if let Some(group) = &message.group_id {
-            record
-                .attributes
-                .insert("MessageGroupId".to_owned(), group.clone());
-        }
-        if let Some(count) = &message.receive_count {
-            record
-                .attributes
-                .insert("ApproximateReceiveCount".to_owned(), count.clone());
-        }
-        event.records.push(record);
-    }
-    let response = handle_batch(state, event).await;
-    for message in &received {
-        let failed = response
-            .batch_item_failures
-            .iter()
-            .any(|f| f.item_identifier == message.message_id);
-        if !failed {
-            queue.delete(&message.receipt_handle).await?;
-        }
-    }
-    Ok(received.len())
+    Lifter::new(state.lifter.clone(), Some(queue.clone()))
+        .poll_sqs(queue, deadline, |job: ReplyJob| async move {
+            handle(state, &job).await
+        })
+        .await
 }

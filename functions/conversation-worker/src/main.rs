@@ -23,13 +23,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             )),
             None => None,
         },
+        lifter: shared::jobs::LifterConfig::from_env()?,
     };
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
             let state = state.clone();
+            // Lambda's deadline: the lifter starts no job in the last margin before it.
+            let deadline = shared::jobs::batch::deadline_from_epoch_millis(event.context.deadline);
             async move {
                 Ok::<_, lambda_runtime::Error>(
-                    conversation_worker::handle_batch(&state, event.payload).await,
+                    conversation_worker::handle_batch(&state, event.payload, Some(deadline)).await,
                 )
             }
         },

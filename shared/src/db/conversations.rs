@@ -326,6 +326,35 @@ pub async fn take_credit(
     Ok(charged == 1)
 }
 
+/// Gives back the credit an inbound message's reply took, at most once: the mark
+/// (`credit_refunded_at`) and the balance move in the caller's transaction, and only when a
+/// credit was taken and not yet refunded. `true` when this call refunded it.
+pub async fn refund_credit(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    platform_message_id: &str,
+) -> Result<bool, DbError> {
+    let marked = tx
+        .execute(
+            "UPDATE inbound_messages SET credit_refunded_at = CURRENT_TIMESTAMP
+             WHERE platform_message_id = $1 AND credit_taken_at IS NOT NULL
+               AND credit_refunded_at IS NULL",
+            &[&platform_message_id],
+        )
+        .await?;
+    if marked == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE credits SET remaining_credits = remaining_credits + 1,
+             total_used = GREATEST(total_used - 1, 0), last_updated = CURRENT_TIMESTAMP
+         WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
+    Ok(true)
+}
+
 /// Records why the AI did not answer, for the dashboard (cleared by the next AI reply).
 /// `reply_blocked_at` says since when: a repeated reason keeps its first time.
 pub async fn block_replies(

@@ -375,7 +375,8 @@ async fn apply_visibility(sqs: &SqsQueue, report: &BatchReport) {
         .filter_map(|failure| match (&failure.receipt_handle, failure.visibility) {
             (Some(receipt), Visibility::After(delay)) => Some((
                 receipt.as_str(),
-                i32::try_from(delay.as_secs()).unwrap_or(i32::MAX),
+                // Whole seconds, rounded up: a 200 ms backoff still hides the message.
+                i32::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(i32::MAX),
             )),
             _ => None,
         })

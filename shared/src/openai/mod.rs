@@ -15,7 +15,8 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// `OPENAI_API_KEY`.
     pub api_key: SecretString,
-    /// `OPENAI_TIMEOUT_SECS` (default 30).
+    /// `OPENAI_TIMEOUT_SECS` (default 15): one call's whole time. A reply job makes up to
+    /// four calls, and the worker's deadline margin is sized on it (docs/architecture.md).
     pub timeout: Duration,
 }
 
@@ -26,7 +27,7 @@ impl OpenAiConfig {
             base_url: crate::config::optional_var("OPENAI_BASE_URL")?
                 .unwrap_or_else(|| "https://api.openai.com/v1".to_owned()),
             api_key: SecretString::from(crate::config::required_var("OPENAI_API_KEY")?),
-            timeout: Duration::from_secs(crate::config::parsed_var("OPENAI_TIMEOUT_SECS", 30)?),
+            timeout: Duration::from_secs(crate::config::parsed_var("OPENAI_TIMEOUT_SECS", 15)?),
         })
     }
 }
@@ -34,10 +35,10 @@ impl OpenAiConfig {
 /// A failed call, classified for retrying.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenAiError {
-    /// 429, 5xx, timeouts, connection failures: try again later.
+    /// 429, 5xx, 401/403, timeouts, connection failures: try again later. See [`classify`].
     #[error("OpenAI is unavailable or rate limited: {0}")]
     Retryable(String),
-    /// Anything else (bad prompt id, bad request): retrying will not help.
+    /// Any other 4xx (bad prompt id, bad request): retrying will not help. See [`classify`].
     #[error("OpenAI refused the request: {0}")]
     Permanent(String),
 }
@@ -127,12 +128,48 @@ impl OpenAi {
                 .map_err(|e| OpenAiError::Retryable(format!("unreadable response: {e}")));
         }
         let text = response.text().await.unwrap_or_default();
-        let message = format!("{status}: {}", text.chars().take(300).collect::<String>());
-        if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
-            Err(OpenAiError::Retryable(message))
-        } else {
-            Err(OpenAiError::Permanent(message))
-        }
+        Err(classify(status.as_u16(), &text))
+    }
+}
+
+/// Classifies a failed call by HTTP status, with OpenAI's error `type`, `code` and
+/// `message` (`{"error": {...}}`) in the text.
+///
+/// - 408, 409 (another request is using the conversation), 429 and 5xx: retryable.
+/// - 401 and 403 (a revoked key, an unpaid account, a region block): retryable. They are an
+///   operator's problem, not the message's: once the key is fixed every waiting message
+///   should be answered, so they back off and end in the DLQ, from where they can be
+///   redriven, instead of failing every customer's message for good.
+/// - Any other 4xx (400 `invalid_request_error`, 404 unknown prompt or conversation, 422):
+///   permanent: this request will never succeed.
+pub fn classify(status: u16, body: &str) -> OpenAiError {
+    let error = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").cloned());
+    let field = |name: &str| {
+        error
+            .as_ref()
+            .and_then(|e| e.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let kind = [field("type"), field("code")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("/");
+    let detail = field("message").unwrap_or_else(|| body.to_owned());
+    let mut message = if kind.is_empty() {
+        format!("{status}: {detail}")
+    } else {
+        format!("{status} {kind}: {detail}")
+    };
+    if let Some((cut, _)) = message.char_indices().nth(300) {
+        message.truncate(cut);
+    }
+    match status {
+        408 | 409 | 429 | 401 | 403 | 500..=599 => OpenAiError::Retryable(message),
+        _ => OpenAiError::Permanent(message),
     }
 }
 
@@ -230,5 +267,45 @@ mod tests {
         assert_eq!(turn.text, "Hello\nthere");
         assert_eq!(turn.function_calls.len(), 1);
         assert_eq!(turn.function_calls[0].arguments["reason"], "wants a person");
+    }
+
+    #[test]
+    fn errors_are_classified_by_status_and_keep_openais_reason() {
+        let body = r#"{"error":{"message":"Prompt 'pmpt_x' not found.","type":"invalid_request_error","param":"prompt","code":null}}"#;
+        let cases = [
+            (400, true),
+            (404, true),
+            (422, true),
+            (401, false),
+            (403, false),
+            (408, false),
+            (409, false),
+            (429, false),
+            (500, false),
+            (503, false),
+        ];
+        for (status, permanent) in cases {
+            let error = classify(status, body);
+            assert_eq!(
+                matches!(error, OpenAiError::Permanent(_)),
+                permanent,
+                "status {status}: {error}"
+            );
+        }
+        let OpenAiError::Permanent(reason) = classify(400, body) else {
+            panic!("400 is permanent");
+        };
+        assert_eq!(
+            reason,
+            "400 invalid_request_error: Prompt 'pmpt_x' not found."
+        );
+    }
+
+    #[test]
+    fn an_error_reason_is_capped_and_survives_a_body_that_is_not_json() {
+        let OpenAiError::Permanent(reason) = classify(400, &"é".repeat(1000)) else {
+            panic!("400 is permanent");
+        };
+        assert_eq!(reason.chars().count(), 300);
     }
 }

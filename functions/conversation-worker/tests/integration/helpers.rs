@@ -94,6 +94,11 @@ impl TestApp {
             sealing_key: key,
             opt_out: OptOutWords::default(),
             retry_queue: None,
+            lifter: shared::jobs::LifterConfig {
+                deadline_margin: std::time::Duration::from_secs(1),
+                backoff_base: std::time::Duration::from_secs(10),
+                backoff_cap: std::time::Duration::from_secs(900),
+            },
         };
         let channel = ChannelRoute {
             phone_number_id: channel_id,

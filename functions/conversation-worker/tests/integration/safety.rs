@@ -173,7 +173,7 @@ async fn an_openai_failure_is_retried_and_the_retry_replies_once_with_one_credit
     let job = app.inbound("wamid.IN1", CUSTOMER, "Hi", at(0)).await;
 
     let first = handle(&app.state, &job).await;
-    assert!(matches!(first, Err(JobError::Retryable(_))), "{first:?}");
+    assert!(matches!(first, Err(JobError::Retryable { .. })), "{first:?}");
     handle(&app.state, &job).await.expect("retry succeeds");
 
     assert_eq!(app.meta_sends().await.len(), 1);
@@ -238,7 +238,7 @@ async fn a_throughput_limit_is_retried_and_the_reply_is_sent_once() {
     let job = app.inbound("wamid.IN1", CUSTOMER, "Hi", at(0)).await;
 
     let first = handle(&app.state, &job).await;
-    assert!(matches!(first, Err(JobError::Retryable(_))), "{first:?}");
+    assert!(matches!(first, Err(JobError::Retryable { .. })), "{first:?}");
     handle(&app.state, &job).await.expect("retry");
 
     assert_eq!(app.model_calls().await.len(), 1, "the retry only re-sends");
@@ -301,7 +301,7 @@ async fn the_batch_lifter_reports_only_failed_records_and_holds_back_their_group
         record("m3", serde_json::to_string(&good).expect("json"), "g2"),
     ];
 
-    let response = conversation_worker::handle_batch(&app.state, event).await;
+    let response = conversation_worker::handle_batch(&app.state, event, None).await;
 
     let failed: Vec<String> = response
         .batch_item_failures
@@ -318,4 +318,115 @@ async fn the_batch_lifter_reports_only_failed_records_and_holds_back_their_group
         1,
         "the other group was answered"
     );
+}
+
+/// A batch record for `job` in its FIFO group, as Lambda delivers it.
+fn record_for(id: &str, job: &shared::jobs::ReplyJob) -> aws_lambda_events::sqs::SqsMessage {
+    use shared::jobs::Job;
+    let mut record = aws_lambda_events::sqs::SqsMessage::default();
+    record.message_id = Some(id.to_owned());
+    record.body = Some(serde_json::to_string(job).expect("json"));
+    record.attributes.insert(
+        "MessageGroupId".to_owned(),
+        job.group_id().expect("FIFO group"),
+    );
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), "1".to_owned());
+    record
+}
+
+#[tokio::test]
+async fn an_unknown_prompt_fails_the_message_at_once_returns_its_credit_and_the_next_is_answered()
+{
+    // Arrange: OpenAI refuses the first reply as it refuses an unknown prompt id.
+    let app = TestApp::spawn_without_fakes(5).await;
+    Mock::given(method("POST"))
+        .and(path("/responses"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": {
+                "message": "Prompt with id 'pmpt_sales' not found.",
+                "type": "invalid_request_error",
+                "param": "prompt.id",
+                "code": null
+            }
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.openai)
+        .await;
+    fakes::mount_openai(&app.openai).await;
+    fakes::mount_meta(&app.meta).await;
+    let refused = app.inbound("wamid.REFUSED", CUSTOMER, "Hi 👋", at(0)).await;
+    let next = app.inbound("wamid.NEXT", CUSTOMER, "Hello?", at(5)).await;
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    event.records = vec![record_for("m1", &refused), record_for("m2", &next)];
+
+    // Act
+    let response = conversation_worker::handle_batch(&app.state, event, None).await;
+
+    // Assert: both jobs completed; one OpenAI attempt for the refused message.
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a refusal is not retried: {:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(app.model_calls().await.len(), 2, "one attempt each");
+    let sent = app.meta_sends().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["text"]["body"], "Echo: Hello?");
+    assert_eq!(app.credits().await, (4, 1), "the refused message's credit came back");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM inbound_messages WHERE platform_message_id = 'wamid.REFUSED'
+               AND state = 'done' AND outcome = 'ai_failed'
+               AND failure_reason = 'OpenAI: 400 invalid_request_error: Prompt with id ''pmpt_sales'' not found.'
+               AND credit_taken_at IS NOT NULL AND credit_refunded_at IS NOT NULL",
+            &[]
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM inbound_messages WHERE platform_message_id = 'wamid.NEXT'
+               AND outcome = 'replied' AND credit_refunded_at IS NULL",
+            &[]
+        )
+        .await,
+        1
+    );
+
+    // A redelivered job neither asks again nor refunds twice.
+    handle(&app.state, &refused).await.expect("redelivery");
+    assert_eq!(app.model_calls().await.len(), 2);
+    assert_eq!(app.credits().await, (4, 1));
+}
+
+#[tokio::test]
+async fn a_revoked_openai_key_is_retried_not_failed_for_good() {
+    let app = TestApp::spawn_without_fakes(5).await;
+    Mock::given(method("POST"))
+        .and(path("/responses"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": { "message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key" }
+        })))
+        .mount(&app.openai)
+        .await;
+    fakes::mount_openai(&app.openai).await;
+    let job = app.inbound("wamid.KEY", CUSTOMER, "Hi", at(0)).await;
+
+    let outcome = handle(&app.state, &job).await;
+
+    assert!(matches!(outcome, Err(JobError::Retryable { .. })), "{outcome:?}");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM inbound_messages WHERE state <> 'done' AND outcome IS NULL",
+            &[]
+        )
+        .await,
+        1,
+        "left for the retry"
+    );
+    assert_eq!(app.credits().await, (4, 1), "the credit stays taken for the retry");
 }

@@ -5,7 +5,7 @@ use http::{Method, Request};
 use secrecy::SecretString;
 use serde_json::Value;
 use shared::{
-    jobs::{LocalQueue, ReplyQueue},
+    jobs::{LocalQueue, ReplyJob, ReplyQueue},
     meta::signature,
 };
 use testkit::{TestClient, TestDb, TestResponse};
@@ -20,7 +20,7 @@ pub const IG_CHANNEL: &str = "17841400000000";
 
 pub struct TestApp {
     pub db: TestDb,
-    pub queue: LocalQueue,
+    pub queue: LocalQueue<ReplyJob>,
     pub api: TestClient,
 }
 
