@@ -1,7 +1,7 @@
 //! The SQS adapter against moto's server, through the real AWS SDK.
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use shared::jobs::{ReplyJob, ReplyQueue, SqsQueue};
+use shared::jobs::{Job, ReplyJob, ReplyQueue, SqsQueue};
 
 #[tokio::test]
 async fn a_job_published_twice_is_delivered_once_with_its_group() {
@@ -33,7 +33,7 @@ async fn a_job_published_twice_is_delivered_once_with_its_group() {
         .attributes()
         .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
         .cloned();
-    assert_eq!(group, Some(job.group_id()));
+    assert_eq!(group, job.group_id());
 }
 
 #[tokio::test]

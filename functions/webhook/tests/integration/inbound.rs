@@ -1,4 +1,5 @@
 use serde_json::json;
+use shared::jobs::Job;
 
 use crate::helpers::{IG_CHANNEL, TestApp, WA_CHANNEL, fixture};
 
