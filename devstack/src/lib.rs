@@ -143,7 +143,8 @@ impl Stack {
         if let Some(sqs) = worker.retry_queue.clone() {
             return tokio::spawn(async move {
                 loop {
-                    if let Err(error) = conversation_worker::poll_sqs_once(&worker, &sqs, None).await
+                    if let Err(error) =
+                        conversation_worker::poll_sqs_once(&worker, &sqs, None).await
                     {
                         tracing::warn!(%error, "polling SQS failed");
                         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -182,12 +182,21 @@ pub async fn handle(state: &WorkerState, job: &ReplyJob) -> Result<(), JobError>
     }
 
     // 5. Ask the model. A refusal fails the message for good and gives the credit back.
-    let answer = match ask_model(state, &client, &conversation, &channel, &prompt_id, &inbound)
-        .await
+    let answer = match ask_model(
+        state,
+        &client,
+        &conversation,
+        &channel,
+        &prompt_id,
+        &inbound,
+    )
+    .await
     {
         Ok(answer) => answer,
         Err(AiError::Job(error)) => return Err(error),
-        Err(AiError::Refused(reason)) => return fail_ai_reply(&mut client, &inbound, &reason).await,
+        Err(AiError::Refused(reason)) => {
+            return fail_ai_reply(&mut client, &inbound, &reason).await;
+        }
     };
     let ModelAnswer {
         reply_text,
@@ -249,7 +258,9 @@ impl From<DbError> for AiError {
 impl From<OpenAiError> for AiError {
     fn from(error: OpenAiError) -> Self {
         match error {
-            OpenAiError::Retryable(message) => Self::Job(JobError::retryable(format!("OpenAI: {message}"))),
+            OpenAiError::Retryable(message) => {
+                Self::Job(JobError::retryable(format!("OpenAI: {message}")))
+            }
             OpenAiError::Permanent(message) => Self::Refused(format!("OpenAI: {message}")),
         }
     }
@@ -272,8 +283,7 @@ async fn ask_model(
                 .openai
                 .create_conversation(&serde_json::json!({ "conversation_id": conversation.conversation_id.as_str() }))
                 .await?;
-            convo::set_openai_conversation(client, &conversation.conversation_id, &created)
-                .await?;
+            convo::set_openai_conversation(client, &conversation.conversation_id, &created).await?;
             created
         }
     };

@@ -372,14 +372,16 @@ async fn apply_visibility(sqs: &SqsQueue, report: &BatchReport) {
     let entries: Vec<(&str, i32)> = report
         .failures
         .iter()
-        .filter_map(|failure| match (&failure.receipt_handle, failure.visibility) {
-            (Some(receipt), Visibility::After(delay)) => Some((
-                receipt.as_str(),
-                // Whole seconds, rounded up: a 200 ms backoff still hides the message.
-                i32::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(i32::MAX),
-            )),
-            _ => None,
-        })
+        .filter_map(
+            |failure| match (&failure.receipt_handle, failure.visibility) {
+                (Some(receipt), Visibility::After(delay)) => Some((
+                    receipt.as_str(),
+                    // Whole seconds, rounded up: a 200 ms backoff still hides the message.
+                    i32::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(i32::MAX),
+                )),
+                _ => None,
+            },
+        )
         .collect();
     if entries.is_empty() {
         return;
@@ -500,7 +502,10 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_succeeds_reports_no_failures() {
         let (report, started) = run(
-            vec![record("a1", "a", Act::Succeed), record("b1", "b", Act::Succeed)],
+            vec![
+                record("a1", "a", Act::Succeed),
+                record("b1", "b", Act::Succeed),
+            ],
             None,
         )
         .await;
@@ -578,7 +583,10 @@ mod tests {
             "{kinds:?}"
         );
         assert!(
-            matches!(kinds[1], ("x1", FailureKind::Poison(_), Visibility::QueueDefault)),
+            matches!(
+                kinds[1],
+                ("x1", FailureKind::Poison(_), Visibility::QueueDefault)
+            ),
             "an unknown version is poison: {kinds:?}"
         );
         assert!(matches!(
@@ -609,8 +617,16 @@ mod tests {
         assert_eq!(
             kinds(&report),
             [
-                ("b1", &FailureKind::NotStarted, Visibility::After(Duration::ZERO)),
-                ("a2", &FailureKind::NotStarted, Visibility::After(Duration::ZERO)),
+                (
+                    "b1",
+                    &FailureKind::NotStarted,
+                    Visibility::After(Duration::ZERO)
+                ),
+                (
+                    "a2",
+                    &FailureKind::NotStarted,
+                    Visibility::After(Duration::ZERO)
+                ),
             ]
         );
     }

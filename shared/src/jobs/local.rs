@@ -288,7 +288,10 @@ mod tests {
         let before = Instant::now();
         lifter().poll_local(&queue, handler).await;
 
-        assert!(Instant::now() - before >= Duration::from_secs(10), "backoff");
+        assert!(
+            Instant::now() - before >= Duration::from_secs(10),
+            "backoff"
+        );
         assert_eq!(*seen.lock().expect("lock"), ["m3", "m1", "m2"]);
         assert!(queue.receive(10).is_empty(), "all deleted");
     }

@@ -35,7 +35,9 @@ pub struct QueueSpec {
 /// A job: one message on one queue. Serialized with a `version` tag, so a deploy can change
 /// the shape without losing queued jobs: a consumer that meets a version it does not know
 /// reports the message as poison instead of guessing.
-pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+pub trait Job:
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
     /// The queue this job type travels on.
     const QUEUE: QueueSpec;
 
@@ -176,7 +178,8 @@ mod tests {
 
     #[test]
     fn an_unknown_version_does_not_deserialize() {
-        let body = r#"{"version":"2","platform_message_id":"m","phone_number_id":"pn","customer_id":"c"}"#;
+        let body =
+            r#"{"version":"2","platform_message_id":"m","phone_number_id":"pn","customer_id":"c"}"#;
         assert!(serde_json::from_str::<ReplyJob>(body).is_err());
     }
 

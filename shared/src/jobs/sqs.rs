@@ -154,9 +154,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| {
-                    QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
-                })?;
+                .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
             refused += output.failed().len();
         }
         Ok(refused)

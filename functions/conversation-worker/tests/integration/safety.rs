@@ -173,7 +173,10 @@ async fn an_openai_failure_is_retried_and_the_retry_replies_once_with_one_credit
     let job = app.inbound("wamid.IN1", CUSTOMER, "Hi", at(0)).await;
 
     let first = handle(&app.state, &job).await;
-    assert!(matches!(first, Err(JobError::Retryable { .. })), "{first:?}");
+    assert!(
+        matches!(first, Err(JobError::Retryable { .. })),
+        "{first:?}"
+    );
     handle(&app.state, &job).await.expect("retry succeeds");
 
     assert_eq!(app.meta_sends().await.len(), 1);
@@ -238,7 +241,10 @@ async fn a_throughput_limit_is_retried_and_the_reply_is_sent_once() {
     let job = app.inbound("wamid.IN1", CUSTOMER, "Hi", at(0)).await;
 
     let first = handle(&app.state, &job).await;
-    assert!(matches!(first, Err(JobError::Retryable { .. })), "{first:?}");
+    assert!(
+        matches!(first, Err(JobError::Retryable { .. })),
+        "{first:?}"
+    );
     handle(&app.state, &job).await.expect("retry");
 
     assert_eq!(app.model_calls().await.len(), 1, "the retry only re-sends");
@@ -337,8 +343,7 @@ fn record_for(id: &str, job: &shared::jobs::ReplyJob) -> aws_lambda_events::sqs:
 }
 
 #[tokio::test]
-async fn an_unknown_prompt_fails_the_message_at_once_returns_its_credit_and_the_next_is_answered()
-{
+async fn an_unknown_prompt_fails_the_message_at_once_returns_its_credit_and_the_next_is_answered() {
     // Arrange: OpenAI refuses the first reply as it refuses an unknown prompt id.
     let app = TestApp::spawn_without_fakes(5).await;
     Mock::given(method("POST"))
@@ -375,7 +380,11 @@ async fn an_unknown_prompt_fails_the_message_at_once_returns_its_credit_and_the_
     let sent = app.meta_sends().await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["text"]["body"], "Echo: Hello?");
-    assert_eq!(app.credits().await, (4, 1), "the refused message's credit came back");
+    assert_eq!(
+        app.credits().await,
+        (4, 1),
+        "the refused message's credit came back"
+    );
     assert_eq!(
         app.count(
             "SELECT count(*) FROM inbound_messages WHERE platform_message_id = 'wamid.REFUSED'
@@ -418,7 +427,10 @@ async fn a_revoked_openai_key_is_retried_not_failed_for_good() {
 
     let outcome = handle(&app.state, &job).await;
 
-    assert!(matches!(outcome, Err(JobError::Retryable { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(JobError::Retryable { .. })),
+        "{outcome:?}"
+    );
     assert_eq!(
         app.count(
             "SELECT count(*) FROM inbound_messages WHERE state <> 'done' AND outcome IS NULL",
@@ -428,5 +440,9 @@ async fn a_revoked_openai_key_is_retried_not_failed_for_good() {
         1,
         "left for the retry"
     );
-    assert_eq!(app.credits().await, (4, 1), "the credit stays taken for the retry");
+    assert_eq!(
+        app.credits().await,
+        (4, 1),
+        "the credit stays taken for the retry"
+    );
 }

@@ -96,8 +96,7 @@ impl Respond for SlowModel {
 }
 
 #[tokio::test]
-async fn near_the_deadline_the_rest_of_the_batch_is_receivable_again_at_once_and_never_started()
-{
+async fn near_the_deadline_the_rest_of_the_batch_is_receivable_again_at_once_and_never_started() {
     // Arrange: three customers' jobs on a queue that would hide a received message for a
     // minute; a slow model; 2 s left and a 1.5 s margin, so only the first job fits.
     let mut app = TestApp::spawn_without_fakes(5).await;
