@@ -89,3 +89,68 @@ async fn publishing_to_a_missing_queue_is_an_error_not_a_panic() {
 
     assert!(error.to_string().contains("queue publish failed"));
 }
+
+#[tokio::test]
+async fn the_lifter_deletes_successes_hides_a_retry_for_its_delay_and_leaves_poison_alone() {
+    use std::time::Duration;
+
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use shared::jobs::{JobError, Lifter, LifterConfig};
+
+    // Arrange: a queue that hides a received message for a minute, three customers' jobs.
+    let client = testkit::moto_sqs_client();
+    let url = testkit::create_fifo_queue(&client, "lifter").await;
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .send()
+        .await
+        .expect("visibility");
+    let sqs = SqsQueue::new(client.clone(), &url);
+    let queue = ReplyQueue::Sqs(sqs.clone());
+    for (id, customer) in [
+        ("wamid.OK", "1"),
+        ("wamid.RETRY", "2"),
+        ("wamid.POISON", "3"),
+    ] {
+        queue
+            .publish(&ReplyJob::new(id, "pn_1", customer))
+            .await
+            .expect("publish");
+    }
+    let lifter = Lifter::new(
+        LifterConfig {
+            deadline_margin: Duration::ZERO,
+            backoff_base: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(900),
+        },
+        Some(sqs.clone()),
+    );
+
+    // Act
+    let received = lifter
+        .poll_sqs(&sqs, None, |job: ReplyJob| async move {
+            match job.platform_message_id() {
+                "wamid.RETRY" => Err(JobError::retry_after(
+                    "rate limited",
+                    Duration::from_secs(1),
+                )),
+                "wamid.POISON" => Err(JobError::Poison("cannot ever run".to_owned())),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .expect("poll");
+
+    // Assert: after the retry's 1 s only it is back; the poison keeps the queue's 60 s.
+    assert_eq!(received, 3);
+    assert!(sqs.receive(10, 0).await.expect("receive").is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = sqs.receive(10, 0).await.expect("receive");
+    let bodies: Vec<ReplyJob> = again
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).expect("a job"))
+        .collect();
+    assert_eq!(bodies, [ReplyJob::new("wamid.RETRY", "pn_1", "2")]);
+}

@@ -159,15 +159,20 @@ pub enum FailureKind {
 /// One failed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// The record's message id.
     pub message_id: String,
+    /// The record's receipt handle, to change its visibility.
     pub receipt_handle: Option<String>,
+    /// Why it failed.
     pub kind: FailureKind,
+    /// When it may be received again.
     pub visibility: Visibility,
 }
 
 /// What a batch came to: the failures, in record order. Every other record succeeded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
+    /// The failed records, in record order.
     pub failures: Vec<Failure>,
 }
 
