@@ -28,6 +28,10 @@ use crate::{
     db::DbError,
 };
 
+/// What the lifter keeps of an invocation for itself: a job still running this long before
+/// the deadline is stopped, leaving time to report the batch and change visibilities.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
+
 /// One received queue message, whatever delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -263,7 +267,11 @@ impl Lifter {
                 // earlier message of it is in flight, so this waits for the failed one.
                 (FailureKind::HeldBack, Visibility::After(Duration::ZERO))
             } else {
-                match self.run_one(&record, &mut handler).instrument(span).await {
+                match self
+                    .run_one(&record, deadline, &mut handler)
+                    .instrument(span)
+                    .await
+                {
                     None => continue,
                     Some(failure) => failure,
                 }
@@ -284,10 +292,14 @@ impl Lifter {
         report
     }
 
-    /// Runs one record; `None` when it succeeded. Logs its failure once.
+    /// Runs one record; `None` when it succeeded. Logs its failure once. A job still
+    /// running [`DEADLINE_RESERVE`] before the deadline (a margin set too small, a hung
+    /// call) is stopped and retried, so the invocation can still report and change
+    /// visibilities instead of timing out with the whole batch.
     async fn run_one<J, F, Fut>(
         &self,
         record: &Record,
+        deadline: Option<Instant>,
         handler: &mut F,
     ) -> Option<(FailureKind, Visibility)>
     where
@@ -296,7 +308,19 @@ impl Lifter {
         Fut: Future<Output = Result<(), JobError>>,
     {
         let outcome = match serde_json::from_str::<J>(&record.body) {
-            Ok(job) => handler(job).await,
+            Ok(job) => match deadline {
+                None => handler(job).await,
+                Some(deadline) => {
+                    let stop = deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline);
+                    tokio::time::timeout_at(stop, handler(job))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(JobError::retryable(
+                                "stopped at the invocation's deadline while running",
+                            ))
+                        })
+                }
+            },
             Err(error) => Err(JobError::Poison(format!(
                 "not a {} job of a known version: {error}",
                 J::QUEUE.name
@@ -633,6 +657,39 @@ mod tests {
                     Visibility::After(Duration::ZERO)
                 ),
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_still_running_at_the_deadline_is_stopped_and_retried_and_the_rest_returned() {
+        // The margin (10 s) is too small for this job (60 s): it is stopped 2 s before the
+        // deadline instead of timing out the invocation.
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(25);
+
+        let (report, started) = run(
+            vec![
+                record("a1", "a", Act::TakeSeconds(60)),
+                record("b1", "b", Act::Succeed),
+            ],
+            Some(deadline),
+        )
+        .await;
+
+        assert_eq!(Instant::now() - start, Duration::from_secs(23));
+        assert_eq!(started, ["a1"]);
+        assert!(
+            matches!(&report.failures[0].kind, FailureKind::Retryable(reason) if reason.contains("deadline")),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.failures[1],
+            Failure {
+                message_id: "b1".to_owned(),
+                receipt_handle: Some("receipt-b1".to_owned()),
+                kind: FailureKind::NotStarted,
+                visibility: Visibility::After(Duration::ZERO),
+            }
         );
     }
 
