@@ -15,7 +15,8 @@
 //! - Deadline guard: no record is started when less than the configured margin is left
 //!   before the invocation's deadline; the rest are reported as failed and made visible
 //!   again at once (visibility 0), so a slow batch never becomes a timeout that redelivers
-//!   work already done.
+//!   work already done. A job still running [`DEADLINE_RESERVE`] before the deadline is
+//!   stopped and retried, for the same reason.
 
 use std::{collections::HashSet, future::Future, time::Duration};
 
