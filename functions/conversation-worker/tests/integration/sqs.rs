@@ -84,22 +84,22 @@ async fn a_failed_job_stays_queued_but_hidden_for_its_backoff() {
     assert!(app.meta_sends().await.is_empty());
 }
 
-/// The fake model, three seconds slow.
+/// The fake model, two seconds slow.
 struct SlowModel;
 
 impl Respond for SlowModel {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         fakes::FakeModel
             .respond(request)
-            .set_delay(Duration::from_secs(3))
+            .set_delay(Duration::from_secs(2))
     }
 }
 
 #[tokio::test]
 async fn near_the_deadline_the_rest_of_the_batch_is_receivable_again_at_once_and_never_started() {
     // Arrange: three customers' jobs on a queue that would hide a received message for a
-    // minute; a 3 s model; 4 s left and a 1.5 s margin, so only the first job fits (with
-    // 2.5 s of slack for the receive on a busy machine).
+    // minute; a 2 s model; 6 s left and a 4.5 s margin, so only the first job starts (6 - 2
+    // < 4.5), with 1.5 s of slack for the receive and 2 s before the lifter's backstop.
     let mut app = TestApp::spawn_without_fakes(5).await;
     Mock::given(method("POST"))
         .and(path("/responses"))
@@ -111,7 +111,7 @@ async fn near_the_deadline_the_rest_of_the_batch_is_receivable_again_at_once_and
     fakes::mount_meta(&app.meta).await;
     let sqs = queue_with_visibility_timeout(60).await;
     app.state.retry_queue = Some(sqs.clone());
-    app.state.lifter.deadline_margin = Duration::from_millis(1500);
+    app.state.lifter.deadline_margin = Duration::from_millis(4500);
     let customers = ["16505550001", "16505550002", "16505550003"];
     for (i, customer) in customers.iter().enumerate() {
         let job = app
@@ -122,7 +122,7 @@ async fn near_the_deadline_the_rest_of_the_batch_is_receivable_again_at_once_and
             .await
             .expect("publish");
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
 
     // Act
     let received = poll_sqs_once(&app.state, &sqs, Some(deadline))
