@@ -20,7 +20,7 @@ use shared::{
     meta::graph::{Graph, GraphConfig},
     openai::{OpenAi, OpenAiConfig},
 };
-use webhook::{WebhookSecrets, WebhookState};
+use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
 pub use simulators::Simulators;
 
@@ -88,7 +88,7 @@ impl Stack {
                 app_secret: SecretString::from(providers.meta_app_secret.clone()),
                 verify_token: SecretString::from(providers.meta_verify_token.clone()),
             }),
-            webchat_rate_per_minute: 10,
+            webchat: WebchatLimits::default(),
         };
         let agents = agents::AgentsState {
             api: api.clone(),
@@ -122,7 +122,9 @@ impl Stack {
         self
     }
 
-    /// Every route, each function with its own body limit, and the common layers once.
+    /// Every route, each function with its own body limit, and the common layers once. Serve
+    /// it with `into_make_service_with_connect_info::<SocketAddr>()`: the webchat's
+    /// per-address limits use the socket address.
     pub fn app(&self) -> Router {
         let api_limit = DefaultBodyLimit::max(layers::API_BODY_LIMIT);
         let merged = Router::new()
@@ -175,12 +177,14 @@ fn devstack_lifter() -> LifterConfig {
     }
 }
 
-/// The OpenAPI document of the dashboard API: the shared base plus every HTTP function's
-/// paths. `docs/openapi.json` is this document; a test keeps them equal.
+/// The OpenAPI document of the HTTP API: the shared base plus every HTTP function's paths
+/// (the dashboard's, and the website chat's public routes). `docs/openapi.json` is this
+/// document; a test keeps them equal.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = shared::api::openapi::base();
     document.merge(agents::openapi_router().into_openapi());
     document.merge(conversations::openapi_router().into_openapi());
+    document.merge(webhook::openapi_router().into_openapi());
     document
 }
 

@@ -238,7 +238,12 @@ async fn run() -> anyhow::Result<()> {
         "mint a token:  cargo run -q -p devstack -- token --sub demo --email demo@example.com"
     );
     println!("simulated Meta sends: {base_url}/_sim/meta/requests");
-    axum::serve(listener, stack.app())
+    axum::serve(
+        listener,
+        stack
+            .app()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -29,7 +29,13 @@ async fn serve(db: &TestDb) -> String {
     );
     stack.spawn_worker();
     let app = stack.app();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     base_url
 }
 

@@ -10,9 +10,9 @@
 //! insert and the publish), it is published now, so no reply is lost. A job that was
 //! published is not published again: SQS retries it if the worker fails.
 
-mod webchat;
+pub mod webchat;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -20,14 +20,14 @@ use axum::{
     extract::DefaultBodyLimit,
     extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode},
-    http::{Method, header},
+    http::{HeaderValue, Method, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, options},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared::{
-    api::{ApiError, layers},
+    api::{ApiError, ClientIp, layers},
     db::{self, DbError, Pool, inbound::Recorded},
     jobs::{ReplyJob, ReplyQueue},
     meta::{
@@ -35,7 +35,13 @@ use shared::{
         webhook::{self, Event, InboundMessage, StatusUpdate},
     },
 };
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+pub use webchat::WebchatLimits;
 
 /// Meta sends batches of up to a few megabytes.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -46,8 +52,8 @@ pub struct WebhookState {
     pub pool: Pool,
     pub queue: ReplyQueue,
     pub secrets: Arc<WebhookSecrets>,
-    /// Messages a webchat visitor may send per minute (`WEBCHAT_RATE_PER_MINUTE`, default 10).
-    pub webchat_rate_per_minute: u32,
+    /// The website chat's limits (`WEBCHAT_*`, see [`WebchatLimits`]).
+    pub webchat: WebchatLimits,
 }
 
 /// `META_APP_SECRET` (signs POSTs) and `META_VERIFY_TOKEN` (the subscription check).
@@ -67,25 +73,81 @@ impl WebhookSecrets {
     }
 }
 
-/// The webhook's and the webchat's routes, before the common layers. The webchat is called
-/// from browsers on tenants' sites, so it answers CORS for any origin; it carries no
-/// credentials, so that is safe.
-pub fn app(state: WebhookState) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
+/// The largest body the webchat routes accept.
+pub const WEBCHAT_BODY_LIMIT: usize = 16 * 1024;
+
+struct VisitorTokenScheme;
+
+impl Modify for VisitorTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            webchat::VISITOR_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("visitor token")
+                    .description(Some(
+                        "The `visitor_token` of `POST /webchat/{widget_key}/sessions`: opaque, \
+                         bound to that widget, valid until its `expires_at`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    modifiers(&VisitorTokenScheme),
+    tags((
+        name = "webchat",
+        description = "Public: the website chat widget, called from visitors' browsers on the \
+                       tenant's site (CORS: the channel's `allowed_origins`). A widget opens a \
+                       visitor session, then posts and polls with the visitor token. Every \
+                       route is rate limited (429 with `Retry-After`)."
+    ))
+)]
+struct WebchatDoc;
+
+/// The webchat's routes with their OpenAPI descriptions (the Meta webhook itself is not part
+/// of the public API document).
+pub fn openapi_router() -> OpenApiRouter<WebhookState> {
+    OpenApiRouter::with_openapi(WebchatDoc::openapi())
+        .routes(routes!(webchat::create_session))
+        .routes(routes!(webchat::post_message, webchat::poll_messages))
+}
+
+/// CORS for the webchat: the channel's allowed origins decide, looked up per request (so a
+/// change through the API applies at once); other origins get no allow header. Preflights
+/// are answered here, and `Retry-After` is readable by the widget's script.
+fn webchat_cors(pool: Pool) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, parts: &Parts| {
+                let pool = pool.clone();
+                let path = parts.uri.path().to_owned();
+                async move { webchat::origin_allowed(&pool, &path, &origin).await }
+            },
+        ))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
-        .max_age(std::time::Duration::from_secs(600));
-    let webchat = Router::new()
-        .route(
-            "/webchat/{widget_key}/messages",
-            get(webchat::poll_messages)
-                .post(webchat::post_message)
-                // Preflights are answered by the CORS layer; this keeps the method router
-                // from answering 405 before the layer sees them.
-                .options(|| async { StatusCode::NO_CONTENT }),
-        )
-        .layer(DefaultBodyLimit::max(16 * 1024))
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The webhook's and the webchat's routes, before the common layers.
+pub fn app(state: WebhookState) -> Router {
+    let cors = webchat_cors(state.pool.clone());
+    // Preflights are answered by the CORS layer; these keep the method router from
+    // answering 405 before the layer sees them.
+    let preflight = || async { StatusCode::NO_CONTENT };
+    let webchat = openapi_router()
+        .split_for_parts()
+        .0
+        .route("/webchat/{widget_key}/sessions", options(preflight))
+        .route("/webchat/{widget_key}/messages", options(preflight))
+        .layer(DefaultBodyLimit::max(WEBCHAT_BODY_LIMIT))
         .layer(cors);
     Router::new()
         .route("/webhook", get(verify_subscription).post(receive))
@@ -96,6 +158,34 @@ pub fn app(state: WebhookState) -> Router {
 /// The complete router Lambda runs.
 pub fn router(state: WebhookState) -> Router {
     layers::finish(app(state), BODY_LIMIT)
+}
+
+/// The client address of a Lambda request: the function URL's (API Gateway v2 payload)
+/// `requestContext.http.sourceIp`, or API Gateway v1's `identity.sourceIp`. Never a header.
+pub fn lambda_client_ip(context: Option<&lambda_http::request::RequestContext>) -> ClientIp {
+    use lambda_http::request::RequestContext;
+    let raw = match context {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.as_deref(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.as_deref(),
+        _ => None,
+    };
+    ClientIp(raw.and_then(|ip| ip.parse::<IpAddr>().ok()))
+}
+
+/// What Lambda runs: [`router`], with each request's [`ClientIp`] taken from the Lambda
+/// request context (devstack uses the socket address instead).
+pub fn lambda_router(state: WebhookState) -> Router {
+    router(state).layer(axum::middleware::map_request(
+        |mut request: axum::extract::Request| async move {
+            let ip = lambda_client_ip(
+                request
+                    .extensions()
+                    .get::<lambda_http::request::RequestContext>(),
+            );
+            request.extensions_mut().insert(ip);
+            request
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use shared::{config::DatabaseConfig, jobs::ReplyQueue};
-use webhook::{WebhookSecrets, WebhookState};
+use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         pool,
         queue,
         secrets: Arc::new(WebhookSecrets::from_env()?),
-        webchat_rate_per_minute: shared::config::parsed_var("WEBCHAT_RATE_PER_MINUTE", 10)?,
+        webchat: WebchatLimits::from_env()?,
     };
-    lambda_http::run(webhook::router(state)).await
+    lambda_http::run(webhook::lambda_router(state)).await
 }

@@ -6,10 +6,12 @@
 //! - Input: [`Json`] and [`Query`] replace axum's extractors so that malformed input, unknown
 //!   fields and wrong enum values answer problem JSON naming the field.
 //! - Auth: [`Tenant`] verifies the bearer JWT and provisions the tenant on first use.
+//! - Client address: [`ClientIp`] (function URL context or socket), for per-client limits.
 //! - Lists: [`Page`] with an opaque cursor ([`pagination`]).
 //! - Cross-cutting layers (body limit, request ids, tracing, panics): [`layers::finish`].
 
 pub mod auth;
+mod client_ip;
 mod extract;
 pub mod layers;
 pub mod openapi;
@@ -17,6 +19,7 @@ pub mod pagination;
 mod problem;
 
 pub use auth::{Auth, Authenticator, Tenant};
+pub use client_ip::ClientIp;
 pub use extract::{Json, Query, from_json_slice};
 pub use pagination::{Page, PageParams};
 pub use problem::{ApiError, FieldError, FieldErrors, Problem, error_chain};

@@ -103,8 +103,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    #[error("too many requests: {0}")]
-    TooManyRequests(String),
+    /// A limit was reached; the response carries `Retry-After` (seconds).
+    #[error("too many requests: {detail}")]
+    TooManyRequests { detail: String, retry_after_secs: u32 },
     #[error("bad gateway: {0}")]
     BadGateway(String),
     #[error("service unavailable")]
@@ -135,7 +136,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,7 +176,7 @@ impl ApiError {
                 validation_detail(errors),
                 errors.clone(),
             ),
-            Self::TooManyRequests(detail) => (
+            Self::TooManyRequests { detail, .. } => (
                 "too-many-requests",
                 "Too many requests",
                 detail.clone(),
@@ -234,6 +235,12 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }
@@ -313,6 +320,24 @@ mod tests {
         assert_eq!(
             problem.errors,
             vec![FieldError::new("name", "must not be empty")]
+        );
+    }
+
+    #[test]
+    fn too_many_requests_say_when_to_retry() {
+        let response = ApiError::TooManyRequests {
+            detail: "slow down".to_owned(),
+            retry_after_secs: 17,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("17"))
+        );
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE),
+            Some(&HeaderValue::from_static("application/problem+json"))
         );
     }
 

@@ -113,20 +113,3 @@ pub async fn mark_enqueued(
         .await?;
     Ok(())
 }
-
-/// How many messages a customer sent on a channel in the last minute (the webchat's
-/// per-visitor rate limit; counted here so it holds across Lambda environments).
-pub async fn sent_in_last_minute(
-    client: &impl GenericClient,
-    channel: &ChannelRoute,
-    customer_id: &str,
-) -> Result<i64, DbError> {
-    let row = client
-        .query_one(
-            "SELECT count(*) FROM inbound_messages
-             WHERE phone_number_id = $1 AND customer_id = $2 AND received_at > now() - interval '1 minute'",
-            &[&channel.phone_number_id.as_str(), &customer_id],
-        )
-        .await?;
-    Ok(row.try_get(0)?)
-}

@@ -13,7 +13,9 @@ pub mod inbound;
 pub mod migrate;
 pub mod phone_numbers;
 mod pool;
+pub mod rate_limits;
 pub mod users;
+pub mod webchat;
 
 pub use deadpool_postgres::{GenericClient, Object as PooledClient, Pool, PoolError, Transaction};
 pub use error::DbError;

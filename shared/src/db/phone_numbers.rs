@@ -5,8 +5,26 @@ use chrono::{DateTime, Utc};
 
 use super::{DbError, GenericClient, PageRequest, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
-    AgentId, DisplayName, InstagramApi, MetaChannelId, PhoneNumberId, Platform, UserId, WabaId,
+    AgentId, AllowedOrigins, DailyReplyCap, DisplayName, InstagramApi, MetaChannelId,
+    PhoneNumberId, Platform, UserId, WabaId,
 };
+
+/// A webchat channel's settings (`phone_numbers.webchat_*`); a NULL column reads as the
+/// default: no allowed origin, [`DailyReplyCap::DEFAULT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebchatSettings {
+    pub allowed_origins: AllowedOrigins,
+    pub daily_reply_cap: DailyReplyCap,
+}
+
+impl Default for WebchatSettings {
+    fn default() -> Self {
+        Self {
+            allowed_origins: AllowedOrigins::default(),
+            daily_reply_cap: DailyReplyCap::DEFAULT,
+        }
+    }
+}
 
 /// A channel as the API shows it.
 #[derive(Debug, Clone)]
@@ -19,6 +37,8 @@ pub struct Channel {
     pub waba_id: Option<String>,
     /// Instagram only: how the account was connected (decides the send host).
     pub instagram_api: Option<InstagramApi>,
+    /// Webchat only: the widget's settings.
+    pub webchat: Option<WebchatSettings>,
     /// The agent linked to this channel, if any.
     pub agent_id: Option<AgentId>,
     pub created_at: DateTime<Utc>,
@@ -34,6 +54,8 @@ pub struct NewChannel {
     pub display_name: Option<DisplayName>,
     pub waba_id: Option<WabaId>,
     pub instagram_api: Option<InstagramApi>,
+    /// Webchat only (and required there).
+    pub webchat: Option<WebchatSettings>,
 }
 
 /// A validated partial update. `None` leaves a field as it is; `Some(None)` clears it.
@@ -42,6 +64,10 @@ pub struct ChannelPatch {
     pub display_name: Option<Option<DisplayName>>,
     pub sealed_access_token: Option<String>,
     pub waba_id: Option<Option<WabaId>>,
+    /// Webchat only.
+    pub allowed_origins: Option<AllowedOrigins>,
+    /// Webchat only.
+    pub daily_reply_cap: Option<DailyReplyCap>,
     /// Apply only while the channel still has these credentials: the ones the new token or
     /// WABA was verified against with Meta (a concurrent change makes the update miss).
     pub only_if_unchanged: Option<Credentials>,
@@ -100,7 +126,7 @@ pub enum DeleteOutcome {
 
 const CHANNEL_COLUMNS: &str = "p.id, p.platform, p.meta_phone_number_id,
     p.access_token IS NOT NULL AS has_access_token, p.display_name, p.waba_id, p.instagram_api,
-    p.created_at, p.updated_at, a.agent_id";
+    p.webchat_allowed_origins, p.webchat_daily_reply_cap, p.created_at, p.updated_at, a.agent_id";
 
 /// Creates a channel.
 pub async fn insert(
@@ -114,8 +140,9 @@ pub async fn insert(
             &format!(
                 "WITH p AS (
                      INSERT INTO phone_numbers
-                         (id, user_id, platform, meta_phone_number_id, access_token, display_name, waba_id, instagram_api)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         (id, user_id, platform, meta_phone_number_id, access_token, display_name, waba_id, instagram_api,
+                          webchat_allowed_origins, webchat_daily_reply_cap)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      RETURNING *
                  )
                  SELECT {CHANNEL_COLUMNS} FROM p LEFT JOIN agents a ON a.phone_number_id = p.id"
@@ -129,6 +156,11 @@ pub async fn insert(
                 &new.display_name.as_ref().map(DisplayName::as_str),
                 &new.waba_id.as_ref().map(WabaId::as_str),
                 &new.instagram_api.map(InstagramApi::as_str),
+                &new
+                    .webchat
+                    .as_ref()
+                    .map(|w| w.allowed_origins.as_slice().to_vec()),
+                &new.webchat.as_ref().map(|w| w.daily_reply_cap.get()),
             ],
         )
         .await?;
@@ -199,7 +231,9 @@ pub async fn update(
                      UPDATE phone_numbers SET
                          display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
                          access_token = COALESCE($5, access_token),
-                         waba_id = CASE WHEN $6 THEN $7 ELSE waba_id END
+                         waba_id = CASE WHEN $6 THEN $7 ELSE waba_id END,
+                         webchat_allowed_origins = COALESCE($11, webchat_allowed_origins),
+                         webchat_daily_reply_cap = COALESCE($12, webchat_daily_reply_cap)
                      WHERE id = $1 AND user_id = $2
                        AND (NOT $8 OR (access_token IS NOT DISTINCT FROM $9
                                        AND waba_id IS NOT DISTINCT FROM $10))
@@ -229,6 +263,11 @@ pub async fn update(
                     .only_if_unchanged
                     .as_ref()
                     .and_then(|c| c.waba_id.as_deref()),
+                &patch
+                    .allowed_origins
+                    .as_ref()
+                    .map(|o| o.as_slice().to_vec()),
+                &patch.daily_reply_cap.map(DailyReplyCap::get),
             ],
         )
         .await?;
@@ -273,9 +312,24 @@ pub async fn delete(
 }
 
 fn channel_from_row(row: &tokio_postgres::Row) -> Result<Channel, DbError> {
+    let platform: Platform = enum_column(row, "platform")?;
+    let webchat = (platform == Platform::Webchat)
+        .then(|| -> Result<WebchatSettings, DbError> {
+            Ok(WebchatSettings {
+                allowed_origins: AllowedOrigins::from_trusted(
+                    row.try_get::<_, Option<Vec<String>>>("webchat_allowed_origins")?
+                        .unwrap_or_default(),
+                ),
+                daily_reply_cap: row
+                    .try_get::<_, Option<i32>>("webchat_daily_reply_cap")?
+                    .map_or(DailyReplyCap::DEFAULT, DailyReplyCap::from_trusted),
+            })
+        })
+        .transpose()?;
     Ok(Channel {
         id: PhoneNumberId::from_trusted(row.try_get("id")?),
-        platform: enum_column(row, "platform")?,
+        platform,
+        webchat,
         meta_phone_number_id: row.try_get("meta_phone_number_id")?,
         has_access_token: row.try_get("has_access_token")?,
         display_name: row.try_get("display_name")?,

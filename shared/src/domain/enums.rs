@@ -195,6 +195,15 @@ db_enum!(
     InstagramApi { InstagramLogin => "instagram_login", FacebookPage => "facebook_page" }
 );
 
+db_enum!(
+    /// `rate_limit_counters.scope`: what a fixed-window counter limits.
+    LimitScope {
+        VisitorMessages => "visitor_messages", IpMessages => "ip_messages",
+        WidgetMessages => "widget_messages", TenantDailyReplies => "tenant_daily_replies",
+        IpSessions => "ip_sessions", VisitorPolls => "visitor_polls", IpPolls => "ip_polls",
+    }
+);
+
 /// Every CHECK-constrained column and the values its enum accepts, for the schema test.
 pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     fn values<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {
@@ -300,6 +309,11 @@ pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'sta
             "campaign_recipients",
             "skip_reason",
             values(SkipReason::ALL, SkipReason::as_str),
+        ),
+        (
+            "rate_limit_counters",
+            "scope",
+            values(LimitScope::ALL, LimitScope::as_str),
         ),
     ]
 }

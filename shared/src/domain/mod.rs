@@ -5,8 +5,10 @@ mod enums;
 mod ids;
 mod phone;
 mod text;
+mod webchat;
 
 pub use enums::*;
 pub use ids::*;
 pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
+pub use webchat::*;

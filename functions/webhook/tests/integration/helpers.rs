@@ -9,7 +9,7 @@ use shared::{
     meta::signature,
 };
 use testkit::{TestClient, TestDb, TestResponse};
-use webhook::{WebhookSecrets, WebhookState};
+use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
 pub const APP_SECRET: &str = "meta-app-secret-for-tests";
 pub const VERIFY_TOKEN: &str = "verify-me";
@@ -20,12 +20,18 @@ pub const IG_CHANNEL: &str = "17841400000000";
 
 pub struct TestApp {
     pub db: TestDb,
+    pub state: WebhookState,
     pub queue: LocalQueue<ReplyJob>,
     pub api: TestClient,
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(WebchatLimits::default()).await
+    }
+
+    /// A webhook whose webchat has these limits.
+    pub async fn spawn_with(webchat: WebchatLimits) -> Self {
         let db = TestDb::new().await;
         let queue = LocalQueue::new();
         let state = WebhookState {
@@ -35,10 +41,20 @@ impl TestApp {
                 app_secret: SecretString::from(APP_SECRET),
                 verify_token: SecretString::from(VERIFY_TOKEN),
             }),
-            webchat_rate_per_minute: 3,
+            webchat,
         };
-        let api = TestClient::new(webhook::router(state));
-        Self { db, queue, api }
+        let api = TestClient::new(webhook::router(state.clone()));
+        Self {
+            db,
+            state,
+            queue,
+            api,
+        }
+    }
+
+    /// The state the router was built with.
+    pub fn state(&self) -> WebhookState {
+        self.state.clone()
     }
 
     /// A tenant owning a channel; returns the channel id (`pn_…`).
