@@ -51,7 +51,7 @@ async fn devstack_serves_the_dashboard_routes_with_the_same_behaviour() {
         .post(
             "/phone-numbers",
             &token,
-            &json!({ "platform": "webchat", "meta_phone_number_id": "site" }),
+            &json!({ "platform": "webchat" }),
         )
         .await
         .expect(201)
@@ -81,7 +81,9 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
     let document = devstack::openapi();
     let mut operations = 0;
     for (path, item) in &document.paths.paths {
-        let concrete = path.replace("{id}", "pn_01jd0000000000000000000000");
+        let concrete = path
+            .replace("{id}", "pn_01jd0000000000000000000000")
+            .replace("{widget_key}", "wk_unknown");
         for (method, operation) in [
             (http::Method::GET, &item.get),
             (http::Method::POST, &item.post),
@@ -94,12 +96,14 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
             }
             operations += 1;
             // A route that exists answers 401 without credentials; a missing one 404/405.
+            // Opening a webchat session is public: an unknown widget is simply not found.
+            let expected = if path.ends_with("/sessions") { 404 } else { 401 };
             api.send(method.clone(), &concrete, None, Some(&json!({})))
                 .await
-                .expect_problem(401, None);
+                .expect_problem(expected, None);
         }
     }
-    assert_eq!(operations, 20, "documented operations");
+    assert_eq!(operations, 23, "documented operations");
 }
 
 /// The whole inbound flow on a real port: a signed WhatsApp text posted to the webhook is
@@ -212,7 +216,8 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
     );
 }
 
-/// The website widget: a visitor's message is answered and the widget's poll returns it.
+/// The website widget: a visitor opens a session, its message is answered, and the widget's
+/// poll returns the reply, all from an allowed origin over a real socket.
 #[tokio::test]
 async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
     let db = TestDb::new().await;
@@ -222,13 +227,14 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
     let channel: Value = http
         .post(format!("{base_url}/phone-numbers"))
         .bearer_auth(tenant.token())
-        .json(&json!({ "platform": "webchat", "meta_phone_number_id": "shop-widget" }))
+        .json(&json!({ "platform": "webchat", "allowed_origins": ["https://shop.example"] }))
         .send()
         .await
         .expect("channel")
         .json()
         .await
         .expect("json");
+    let key = channel["widget_key"].as_str().expect("widget_key").to_owned();
     http.post(format!("{base_url}/agents"))
         .bearer_auth(tenant.token())
         .json(&json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" }))
@@ -242,20 +248,42 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
         .await
         .expect("credits");
 
+    let session = http
+        .post(format!("{base_url}/webchat/{key}/sessions"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .expect("session");
+    assert_eq!(session.status().as_u16(), 201);
+    assert_eq!(
+        session
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://shop.example")
+    );
+    let session: Value = session.json().await.expect("json");
+    let visitor_token = session["visitor_token"].as_str().expect("token").to_owned();
     let accepted = http
-        .post(format!("{base_url}/webchat/shop-widget/messages"))
-        .json(&json!({ "visitor_id": "visitor-1", "text": "Are you open on Sunday?" }))
+        .post(format!("{base_url}/webchat/{key}/messages"))
+        .bearer_auth(&visitor_token)
+        .json(&json!({ "text": "Are you open on Sunday?" }))
         .send()
         .await
         .expect("post");
     assert_eq!(accepted.status().as_u16(), 202);
+    let anonymous = http
+        .get(format!("{base_url}/webchat/{key}/messages"))
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(anonymous.status().as_u16(), 401);
 
     let mut items = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..50 {
         let polled: Value = http
-            .get(format!(
-                "{base_url}/webchat/shop-widget/messages?visitor_id=visitor-1&after=0"
-            ))
+            .get(format!("{base_url}/webchat/{key}/messages?after=0"))
+            .bearer_auth(&visitor_token)
             .send()
             .await
             .expect("poll")
@@ -266,7 +294,7 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
             items = polled["items"].clone();
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(items[0]["sender"], "visitor", "{items}");
     assert_eq!(items[1]["sender"], "agent");
@@ -275,9 +303,8 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
         "Thanks for your message: Are you open on Sunday?"
     );
     let after: Value = http
-        .get(format!(
-            "{base_url}/webchat/shop-widget/messages?visitor_id=visitor-1&after=1"
-        ))
+        .get(format!("{base_url}/webchat/{key}/messages?after=1"))
+        .bearer_auth(&visitor_token)
         .send()
         .await
         .expect("poll")
@@ -294,6 +321,15 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
         .await
         .expect("json");
     assert_eq!(sims, json!([]), "webchat replies never go to Meta");
+    // devstack passes the socket address: the session was counted under loopback.
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM webchat_sessions WHERE client_ip = '127.0.0.1'",
+            &[]
+        )
+        .await,
+        1
+    );
 }
 
 /// The Meta simulator answers the ownership checks like Graph: WABA `W` has the numbers `W0`

@@ -66,7 +66,7 @@ async fn instagram_and_webchat_channels_have_their_own_rules() {
         .post(
             "/phone-numbers",
             &token,
-            &json!({ "platform": "webchat", "meta_phone_number_id": "site-main" }),
+            &json!({ "platform": "webchat" }),
         )
         .await;
 
@@ -82,7 +82,148 @@ async fn instagram_and_webchat_channels_have_their_own_rules() {
         )
         .await;
     assert_eq!(page.expect(201)["instagram_api"], "facebook_page");
-    assert_eq!(webchat.expect(201)["has_access_token"], false);
+    let webchat = webchat.expect(201);
+    assert_eq!(webchat["has_access_token"], false);
+    assert_eq!(webchat["widget_key"], webchat["meta_phone_number_id"]);
+    assert_eq!(webchat["allowed_origins"], json!([]));
+    assert_eq!(webchat["daily_ai_reply_cap"], 500);
+    assert_eq!(instagram["widget_key"], json!(null));
+    assert_eq!(instagram["daily_ai_reply_cap"], json!(null));
+}
+
+#[tokio::test]
+async fn widget_keys_are_generated_by_the_server_unique_and_unguessable() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    let mut keys = std::collections::HashSet::new();
+
+    for _ in 0..20 {
+        let created = app
+            .api
+            .post("/phone-numbers", &token, &json!({ "platform": "webchat" }))
+            .await;
+        let key = str_field(created.expect(201), "widget_key").to_owned();
+        let random = key.strip_prefix("wk_").expect("wk_ prefix");
+        // 32 base64url characters: 192 random bits.
+        assert_eq!(random.len(), 32, "{key}");
+        assert!(
+            random
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{key}"
+        );
+        keys.insert(key);
+    }
+    let chosen = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "webchat", "meta_phone_number_id": "shop-widget" }),
+        )
+        .await;
+
+    assert_eq!(keys.len(), 20, "every key is new");
+    chosen.expect_problem(422, Some("meta_phone_number_id"));
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM phone_numbers WHERE meta_phone_number_id = 'shop-widget'",
+            &[]
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_widgets_origins_and_daily_cap_are_validated_and_set_on_create_and_patch() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+
+    let created = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({
+                "platform": "webchat",
+                "allowed_origins": ["https://Shop.Example:443", "http://localhost:3000"],
+                "daily_ai_reply_cap": 50,
+            }),
+        )
+        .await;
+    let created = created.expect(201).clone();
+    assert_eq!(
+        created["allowed_origins"],
+        json!(["https://shop.example", "http://localhost:3000"])
+    );
+    assert_eq!(created["daily_ai_reply_cap"], 50);
+    let route = format!("/phone-numbers/{}", str_field(&created, "id"));
+
+    let patched = app
+        .api
+        .patch(&route, &token, &json!({ "allowed_origins": ["*"], "daily_ai_reply_cap": 9 }))
+        .await;
+    let patched = patched.expect(200);
+    assert_eq!(patched["allowed_origins"], json!(["*"]));
+    assert_eq!(patched["daily_ai_reply_cap"], 9);
+    let stored = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT webchat_allowed_origins, webchat_daily_reply_cap FROM phone_numbers WHERE id = $1",
+            &[&str_field(&created, "id")],
+        )
+        .await
+        .expect("row");
+    assert_eq!(stored.get::<_, Vec<String>>(0), vec!["*".to_owned()]);
+    assert_eq!(stored.get::<_, i32>(1), 9);
+
+    let bad = [
+        (json!({ "allowed_origins": ["ftp://shop.example"] }), "allowed_origins[0]"),
+        (
+            json!({ "allowed_origins": ["https://a.example", "https://shop.example/path"] }),
+            "allowed_origins[1]",
+        ),
+        (
+            json!({ "allowed_origins": ["*", "https://a.example"] }),
+            "allowed_origins",
+        ),
+        (json!({ "allowed_origins": "https://a.example" }), "allowed_origins"),
+        (json!({ "daily_ai_reply_cap": 0 }), "daily_ai_reply_cap"),
+        (json!({ "daily_ai_reply_cap": 1_000_001 }), "daily_ai_reply_cap"),
+        (json!({ "daily_ai_reply_cap": "many" }), "daily_ai_reply_cap"),
+    ];
+    for (body, field) in bad {
+        app.api
+            .patch(&route, &token, &body)
+            .await
+            .expect_problem(422, Some(field));
+    }
+    let whatsapp = app.create_whatsapp_channel(&tenant, "106540352242922").await;
+    let whatsapp_route = format!("/phone-numbers/{}", str_field(&whatsapp, "id"));
+    for (body, field) in [
+        (json!({ "allowed_origins": ["*"] }), "allowed_origins"),
+        (json!({ "daily_ai_reply_cap": 5 }), "daily_ai_reply_cap"),
+    ] {
+        app.api
+            .patch(&whatsapp_route, &token, &body)
+            .await
+            .expect_problem(422, Some(field));
+    }
+    app.api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({ "platform": "instagram", "meta_phone_number_id": "1784", "access_token": "t", "allowed_origins": ["*"] }),
+        )
+        .await
+        .expect_problem(422, Some("allowed_origins"));
+    let unchanged = app.api.get(&route, &token).await;
+    assert_eq!(unchanged.expect(200)["daily_ai_reply_cap"], 9);
 }
 
 #[tokio::test]
@@ -123,9 +264,10 @@ async fn invalid_channels_are_refused_naming_the_field_and_nothing_is_written() 
         (with("display_name", json!("x".repeat(256))), "display_name"),
         (with("surprise", json!(true)), "surprise"),
         (
-            json!({ "platform": "webchat", "meta_phone_number_id": "w1", "access_token": "t" }),
+            json!({ "platform": "webchat", "access_token": "t" }),
             "access_token",
         ),
+        (without("meta_phone_number_id"), "meta_phone_number_id"),
         (
             json!({ "platform": "instagram", "meta_phone_number_id": "1", "access_token": "t", "waba_id": "1" }),
             "waba_id",
@@ -233,7 +375,7 @@ async fn lists_are_paginated_newest_first_and_filterable() {
         .post(
             "/phone-numbers",
             &token,
-            &json!({ "platform": "webchat", "meta_phone_number_id": "w" }),
+            &json!({ "platform": "webchat" }),
         )
         .await
         .expect(201);
@@ -362,7 +504,7 @@ async fn patches_that_do_not_fit_the_platform_or_the_rules_are_refused() {
         .post(
             "/phone-numbers",
             &token,
-            &json!({ "platform": "webchat", "meta_phone_number_id": "w" }),
+            &json!({ "platform": "webchat" }),
         )
         .await
         .expect(201)
