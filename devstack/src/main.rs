@@ -244,10 +244,10 @@ async fn run() -> anyhow::Result<()> {
             .app()
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     if let Some(postgres) = postgres {
         postgres.stop();
     }

@@ -48,11 +48,7 @@ async fn devstack_serves_the_dashboard_routes_with_the_same_behaviour() {
 
     api.get("/me", &token).await.expect(200);
     let channel = api
-        .post(
-            "/phone-numbers",
-            &token,
-            &json!({ "platform": "webchat" }),
-        )
+        .post("/phone-numbers", &token, &json!({ "platform": "webchat" }))
         .await
         .expect(201)
         .clone();
@@ -97,7 +93,11 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
             operations += 1;
             // A route that exists answers 401 without credentials; a missing one 404/405.
             // Opening a webchat session is public: an unknown widget is simply not found.
-            let expected = if path.ends_with("/sessions") { 404 } else { 401 };
+            let expected = if path.ends_with("/sessions") {
+                404
+            } else {
+                401
+            };
             api.send(method.clone(), &concrete, None, Some(&json!({})))
                 .await
                 .expect_problem(expected, None);
@@ -234,7 +234,10 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
         .json()
         .await
         .expect("json");
-    let key = channel["widget_key"].as_str().expect("widget_key").to_owned();
+    let key = channel["widget_key"]
+        .as_str()
+        .expect("widget_key")
+        .to_owned();
     http.post(format!("{base_url}/agents"))
         .bearer_auth(tenant.token())
         .json(&json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" }))

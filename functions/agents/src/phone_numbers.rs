@@ -176,10 +176,9 @@ impl CreatePhoneNumber {
                 );
                 None
             }
-            (_, Some(raw)) => errors.check(
-                "meta_phone_number_id",
-                MetaChannelId::parse(platform, &raw),
-            ),
+            (_, Some(raw)) => {
+                errors.check("meta_phone_number_id", MetaChannelId::parse(platform, &raw))
+            }
         };
         let webchat = webchat_settings(
             &mut errors,
@@ -239,7 +238,14 @@ impl CreatePhoneNumber {
             Some(display_name),
             Some(instagram_api),
             Some((allowed_origins, daily_reply_cap)),
-        ) = (meta_id, token, waba_id, display_name, instagram_api, webchat)
+        ) = (
+            meta_id,
+            token,
+            waba_id,
+            display_name,
+            instagram_api,
+            webchat,
+        )
         else {
             return Err(errors.into());
         };

@@ -142,10 +142,7 @@ fn too_many(exceeded: Exceeded) -> ApiError {
     };
     tracing::info!(scope = %exceeded.limit.scope, retry_after_secs = exceeded.retry_after_secs, "webchat limit reached");
     ApiError::TooManyRequests {
-        detail: format!(
-            "{what}; retry after {} seconds",
-            exceeded.retry_after_secs
-        ),
+        detail: format!("{what}; retry after {} seconds", exceeded.retry_after_secs),
         retry_after_secs: exceeded.retry_after_secs,
     }
 }

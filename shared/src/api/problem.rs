@@ -105,7 +105,10 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// A limit was reached; the response carries `Retry-After` (seconds).
     #[error("too many requests: {detail}")]
-    TooManyRequests { detail: String, retry_after_secs: u32 },
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u32,
+    },
     #[error("bad gateway: {0}")]
     BadGateway(String),
     #[error("service unavailable")]

@@ -131,8 +131,7 @@ fn normalize_origin(raw: &str) -> Result<String, String> {
         Some((host, port)) => (host, Some(port)),
         None => (rest, None),
     };
-    let host_valid = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
-    {
+    let host_valid = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         inner.parse::<std::net::Ipv6Addr>().is_ok()
     } else {
         !host.is_empty()
@@ -205,7 +204,12 @@ mod tests {
         assert_eq!(parsed.hash(), token.hash());
         assert_eq!(token.hash().len(), 64);
         assert!(!format!("{token:?}").contains(token.expose()));
-        for bad in ["", "vt_", "vt_short", "xx_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        for bad in [
+            "",
+            "vt_",
+            "vt_short",
+            "xx_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert!(VisitorToken::parse(bad).is_none(), "{bad}");
         }
     }

@@ -63,11 +63,7 @@ async fn instagram_and_webchat_channels_have_their_own_rules() {
         .await;
     let webchat = app
         .api
-        .post(
-            "/phone-numbers",
-            &token,
-            &json!({ "platform": "webchat" }),
-        )
+        .post("/phone-numbers", &token, &json!({ "platform": "webchat" }))
         .await;
 
     let instagram = instagram.expect(201);
@@ -164,7 +160,11 @@ async fn a_widgets_origins_and_daily_cap_are_validated_and_set_on_create_and_pat
 
     let patched = app
         .api
-        .patch(&route, &token, &json!({ "allowed_origins": ["*"], "daily_ai_reply_cap": 9 }))
+        .patch(
+            &route,
+            &token,
+            &json!({ "allowed_origins": ["*"], "daily_ai_reply_cap": 9 }),
+        )
         .await;
     let patched = patched.expect(200);
     assert_eq!(patched["allowed_origins"], json!(["*"]));
@@ -183,7 +183,10 @@ async fn a_widgets_origins_and_daily_cap_are_validated_and_set_on_create_and_pat
     assert_eq!(stored.get::<_, i32>(1), 9);
 
     let bad = [
-        (json!({ "allowed_origins": ["ftp://shop.example"] }), "allowed_origins[0]"),
+        (
+            json!({ "allowed_origins": ["ftp://shop.example"] }),
+            "allowed_origins[0]",
+        ),
         (
             json!({ "allowed_origins": ["https://a.example", "https://shop.example/path"] }),
             "allowed_origins[1]",
@@ -192,10 +195,19 @@ async fn a_widgets_origins_and_daily_cap_are_validated_and_set_on_create_and_pat
             json!({ "allowed_origins": ["*", "https://a.example"] }),
             "allowed_origins",
         ),
-        (json!({ "allowed_origins": "https://a.example" }), "allowed_origins"),
+        (
+            json!({ "allowed_origins": "https://a.example" }),
+            "allowed_origins",
+        ),
         (json!({ "daily_ai_reply_cap": 0 }), "daily_ai_reply_cap"),
-        (json!({ "daily_ai_reply_cap": 1_000_001 }), "daily_ai_reply_cap"),
-        (json!({ "daily_ai_reply_cap": "many" }), "daily_ai_reply_cap"),
+        (
+            json!({ "daily_ai_reply_cap": 1_000_001 }),
+            "daily_ai_reply_cap",
+        ),
+        (
+            json!({ "daily_ai_reply_cap": "many" }),
+            "daily_ai_reply_cap",
+        ),
     ];
     for (body, field) in bad {
         app.api
@@ -203,7 +215,9 @@ async fn a_widgets_origins_and_daily_cap_are_validated_and_set_on_create_and_pat
             .await
             .expect_problem(422, Some(field));
     }
-    let whatsapp = app.create_whatsapp_channel(&tenant, "106540352242922").await;
+    let whatsapp = app
+        .create_whatsapp_channel(&tenant, "106540352242922")
+        .await;
     let whatsapp_route = format!("/phone-numbers/{}", str_field(&whatsapp, "id"));
     for (body, field) in [
         (json!({ "allowed_origins": ["*"] }), "allowed_origins"),
@@ -372,11 +386,7 @@ async fn lists_are_paginated_newest_first_and_filterable() {
         created.push(app.create_whatsapp_channel(&tenant, meta_id).await["id"].clone());
     }
     app.api
-        .post(
-            "/phone-numbers",
-            &token,
-            &json!({ "platform": "webchat" }),
-        )
+        .post("/phone-numbers", &token, &json!({ "platform": "webchat" }))
         .await
         .expect(201);
     let other = app.tenant("other").await;
@@ -501,11 +511,7 @@ async fn patches_that_do_not_fit_the_platform_or_the_rules_are_refused() {
     let token = tenant.token();
     let webchat = app
         .api
-        .post(
-            "/phone-numbers",
-            &token,
-            &json!({ "platform": "webchat" }),
-        )
+        .post("/phone-numbers", &token, &json!({ "platform": "webchat" }))
         .await
         .expect(201)
         .clone();

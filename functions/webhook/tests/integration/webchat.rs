@@ -168,7 +168,10 @@ async fn a_session_gets_a_server_generated_visitor_and_a_token_kept_only_as_a_ha
             .hash()
     );
     assert_ne!(hash, token, "the token itself is never stored");
-    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("203.0.113.1"));
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("203.0.113.1")
+    );
 }
 
 #[tokio::test]
@@ -182,7 +185,11 @@ async fn sessions_of_unknown_widgets_are_404_even_when_another_platform_uses_the
     open_session(&app.api, WA_CHANNEL, from(1))
         .await
         .expect_problem(404, None);
-    assert_eq!(app.count("SELECT count(*) FROM webchat_sessions", &[]).await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webchat_sessions", &[])
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -251,13 +258,24 @@ async fn message_routes_refuse_missing_invalid_expired_and_other_widgets_tokens_
     ];
 
     for (case, token) in cases {
-        let posted = post(&app.api, &site.key, token, from(1), &json!({ "text": "hi" })).await;
+        let posted = post(
+            &app.api,
+            &site.key,
+            token,
+            from(1),
+            &json!({ "text": "hi" }),
+        )
+        .await;
         assert_eq!(posted.status, 401, "{case}: {}", posted.body);
         posted.expect_problem(401, None);
         let polled = poll(&app.api, &site.key, token, from(1), "").await;
         assert_eq!(polled.status, 401, "{case}: {}", polled.body);
     }
-    assert_eq!(app.count("SELECT count(*) FROM inbound_messages", &[]).await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
+        0
+    );
     assert_eq!(app.queue.published_count(), 0);
 }
 
@@ -324,7 +342,13 @@ async fn a_visitor_reads_only_its_own_transcript() {
     let site = widget(&app, "acme", &[], None).await;
     let alice = token(&app, &site.key, from(1)).await;
     let bob = token(&app, &site.key, from(2)).await;
-    transcript(&app, &site, &visitor_of(&app, &alice).await, &["alice asks", "alice answered"]).await;
+    transcript(
+        &app,
+        &site,
+        &visitor_of(&app, &alice).await,
+        &["alice asks", "alice answered"],
+    )
+    .await;
     transcript(&app, &site, &visitor_of(&app, &bob).await, &["bob asks"]).await;
 
     let alices = poll(&app.api, &site.key, Some(&alice), from(1), "?after=0").await;
@@ -336,11 +360,17 @@ async fn a_visitor_reads_only_its_own_transcript() {
     assert_eq!(items[0]["text"], "alice asks");
     assert_eq!(items[0]["sender"], "visitor");
     assert_eq!(items[1]["sender"], "agent");
-    assert_eq!(bobs.expect(200)["items"], json!([{
-        "sequence_no": 1, "sender": "visitor", "text": "bob asks",
-        "timestamp": bobs.body["items"][0]["timestamp"],
-    }]));
-    assert_eq!(alices_later.expect(200)["items"][0]["text"], "alice answered");
+    assert_eq!(
+        bobs.expect(200)["items"],
+        json!([{
+            "sequence_no": 1, "sender": "visitor", "text": "bob asks",
+            "timestamp": bobs.body["items"][0]["timestamp"],
+        }])
+    );
+    assert_eq!(
+        alices_later.expect(200)["items"][0]["text"],
+        "alice answered"
+    );
 }
 
 #[tokio::test]
@@ -372,16 +402,26 @@ async fn bad_visitor_messages_are_422_naming_the_field_and_store_nothing() {
             .await
             .expect_problem(422, Some(field));
     }
-    post(&app.api, &site.key, Some(&token), from(1), &json!({ "text": "é".repeat(2000) }))
-        .await
-        .expect(202);
+    post(
+        &app.api,
+        &site.key,
+        Some(&token),
+        from(1),
+        &json!({ "text": "é".repeat(2000) }),
+    )
+    .await
+    .expect(202);
     poll(&app.api, &site.key, Some(&token), from(1), "?after=-1")
         .await
         .expect_problem(422, Some("after"));
     poll(&app.api, &site.key, Some(&token), from(1), "?visitor_id=v")
         .await
         .expect_problem(422, Some("visitor_id"));
-    assert_eq!(app.count("SELECT count(*) FROM inbound_messages", &[]).await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -401,10 +441,7 @@ async fn bodies_that_are_not_json_or_too_large_are_415_and_413() {
         .headers_mut()
         .insert(header::CONTENT_TYPE, "text/plain".parse().expect("header"));
 
-    app.api
-        .send_request(plain)
-        .await
-        .expect_problem(415, None);
+    app.api.send_request(plain).await.expect_problem(415, None);
     post(
         &app.api,
         &site.key,
@@ -426,8 +463,14 @@ async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     for i in 0..30 {
         let (api, key, token) = (app.api.clone(), site.key.clone(), token.clone());
         tasks.spawn(async move {
-            post(&api, &key, Some(&token), from(1), &json!({ "text": format!("message {i}") }))
-                .await
+            post(
+                &api,
+                &key,
+                Some(&token),
+                from(1),
+                &json!({ "text": format!("message {i}") }),
+            )
+            .await
         });
     }
     let responses = tasks.join_all().await;
@@ -436,13 +479,23 @@ async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     for limited in responses.iter().filter(|r| r.status == 429) {
         assert_rate_limited(limited);
     }
-    assert_eq!(app.count("SELECT count(*) FROM inbound_messages", &[]).await, 10);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
+        10
+    );
     assert_eq!(app.queue.published_count(), 10);
     // Another visitor is not affected.
     let calm = token_for(&app, &site.key, from(2)).await;
-    post(&app.api, &site.key, Some(&calm), from(2), &json!({ "text": "hi" }))
-        .await
-        .expect(202);
+    post(
+        &app.api,
+        &site.key,
+        Some(&calm),
+        from(2),
+        &json!({ "text": "hi" }),
+    )
+    .await
+    .expect(202);
 }
 
 async fn token_for(app: &TestApp, key: &str, client: SocketAddr) -> String {
@@ -465,7 +518,11 @@ async fn thirty_parallel_sessions_from_one_address_give_exactly_ten() {
     for limited in responses.iter().filter(|r| r.status != 201) {
         assert_rate_limited(limited);
     }
-    assert_eq!(app.count("SELECT count(*) FROM webchat_sessions", &[]).await, 10);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webchat_sessions", &[])
+            .await,
+        10
+    );
     open_session(&app.api, &site.key, from(8)).await.expect(201);
 }
 
@@ -479,8 +536,12 @@ async fn ipv6_clients_share_their_64_block_for_sessions() {
     let site = widget(&app, "acme", &[], None).await;
     let address = |last: u16| SocketAddr::from(([0x2001, 0xdb8, 7, 7, 0, 0, 0, last], 443));
 
-    open_session(&app.api, &site.key, address(1)).await.expect(201);
-    open_session(&app.api, &site.key, address(2)).await.expect(201);
+    open_session(&app.api, &site.key, address(1))
+        .await
+        .expect(201);
+    open_session(&app.api, &site.key, address(2))
+        .await
+        .expect(201);
 
     assert_rate_limited(&open_session(&app.api, &site.key, address(3)).await);
 }
@@ -523,13 +584,24 @@ async fn one_address_may_post_twenty_messages_a_minute_across_visitors() {
     for i in 0..27 {
         let (api, key, token) = (app.api.clone(), site.key.clone(), tokens[i % 3].clone());
         tasks.spawn(async move {
-            post(&api, &key, Some(&token), from(99), &json!({ "text": format!("m{i}") })).await
+            post(
+                &api,
+                &key,
+                Some(&token),
+                from(99),
+                &json!({ "text": format!("m{i}") }),
+            )
+            .await
         });
     }
     let responses = tasks.join_all().await;
 
     assert_eq!(statuses(&responses), (20, 7));
-    assert_eq!(app.count("SELECT count(*) FROM inbound_messages", &[]).await, 20);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
+        20
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -551,16 +623,29 @@ async fn a_widget_takes_at_most_its_messages_per_minute_from_everyone_together()
         let (n, token) = tokens[i % 5].clone();
         let (api, key) = (app.api.clone(), site.key.clone());
         tasks.spawn(async move {
-            post(&api, &key, Some(&token), from(n), &json!({ "text": format!("m{i}") })).await
+            post(
+                &api,
+                &key,
+                Some(&token),
+                from(n),
+                &json!({ "text": format!("m{i}") }),
+            )
+            .await
         });
     }
     let responses = tasks.join_all().await;
 
     assert_eq!(statuses(&responses), (12, 13));
     let elsewhere = token(&app, &other.key, from(50)).await;
-    post(&app.api, &other.key, Some(&elsewhere), from(50), &json!({ "text": "hi" }))
-        .await
-        .expect(202);
+    post(
+        &app.api,
+        &other.key,
+        Some(&elsewhere),
+        from(50),
+        &json!({ "text": "hi" }),
+    )
+    .await
+    .expect(202);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -580,7 +665,14 @@ async fn the_tenants_daily_reply_cap_holds_under_concurrency_across_its_widgets(
         let (n, key, token) = tokens[i % 4].clone();
         let api = app.api.clone();
         tasks.spawn(async move {
-            post(&api, &key, Some(&token), from(n), &json!({ "text": format!("m{i}") })).await
+            post(
+                &api,
+                &key,
+                Some(&token),
+                from(n),
+                &json!({ "text": format!("m{i}") }),
+            )
+            .await
         });
     }
     let responses = tasks.join_all().await;
@@ -607,9 +699,15 @@ async fn the_tenants_daily_reply_cap_holds_under_concurrency_across_its_widgets(
         7
     );
     let other = token(&app, &unrelated.key, from(60)).await;
-    post(&app.api, &unrelated.key, Some(&other), from(60), &json!({ "text": "hi" }))
-        .await
-        .expect(202);
+    post(
+        &app.api,
+        &unrelated.key,
+        Some(&other),
+        from(60),
+        &json!({ "text": "hi" }),
+    )
+    .await
+    .expect(202);
 }
 
 #[tokio::test]
@@ -626,15 +724,23 @@ async fn polling_is_limited_per_visitor_and_per_address() {
     let elsewhere = token(&app, &site.key, from(2)).await;
 
     for _ in 0..3 {
-        poll(&app.api, &site.key, Some(&first), from(1), "").await.expect(200);
+        poll(&app.api, &site.key, Some(&first), from(1), "")
+            .await
+            .expect(200);
     }
     assert_rate_limited(&poll(&app.api, &site.key, Some(&first), from(1), "").await);
-    poll(&app.api, &site.key, Some(&second), from(1), "").await.expect(200);
-    poll(&app.api, &site.key, Some(&second), from(1), "").await.expect(200);
+    poll(&app.api, &site.key, Some(&second), from(1), "")
+        .await
+        .expect(200);
+    poll(&app.api, &site.key, Some(&second), from(1), "")
+        .await
+        .expect(200);
 
     // The address has polled 5 times (a refused poll does not count against it).
     assert_rate_limited(&poll(&app.api, &site.key, Some(&second), from(1), "").await);
-    poll(&app.api, &site.key, Some(&elsewhere), from(2), "").await.expect(200);
+    poll(&app.api, &site.key, Some(&elsewhere), from(2), "")
+        .await
+        .expect(200);
 }
 
 async fn with_origin(
@@ -651,7 +757,10 @@ async fn with_origin(
     if preflight {
         builder = builder
             .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
-            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization,content-type");
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            );
     }
     let mut request = builder.body(Body::empty()).expect("request");
     request.extensions_mut().insert(ConnectInfo(from(1)));
@@ -674,10 +783,22 @@ async fn cors_allows_exactly_the_channels_origins_and_answers_preflights() {
 
     let allowed = with_origin(&app, Method::POST, &sessions, "https://shop.example", false).await;
     let denied = with_origin(&app, Method::POST, &sessions, "https://evil.example", false).await;
-    let preflight =
-        with_origin(&app, Method::OPTIONS, &messages, "https://shop.example", true).await;
-    let denied_preflight =
-        with_origin(&app, Method::OPTIONS, &messages, "https://evil.example", true).await;
+    let preflight = with_origin(
+        &app,
+        Method::OPTIONS,
+        &messages,
+        "https://shop.example",
+        true,
+    )
+    .await;
+    let denied_preflight = with_origin(
+        &app,
+        Method::OPTIONS,
+        &messages,
+        "https://evil.example",
+        true,
+    )
+    .await;
 
     allowed.expect(201);
     assert_eq!(allow_origin(&allowed), Some("https://shop.example"));
@@ -697,7 +818,10 @@ async fn cors_allows_exactly_the_channels_origins_and_answers_preflights() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    assert!(allowed_headers.contains("authorization"), "{allowed_headers}");
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
     assert_eq!(allow_origin(&denied_preflight), None);
 }
 
