@@ -457,16 +457,16 @@ async fn bodies_that_are_not_json_or_too_large_are_415_and_413() {
 async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     let app = TestApp::spawn().await;
     let site = widget(&app, "acme", &[], None).await;
-    let token = token(&app, &site.key, from(1)).await;
+    let visitor = token(&app, &site.key, from(1)).await;
 
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..30 {
-        let (api, key, token) = (app.api.clone(), site.key.clone(), token.clone());
+        let (api, key, visitor) = (app.api.clone(), site.key.clone(), visitor.clone());
         tasks.spawn(async move {
             post(
                 &api,
                 &key,
-                Some(&token),
+                Some(&visitor),
                 from(1),
                 &json!({ "text": format!("message {i}") }),
             )
@@ -486,7 +486,7 @@ async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     );
     assert_eq!(app.queue.published_count(), 10);
     // Another visitor is not affected.
-    let calm = token_for(&app, &site.key, from(2)).await;
+    let calm = token(&app, &site.key, from(2)).await;
     post(
         &app.api,
         &site.key,
@@ -496,10 +496,6 @@ async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     )
     .await
     .expect(202);
-}
-
-async fn token_for(app: &TestApp, key: &str, client: SocketAddr) -> String {
-    token(app, key, client).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
