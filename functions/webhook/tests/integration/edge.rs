@@ -147,12 +147,28 @@ async fn ids_longer_than_their_columns_are_skipped_with_a_200_not_a_retry() {
 #[tokio::test]
 async fn a_webchat_post_with_a_nul_is_a_422_naming_the_field() {
     let app = TestApp::spawn().await;
-    app.channel("acme", "webchat", "site-main").await;
-    let body = json!({ "visitor_id": "v-1", "text": "hi \u{0} there" });
+    let key = shared::domain::generate_widget_key();
+    app.channel("acme", "webchat", &key).await;
+    let session = app
+        .api
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/webchat/{key}/sessions"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    let token = session.expect(201)["visitor_token"]
+        .as_str()
+        .expect("visitor_token")
+        .to_owned();
+    let body = json!({ "text": "hi \u{0} there" });
     let request = Request::builder()
         .method(Method::POST)
-        .uri("/webchat/site-main/messages")
+        .uri(format!("/webchat/{key}/messages"))
         .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
         .body(Body::from(body.to_string()))
         .expect("request");
 
@@ -172,7 +188,7 @@ async fn a_webchat_post_with_a_nul_is_a_422_naming_the_field() {
 async fn a_nul_in_a_path_parameter_is_a_422_naming_it() {
     let app = TestApp::spawn().await;
     let request = Request::builder()
-        .uri("/webchat/site%00/messages?visitor_id=v-1")
+        .uri("/webchat/site%00/messages")
         .body(Body::empty())
         .expect("request");
 
