@@ -917,3 +917,61 @@ async fn on_lambda_the_function_urls_source_ip_is_the_client_address() {
         2
     );
 }
+
+#[tokio::test]
+async fn refused_posts_use_up_nothing_so_a_raised_daily_cap_applies_at_once() {
+    let app = TestApp::spawn().await;
+    let shop = widget(&app, "acme", &[], Some(2)).await;
+    let mut tokens = Vec::new();
+    for n in 1..=3u8 {
+        tokens.push((n, token(&app, &shop.key, from(n)).await));
+    }
+    let mut accepted_and_refused = (0, 0);
+    for (n, token) in &tokens {
+        for i in 0..3 {
+            let response = post(
+                &app.api,
+                &shop.key,
+                Some(token),
+                from(*n),
+                &json!({ "text": format!("m{n}-{i}") }),
+            )
+            .await;
+            match response.status.as_u16() {
+                202 => accepted_and_refused.0 += 1,
+                429 => accepted_and_refused.1 += 1,
+                other => panic!("unexpected {other}: {}", response.body),
+            }
+        }
+    }
+    assert_eq!(accepted_and_refused, (2, 7));
+
+    // The tenant raises the cap: the seven refusals did not fill the day's window.
+    app.db
+        .client()
+        .await
+        .execute(
+            "UPDATE phone_numbers SET webchat_daily_reply_cap = 3 WHERE id = $1",
+            &[&shop.channel],
+        )
+        .await
+        .expect("raise the cap");
+    let (n, token) = &tokens[2];
+    post(
+        &app.api,
+        &shop.key,
+        Some(token),
+        from(*n),
+        &json!({ "text": "after the raise" }),
+    )
+    .await
+    .expect(202);
+    assert_eq!(
+        app.count(
+            "SELECT count::bigint FROM rate_limit_counters WHERE scope = 'tenant_daily_replies' AND key = 'acme'",
+            &[]
+        )
+        .await,
+        3
+    );
+}
