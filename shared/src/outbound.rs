@@ -1,21 +1,40 @@
-//! Sending a text to a customer on whichever channel they wrote on: the one place that knows
-//! WhatsApp goes to the Cloud API, Instagram to the host its connection uses, and webchat is
-//! stored for the widget to poll. The worker (AI replies) and the API (a person's replies)
-//! both send through here.
+//! The one send-and-record path: a stored agent message is sent on the customer's channel
+//! and its outcome is recorded, in one function ([`send_and_record`]) that the AI worker
+//! and a person's reply (and, next, template sends) all call, so they cannot disagree.
+//!
+//! - WhatsApp goes to the Cloud API, Instagram to the host its connection uses, webchat is
+//!   stored for the widget to poll (nothing leaves the system). Each platform is matched
+//!   explicitly.
+//! - Sent: the message becomes `sent` with Meta's id, its error fields are cleared, and a
+//!   `message_delivery_status` row (`pending` until status webhooks arrive) is written.
+//! - A permanent failure ([`SendFailure::Permanent`] in `meta::errors`): `failed`, Meta's
+//!   code, class `permanent`, a `failed` delivery-status row with the reason.
+//! - A retryable failure: the message stays `pending`, with Meta's code, class `retryable`
+//!   and the reason on its delivery-status row. The caller owns the retry: the worker hands
+//!   the job back to SQS; the API answers 503 and the message waits, `pending`, for the
+//!   next attempt.
+//!
+//! The message row is locked (`FOR UPDATE`) for the whole call and a message is sent only
+//! while `pending`, so two callers of the same message send it once.
+
+use secrecy::SecretString;
 
 use crate::{
     crypto::{SealingKey, SecretKind},
+    db::{DbError, PooledClient, conversations as convo},
     domain::{InstagramApi, Platform},
     meta::{
         errors::SendFailure,
-        graph::{Graph, SendError, Sent},
+        graph::{Graph, GraphError, MessageContent, Sent, instagram::InstagramContent},
     },
 };
 
-/// Where a text goes.
+/// Where a message goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Destination<'a> {
     pub platform: Platform,
+    /// The tenant (for the contact's counters).
+    pub user_id: &'a str,
     /// The channel's provider id (`phone_numbers.meta_phone_number_id`).
     pub channel_key: &'a str,
     pub sealed_access_token: Option<&'a str>,
@@ -24,48 +43,178 @@ pub struct Destination<'a> {
     pub customer: &'a str,
 }
 
-/// Sends `text`. For webchat nothing leaves the system: the message is already stored and
-/// the widget polls for it, so its own id stands in for the platform id.
-pub async fn send_text(
+/// What to send for a stored message.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// The message's own stored text (AI and person replies).
+    StoredText,
+    /// WhatsApp content (a template, interactive, media): refused for good on other
+    /// platforms.
+    WhatsApp(&'a MessageContent),
+}
+
+/// What [`send_and_record`] did; the rows already say the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Meta accepted it (or, for webchat, it is stored for the widget): now `sent`.
+    Sent {
+        platform_message_id: String,
+        /// WhatsApp's `message_status` (`accepted`, …), when Meta gave one.
+        message_status: Option<String>,
+    },
+    /// It may pass later: still `pending`, with the code and reason recorded.
+    Retryable {
+        code: Option<i64>,
+        reason: String,
+        /// The HTTP status Meta answered, when it answered.
+        http_status: Option<u16>,
+    },
+    /// It can never be delivered as it is: now `failed`.
+    Failed { code: Option<i64>, reason: String },
+    /// It was not `pending` (an earlier attempt finished it): nothing was sent.
+    AlreadyFinished { status: String },
+    /// No such message.
+    Missing,
+}
+
+/// Sends the stored agent message `message_id` to `destination` and records the outcome
+/// (see the module documentation). Errors only when the database fails; then nothing was
+/// recorded, and the message is still `pending` unless the send had happened.
+#[tracing::instrument(skip_all, fields(message.id = %message_id, platform = %destination.platform))]
+pub async fn send_and_record(
+    client: &mut PooledClient,
+    graph: &Graph,
+    key: &SealingKey,
+    destination: Destination<'_>,
+    message_id: &str,
+    payload: Payload<'_>,
+) -> Result<SendOutcome, DbError> {
+    let tx = client.transaction().await?;
+    let Some(message) = convo::lock_outgoing(&tx, message_id).await? else {
+        return Ok(SendOutcome::Missing);
+    };
+    if message.status != "pending" {
+        return Ok(SendOutcome::AlreadyFinished {
+            status: message.status,
+        });
+    }
+    let sent = send(graph, key, destination, message_id, &message.text, payload).await;
+    let outcome = match sent {
+        Ok(sent) => {
+            let customer = convo::customer_key(destination.platform, destination.customer);
+            convo::mark_sent(
+                &tx,
+                message_id,
+                &sent.platform_message_id,
+                destination.user_id,
+                &customer,
+            )
+            .await?;
+            SendOutcome::Sent {
+                platform_message_id: sent.platform_message_id,
+                message_status: sent.message_status,
+            }
+        }
+        Err(error) => {
+            tracing::warn!(
+                meta.code = error.code,
+                meta.subcode = error.subcode,
+                meta.fbtrace_id = error.fbtrace_id.as_deref(),
+                http.status = error.status,
+                class = %error.send_failure(),
+                "Meta did not take the message"
+            );
+            match error.send_failure() {
+                SendFailure::Retryable => {
+                    convo::mark_send_retryable(&tx, message_id, error.code_text(), &error.message)
+                        .await?;
+                    SendOutcome::Retryable {
+                        code: error.code,
+                        reason: error.message,
+                        http_status: error.status,
+                    }
+                }
+                SendFailure::Permanent => {
+                    convo::mark_send_failed(&tx, message_id, error.code_text(), &error.message)
+                        .await?;
+                    SendOutcome::Failed {
+                        code: error.code,
+                        reason: error.message,
+                    }
+                }
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// The send itself, by platform.
+async fn send(
     graph: &Graph,
     key: &SealingKey,
     destination: Destination<'_>,
     message_id: &str,
     text: &str,
-) -> Result<Sent, SendError> {
-    if destination.platform == Platform::Webchat {
-        return Ok(Sent {
+    payload: Payload<'_>,
+) -> Result<Sent, GraphError> {
+    let token = || {
+        destination
+            .sealed_access_token
+            .and_then(|sealed| key.open(SecretKind::ChannelAccessToken, sealed).ok())
+            .map(SecretString::from)
+            .ok_or_else(|| {
+                GraphError::not_sent("the channel's access token is missing or cannot be opened")
+            })
+    };
+    match destination.platform {
+        // The widget polls for stored messages: its own id stands in for a platform id.
+        Platform::Webchat => Ok(Sent {
             platform_message_id: message_id.to_owned(),
             message_status: None,
-        });
-    }
-    let token = destination
-        .sealed_access_token
-        .and_then(|sealed| key.open(SecretKind::ChannelAccessToken, sealed).ok())
-        .ok_or_else(|| SendError {
-            kind: SendFailure::Permanent,
-            code: None,
-            message: "the channel's access token is missing or cannot be opened".to_owned(),
-        })?;
-    match destination.platform {
+        }),
+        Platform::WhatsApp => {
+            let token = token()?;
+            let text_content;
+            let content = match payload {
+                Payload::StoredText => {
+                    text_content = MessageContent::text(text);
+                    &text_content
+                }
+                Payload::WhatsApp(content) => content,
+            };
+            graph
+                .send_whatsapp(
+                    destination.channel_key,
+                    &token,
+                    destination.customer,
+                    content,
+                )
+                .await
+        }
         Platform::Instagram => {
+            let token = token()?;
+            let content = match payload {
+                Payload::StoredText => InstagramContent::Text {
+                    text: text.to_owned(),
+                },
+                Payload::WhatsApp(_) => {
+                    return Err(GraphError::not_sent(
+                        "WhatsApp content cannot be sent on Instagram",
+                    ));
+                }
+            };
             let api = destination
                 .instagram_api
                 .unwrap_or(InstagramApi::InstagramLogin);
             graph
-                .send_instagram_text(
+                .send_instagram(
                     api,
                     destination.channel_key,
                     &token,
                     destination.customer,
-                    text,
+                    &content,
                 )
-                .await
-        }
-        _ => {
-            let to = destination.customer.trim_start_matches('+');
-            graph
-                .send_whatsapp_text(destination.channel_key, &token, to, text)
                 .await
         }
     }

@@ -369,13 +369,14 @@ struct Claim<'a> {
 /// Meta refusing is a 422 naming the field it refused (with Meta's reason); Meta not
 /// answering is a 502. Either way nothing is written.
 async fn verify_ownership(graph: &Graph, claim: Claim<'_>) -> Result<(), ApiError> {
+    let token = shared::meta::graph::SecretString::from(claim.token.to_owned());
     match claim.platform {
         Platform::WhatsApp => {
             let waba = claim
                 .waba_id
                 .ok_or_else(|| ApiError::invalid("waba_id", "is required for whatsapp channels"))?;
             let found = graph
-                .find_waba_phone_number(waba, claim.meta_id, claim.token)
+                .find_waba_phone_number(waba, claim.meta_id, &token)
                 .await
                 .map_err(|e| {
                     refused(
@@ -394,7 +395,7 @@ async fn verify_ownership(graph: &Graph, claim: Claim<'_>) -> Result<(), ApiErro
                 ));
             }
             graph
-                .subscribe_app_to_waba(waba, claim.token)
+                .subscribe_app_to_waba(waba, &token)
                 .await
                 .map_err(|e| {
                     refused(
@@ -408,7 +409,7 @@ async fn verify_ownership(graph: &Graph, claim: Claim<'_>) -> Result<(), ApiErro
         Platform::Instagram => {
             let api = claim.instagram_api.unwrap_or(InstagramApi::InstagramLogin);
             let account = graph
-                .instagram_account(api, claim.meta_id, claim.token)
+                .instagram_account(api, claim.meta_id, &token)
                 .await
                 .map_err(|e| refused(e, "meta_phone_number_id", "read this Instagram account"))?;
             if account.id != claim.meta_id {
@@ -429,11 +430,11 @@ fn refused(error: CheckError, object_field: &str, action: &str) -> ApiError {
         meta.code = error.code,
         meta.subcode = error.subcode,
         meta.fbtrace_id = error.fbtrace_id.as_deref(),
-        failure = ?error.failure,
+        failure = ?error.check_failure(),
         "Meta refused a channel check"
     );
     let reason = &error.message;
-    match error.failure {
+    match error.check_failure() {
         CheckFailure::Unavailable => ApiError::BadGateway(format!(
             "Meta's Graph API could not verify the channel now ({reason}); nothing was saved, \
              retry shortly"

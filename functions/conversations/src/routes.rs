@@ -13,8 +13,7 @@ use shared::{
         conversations as convo,
     },
     domain::{ConversationId, ConversationOwner, MessageAuthor, Platform},
-    meta::errors::SendFailure,
-    outbound::{Destination, send_text},
+    outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -360,7 +359,8 @@ async fn set_owner(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Outside WhatsApp's 24-hour window: send a template", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Meta refused the message", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Meta refused the message for good: it is marked failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Meta could not take the message now (rate limit, outage): it is kept pending", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn send_message(
@@ -395,51 +395,44 @@ pub async fn send_message(
             .await?;
     tx.commit().await?;
 
+    // The one send-and-record path, shared with the AI worker: the rows say the same
+    // thing whichever of them sent.
     let destination = Destination {
         platform: view.platform,
+        user_id: tenant.user_id.as_str(),
         channel_key: &view.meta_phone_number_id,
         sealed_access_token: view.sealed_access_token.as_deref(),
         instagram_api: view.instagram_api,
         customer: &view.customer_phone,
     };
-    match send_text(
+    let outcome = send_and_record(
+        &mut client,
         &state.graph,
         &state.api.sealing_key,
         destination,
         message_id.as_str(),
-        text,
+        Payload::StoredText,
     )
-    .await
-    {
-        Ok(sent) => {
-            let tx = client.transaction().await?;
-            convo::mark_sent(
-                &tx,
-                message_id.as_str(),
-                &sent.platform_message_id,
-                tenant.user_id.as_str(),
-                &view.customer_phone,
-            )
-            .await?;
-            tx.commit().await?;
-        }
-        Err(error) => {
-            convo::mark_send_failed(
-                &client,
-                message_id.as_str(),
-                error.code.map(|c| c.to_string()),
-                &error.message,
-            )
-            .await?;
-            let retry = if error.kind == SendFailure::Retryable {
-                "; retry shortly"
-            } else {
-                ""
-            };
+    .await?;
+    match outcome {
+        SendOutcome::Sent { .. } | SendOutcome::AlreadyFinished { .. } | SendOutcome::Missing => {}
+        SendOutcome::Failed { reason, .. } => {
             return Err(ApiError::BadGateway(format!(
-                "Meta did not accept the message ({}){retry}",
-                error.message
+                "Meta refused the message ({reason}); it is marked failed"
             )));
+        }
+        SendOutcome::Retryable {
+            code,
+            reason,
+            http_status,
+        } => {
+            return Err(ApiError::Unavailable(
+                format!(
+                    "Meta could not take message {message_id} now (HTTP {http_status:?}, code \
+                     {code:?}: {reason}); it is kept pending"
+                )
+                .into(),
+            ));
         }
     }
     let message = conversation_views::message(&client, message_id.as_str())

@@ -489,7 +489,8 @@ pub async fn mark_sent(
     let platform_message_id = storable_platform_id(platform_message_id);
     let updated = tx
         .execute(
-            "UPDATE messages SET status = 'sent', platform_message_id = $2 WHERE message_id = $1 AND status = 'pending'",
+            "UPDATE messages SET status = 'sent', platform_message_id = $2, error_code = NULL, send_failure = NULL
+             WHERE message_id = $1 AND status = 'pending'",
             &[&message_id, &platform_message_id],
         )
         .await?;
@@ -498,7 +499,9 @@ pub async fn mark_sent(
     }
     tx.execute(
         "INSERT INTO message_delivery_status (message_id, platform_message_id, status) VALUES ($1, $2, 'pending')
-         ON CONFLICT (message_id) DO NOTHING",
+         ON CONFLICT (message_id) DO UPDATE
+             SET platform_message_id = EXCLUDED.platform_message_id, error_message = NULL,
+                 updated_at = CURRENT_TIMESTAMP",
         &[&message_id, &platform_message_id],
     )
     .await?;
@@ -524,27 +527,85 @@ fn storable_platform_id(id: &str) -> Option<&str> {
     storable.then_some(id)
 }
 
-/// Records that a send failed for good.
+/// Records that a send failed for good: `failed`, Meta's code, class `permanent`, and a
+/// `failed` delivery-status row with the reason.
 pub async fn mark_send_failed(
     client: &impl GenericClient,
     message_id: &str,
     code: Option<String>,
     error: &str,
 ) -> Result<(), DbError> {
-    client
+    let updated = client
         .execute(
-            "UPDATE messages SET status = 'failed', error_code = $2 WHERE message_id = $1 AND status = 'pending'",
+            "UPDATE messages SET status = 'failed', error_code = $2, send_failure = 'permanent'
+             WHERE message_id = $1 AND status = 'pending'",
             &[&message_id, &code],
         )
         .await?;
+    if updated == 0 {
+        return Ok(());
+    }
     client
         .execute(
             "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, 'failed', $2)
-             ON CONFLICT (message_id) DO UPDATE SET status = 'failed', error_message = EXCLUDED.error_message",
-            &[&message_id, &error],
+             ON CONFLICT (message_id) DO UPDATE SET status = 'failed', error_message = EXCLUDED.error_message,
+                 updated_at = CURRENT_TIMESTAMP",
+            &[&message_id, &replace_nul(error)],
         )
         .await?;
     Ok(())
+}
+
+/// Records that a send failed in a way that may pass later: the message stays `pending`
+/// with Meta's code and class `retryable`, and its delivery-status row (still `pending`)
+/// says why, until a later attempt sends it or fails it for good.
+pub async fn mark_send_retryable(
+    client: &impl GenericClient,
+    message_id: &str,
+    code: Option<String>,
+    error: &str,
+) -> Result<(), DbError> {
+    let updated = client
+        .execute(
+            "UPDATE messages SET error_code = $2, send_failure = 'retryable'
+             WHERE message_id = $1 AND status = 'pending'",
+            &[&message_id, &code],
+        )
+        .await?;
+    if updated == 0 {
+        return Ok(());
+    }
+    client
+        .execute(
+            "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, 'pending', $2)
+             ON CONFLICT (message_id) DO UPDATE SET error_message = EXCLUDED.error_message,
+                 updated_at = CURRENT_TIMESTAMP",
+            &[&message_id, &replace_nul(error)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Locks an agent message for sending (in the caller's transaction) and reads it: a second
+/// sender of the same message waits here, then finds it no longer `pending`.
+pub async fn lock_outgoing(
+    tx: &Transaction<'_>,
+    message_id: &str,
+) -> Result<Option<OutgoingMessage>, DbError> {
+    let row = tx
+        .query_opt(
+            "SELECT message_id, text, status FROM messages WHERE message_id = $1 FOR UPDATE",
+            &[&message_id],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(OutgoingMessage {
+            message_id: row.try_get("message_id")?,
+            text: row.try_get("text")?,
+            status: row.try_get("status")?,
+        })
+    })
+    .transpose()
 }
 
 /// Opts a customer out of (or back into) messages, creating the contact when needed.

@@ -191,6 +191,13 @@ db_enum!(
     ReplyBlockedReason { NoCredits => "no_credits", OptedOut => "opted_out", HumanOwner => "human_owner" }
 );
 db_enum!(
+    /// `messages.send_failure`, and what to do about a failed send: `retryable` (rate
+    /// limits, throughput, maintenance, outages: try again later; the message stays
+    /// `pending`) or `permanent` (the message can never be delivered as it is: outside the
+    /// 24-hour window, not a WhatsApp user, a bad token…; the message is `failed`).
+    SendFailure { Retryable => "retryable", Permanent => "permanent" }
+);
+db_enum!(
     /// `phone_numbers.instagram_api`: how an Instagram account was connected.
     InstagramApi { InstagramLogin => "instagram_login", FacebookPage => "facebook_page" }
 );
@@ -225,6 +232,11 @@ pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'sta
             "messages",
             "status",
             values(MessageStatus::ALL, MessageStatus::as_str),
+        ),
+        (
+            "messages",
+            "send_failure",
+            values(SendFailure::ALL, SendFailure::as_str),
         ),
         (
             "message_delivery_status",

@@ -1,39 +1,120 @@
-//! The one table that says which Graph API failures are worth retrying. Everything the
-//! worker and the send worker decide about a failed send comes from here.
+//! The one table that says which Graph API failures are worth retrying
+//! ([`SEND_ERROR_CODES`]). Everything the send path (`shared::outbound`) and the account
+//! checks decide about a failed Graph call comes from here.
 
-/// What to do about a failed send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendFailure {
-    /// Rate limits, throughput, maintenance, outages: retry later through the queue.
-    Retryable,
-    /// The message can never be delivered as it is (outside the 24-hour window, not a
-    /// WhatsApp user, unsupported, bad token...): mark it failed and stop.
-    Permanent,
-}
+pub use crate::domain::SendFailure;
+
+/// Meta's error codes that the send path knows, with their class and meaning. A code not
+/// listed is [`SendFailure::Permanent`]: it is about this message or this account, and
+/// retrying the same request cannot change Meta's answer.
+pub const SEND_ERROR_CODES: &[(i64, SendFailure, &str)] = &[
+    // Rate limits and throughput.
+    (4, SendFailure::Retryable, "app rate limit"),
+    (17, SendFailure::Retryable, "user rate limit"),
+    (32, SendFailure::Retryable, "page rate limit"),
+    (613, SendFailure::Retryable, "calls rate limit"),
+    (80_007, SendFailure::Retryable, "Instagram rate limit"),
+    (
+        130_429,
+        SendFailure::Retryable,
+        "Cloud API throughput reached",
+    ),
+    (
+        131_056,
+        SendFailure::Retryable,
+        "too many messages to this customer (pair rate limit)",
+    ),
+    // Transient platform trouble.
+    (1, SendFailure::Retryable, "unknown API error"),
+    (2, SendFailure::Retryable, "service temporarily unavailable"),
+    (131_000, SendFailure::Retryable, "something went wrong"),
+    (131_016, SendFailure::Retryable, "service unavailable"),
+    (
+        131_057,
+        SendFailure::Retryable,
+        "business account in maintenance mode",
+    ),
+    (
+        133_004,
+        SendFailure::Retryable,
+        "server temporarily unavailable",
+    ),
+    // About this message, this customer or this account.
+    (
+        368,
+        SendFailure::Permanent,
+        "temporarily blocked for policy violations",
+    ),
+    (131_026, SendFailure::Permanent, "message undeliverable"),
+    (
+        131_047,
+        SendFailure::Permanent,
+        "re-engagement: more than 24 hours since the customer's last message",
+    ),
+    (
+        131_049,
+        SendFailure::Permanent,
+        "not delivered to maintain healthy ecosystem engagement",
+    ),
+    (
+        131_050,
+        SendFailure::Permanent,
+        "the customer stopped marketing messages",
+    ),
+    (131_051, SendFailure::Permanent, "unsupported message type"),
+    (
+        132_000,
+        SendFailure::Permanent,
+        "template parameter count mismatch",
+    ),
+    (
+        132_001,
+        SendFailure::Permanent,
+        "template does not exist in this language",
+    ),
+    (
+        132_012,
+        SendFailure::Permanent,
+        "template parameter format mismatch",
+    ),
+    (
+        132_015,
+        SendFailure::Permanent,
+        "template paused for low quality",
+    ),
+    (
+        132_016,
+        SendFailure::Permanent,
+        "template disabled for low quality",
+    ),
+    (
+        190,
+        SendFailure::Permanent,
+        "access token expired or revoked",
+    ),
+];
 
 /// Classifies a Graph API error by its `error.code` (and the HTTP status when there is no
-/// code, e.g. a gateway error).
+/// code, e.g. a gateway error or a body that is not Graph's JSON).
 pub fn classify(http_status: u16, code: Option<i64>) -> SendFailure {
     match code {
-        // Rate limits and throughput: 4 app, 17 user, 32 page, 613 calls, 80007 Instagram,
-        // 130429 Cloud API throughput, 131056 pair rate limit.
-        Some(4 | 17 | 32 | 613 | 80007 | 130_429 | 131_056) => SendFailure::Retryable,
-        // Transient platform trouble: 1 unknown, 2 service, 131000 something went wrong,
-        // 131016 service unavailable, 131057 account in maintenance, 133004 server
-        // temporarily unavailable.
-        Some(1 | 2 | 131_000 | 131_016 | 131_057 | 133_004) => SendFailure::Retryable,
-        // Everything else with a code is about this message or this account: 131047
-        // re-engagement (outside 24 h), 131026 undeliverable, 131051 unsupported type,
-        // 131021 recipient is sender, 131030 not in allowed list, 131031 account locked,
-        // 131042 payment, 131045 certificate, 131048 spam rate, 131049 ecosystem limit,
-        // 131050 marketing opt-out, 100 invalid parameter, 190 expired token, 10/200
-        // permissions, 368 policy block.
-        Some(_) => SendFailure::Permanent,
+        Some(code) => SEND_ERROR_CODES
+            .iter()
+            .find(|(known, _, _)| *known == code)
+            .map_or(SendFailure::Permanent, |(_, class, _)| *class),
         None if http_status == 429 || http_status >= 500 || http_status == 408 => {
             SendFailure::Retryable
         }
         None => SendFailure::Permanent,
     }
+}
+
+/// What Meta's code means, when the table knows it.
+pub fn meaning(code: i64) -> Option<&'static str> {
+    SEND_ERROR_CODES
+        .iter()
+        .find(|(known, _, _)| *known == code)
+        .map(|(_, _, meaning)| *meaning)
 }
 
 /// What a failed account check says about a channel being connected: reading an Instagram
@@ -102,9 +183,28 @@ mod tests {
             (500, None, SendFailure::Retryable),
             (429, None, SendFailure::Retryable),
             (404, None, SendFailure::Permanent),
+            (400, Some(131_049), SendFailure::Permanent),
+            (400, Some(131_050), SendFailure::Permanent),
+            (400, Some(132_000), SendFailure::Permanent),
+            (400, Some(132_001), SendFailure::Permanent),
+            (400, Some(132_012), SendFailure::Permanent),
+            (400, Some(132_015), SendFailure::Permanent),
+            (400, Some(132_016), SendFailure::Permanent),
+            (400, Some(368), SendFailure::Permanent),
+            (400, Some(999_999), SendFailure::Permanent),
         ];
         for (status, code, expected) in cases {
             assert_eq!(classify(status, code), expected, "{status} {code:?}");
         }
+    }
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let mut codes: Vec<i64> = SEND_ERROR_CODES.iter().map(|(code, _, _)| *code).collect();
+        codes.sort_unstable();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), before);
+        assert_eq!(meaning(130_429), Some("Cloud API throughput reached"));
     }
 }
