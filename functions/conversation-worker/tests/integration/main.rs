@@ -4,6 +4,7 @@
 mod fakes;
 mod helpers;
 mod replies;
+mod send_parity;
 mod safety;
 mod sqs;
 mod storing;
