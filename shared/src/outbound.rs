@@ -163,10 +163,9 @@ async fn send(
             .sealed_access_token
             .and_then(|sealed| key.open(SecretKind::ChannelAccessToken, sealed).ok())
             .map(SecretString::from)
-            .ok_or_else(|| {
-                GraphError::not_sent("the channel's access token is missing or cannot be opened")
-            })
     };
+    let no_token =
+        || GraphError::not_sent("the channel's access token is missing or cannot be opened");
     match destination.platform {
         // The widget polls for stored messages: its own id stands in for a platform id.
         Platform::Webchat => Ok(Sent {
@@ -174,7 +173,7 @@ async fn send(
             message_status: None,
         }),
         Platform::WhatsApp => {
-            let token = token()?;
+            let token = token().ok_or_else(no_token)?;
             let text_content;
             let content = match payload {
                 Payload::StoredText => {
@@ -193,7 +192,7 @@ async fn send(
                 .await
         }
         Platform::Instagram => {
-            let token = token()?;
+            let token = token().ok_or_else(no_token)?;
             let content = match payload {
                 Payload::StoredText => InstagramContent::Text {
                     text: text.to_owned(),

@@ -14,8 +14,7 @@ use shared::{
                 TemplateLanguage, TemplateMessage, TemplateMessageComponent, TemplateParameter,
             },
             templates::{
-                ComponentExample, NewTemplate, ParameterFormat, TemplateCategory,
-                TemplateComponent,
+                ComponentExample, NewTemplate, ParameterFormat, TemplateCategory, TemplateComponent,
             },
         },
     },
@@ -217,7 +216,10 @@ async fn meta_error_bodies_are_parsed_and_a_non_json_body_is_kept_as_text() {
         .await;
     Mock::given(method("POST"))
         .and(path("/2/messages"))
-        .respond_with(ResponseTemplate::new(503).set_body_raw("<html>Service Unavailable</html>", "text/html"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_raw("<html>Service Unavailable</html>", "text/html"),
+        )
         .mount(&server)
         .await;
 
@@ -358,10 +360,7 @@ async fn a_template_is_created_read_and_deleted() {
         .create_template("102290129340398", &token(), &template)
         .await
         .expect("created");
-    let read = graph
-        .template(&created.id, &token())
-        .await
-        .expect("read");
+    let read = graph.template(&created.id, &token()).await.expect("read");
     graph
         .delete_template(
             "102290129340398",
@@ -375,7 +374,10 @@ async fn a_template_is_created_read_and_deleted() {
     assert_eq!(created.status, "PENDING");
     assert_eq!(created.category, Some(TemplateCategory::Marketing));
     assert_eq!(read.status.as_deref(), Some("APPROVED"));
-    assert_eq!(read.components[0].text.as_deref(), Some("Shop now through {{1}}"));
+    assert_eq!(
+        read.components[0].text.as_deref(),
+        Some("Shop now through {{1}}")
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 mod fakes;
 mod helpers;
 mod replies;
-mod send_parity;
 mod safety;
+mod send_parity;
 mod sqs;
 mod storing;

@@ -163,7 +163,10 @@ async fn the_ai_and_a_person_record_every_meta_failure_class_identically() {
             "{label}"
         );
         assert!(ai.delivery_error.is_some(), "{label}: the reason is kept");
-        assert_eq!(person, ai, "{label}: a person's reply is recorded like the AI's");
+        assert_eq!(
+            person, ai,
+            "{label}: a person's reply is recorded like the AI's"
+        );
         assert_eq!(worker_retries, retried, "{label}");
         assert_eq!(status, api_status, "{label}");
     }
