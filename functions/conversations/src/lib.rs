@@ -35,6 +35,7 @@ pub fn openapi_router() -> OpenApiRouter<ConversationsState> {
         .routes(routes!(routes::list_conversations))
         .routes(routes!(routes::get_conversation))
         .routes(routes!(routes::list_messages, routes::send_message))
+        .routes(routes!(routes::resend_message))
         .routes(routes!(routes::takeover))
         .routes(routes!(routes::handback))
 }

@@ -376,11 +376,7 @@ pub async fn send_message(
     let mut client = state.api.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;
     if !view.window_is_open(Utc::now()) {
-        return Err(ApiError::Conflict(
-            "the customer's last message is more than 24 hours old: WhatsApp only allows an approved \
-             template message outside the customer-service window"
-                .to_owned(),
-        ));
+        return Err(outside_window());
     }
     convo::set_owner(
         &client,
@@ -395,8 +391,76 @@ pub async fn send_message(
             .await?;
     tx.commit().await?;
 
-    // The one send-and-record path, shared with the AI worker: the rows say the same
-    // thing whichever of them sent.
+    send_stored(&state, &mut client, &tenant, &view, message_id.as_str()).await?;
+    let message = conversation_views::message(&client, message_id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((StatusCode::CREATED, axum::Json(message.into())))
+}
+
+/// Sends a stored agent message again: one that a retryable Meta failure left `pending`
+/// (the answer was 503). It goes through the same send-and-record path, so it is sent at
+/// most once even when retried twice at the same time. A message that is no longer
+/// `pending` is a 409.
+#[utoipa::path(
+    post, path = "/conversations/{id}/messages/{message_id}/resend", tag = "conversations",
+    params(
+        ("id" = String, Path, description = "`conv_…`"),
+        ("message_id" = String, Path, description = "`msg_…`: an agent message of the conversation"),
+    ),
+    responses(
+        (status = 200, body = MessageResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already sent or failed, or outside WhatsApp's 24-hour window", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Meta refused the message for good: it is marked failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Meta could not take the message now: it is kept pending", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resend_message(
+    State(state): State<ConversationsState>,
+    tenant: Tenant,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<axum::Json<MessageResponse>, ApiError> {
+    let mut client = state.api.pool.get().await?;
+    let view = load(&client, &tenant, &id).await?;
+    let message = convo::agent_message_in(&client, &view.conversation_id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such message in this conversation".to_owned()))?;
+    if message.status != "pending" {
+        return Err(ApiError::Conflict(format!(
+            "the message is already {}: only a pending message can be sent again",
+            message.status
+        )));
+    }
+    if !view.window_is_open(Utc::now()) {
+        return Err(outside_window());
+    }
+    send_stored(&state, &mut client, &tenant, &view, &message.message_id).await?;
+    let message = conversation_views::message(&client, &message.message_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(axum::Json(message.into()))
+}
+
+fn outside_window() -> ApiError {
+    ApiError::Conflict(
+        "the customer's last message is more than 24 hours old: WhatsApp only allows an approved \
+         template message outside the customer-service window"
+            .to_owned(),
+    )
+}
+
+/// Sends a stored agent message through the one send-and-record path, shared with the AI
+/// worker (the rows say the same thing whichever of them sent), and answers Meta's refusal
+/// with 502 (marked failed) and a retryable failure with 503 (kept pending).
+async fn send_stored(
+    state: &ConversationsState,
+    client: &mut PooledClient,
+    tenant: &Tenant,
+    view: &ConversationView,
+    message_id: &str,
+) -> Result<(), ApiError> {
     let destination = Destination {
         platform: view.platform,
         user_id: tenant.user_id.as_str(),
@@ -406,37 +470,32 @@ pub async fn send_message(
         customer: &view.customer_phone,
     };
     let outcome = send_and_record(
-        &mut client,
+        client,
         &state.graph,
         &state.api.sealing_key,
         destination,
-        message_id.as_str(),
+        message_id,
         Payload::StoredText,
     )
     .await?;
     match outcome {
-        SendOutcome::Sent { .. } | SendOutcome::AlreadyFinished { .. } | SendOutcome::Missing => {}
-        SendOutcome::Failed { reason, .. } => {
-            return Err(ApiError::BadGateway(format!(
-                "Meta refused the message ({reason}); it is marked failed"
-            )));
+        SendOutcome::Sent { .. } | SendOutcome::AlreadyFinished { .. } | SendOutcome::Missing => {
+            Ok(())
         }
+        SendOutcome::Failed { reason, .. } => Err(ApiError::BadGateway(format!(
+            "Meta refused the message ({reason}); it is marked failed"
+        ))),
         SendOutcome::Retryable {
             code,
             reason,
             http_status,
-        } => {
-            return Err(ApiError::Unavailable(
-                format!(
-                    "Meta could not take message {message_id} now (HTTP {http_status:?}, code \
-                     {code:?}: {reason}); it is kept pending"
-                )
-                .into(),
-            ));
-        }
+        } => Err(ApiError::Unavailable(
+            format!(
+                "Meta could not take message {message_id} now (HTTP {http_status:?}, code \
+                 {code:?}: {reason}); it is kept pending, resend it with \
+                 POST /conversations/{{id}}/messages/{{message_id}}/resend"
+            )
+            .into(),
+        )),
     }
-    let message = conversation_views::message(&client, message_id.as_str())
-        .await?
-        .ok_or_else(not_found)?;
-    Ok((StatusCode::CREATED, axum::Json(message.into())))
 }

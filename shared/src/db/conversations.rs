@@ -475,6 +475,30 @@ pub async fn outgoing(
     .transpose()
 }
 
+/// An agent message of `conversation_id` (`None` for another conversation's message, a
+/// customer's message or no message at all).
+pub async fn agent_message_in(
+    client: &impl GenericClient,
+    conversation_id: &ConversationId,
+    message_id: &str,
+) -> Result<Option<OutgoingMessage>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT message_id, text, status FROM messages
+             WHERE message_id = $1 AND conversation_id = $2 AND sender = 'agent'",
+            &[&message_id, &conversation_id.as_str()],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(OutgoingMessage {
+            message_id: row.try_get("message_id")?,
+            text: row.try_get("text")?,
+            status: row.try_get("status")?,
+        })
+    })
+    .transpose()
+}
+
 /// Records that Meta accepted a message: `sent`, its platform id, a delivery-status row
 /// (`pending` until status webhooks arrive), and the contact's counters.
 pub async fn mark_sent(

@@ -215,3 +215,43 @@ async fn a_retried_reply_that_then_goes_through_is_sent_with_its_error_cleared()
     assert_eq!(ai.delivery_error, None);
     assert_eq!(app.meta_sends().await.len(), 2);
 }
+
+#[tokio::test]
+async fn two_attempts_at_the_same_pending_reply_at_once_send_it_once() {
+    let app = TestApp::spawn_without_fakes(5).await;
+    fakes::mount_openai(&app.openai).await;
+    // The first attempt is throttled: the reply is stored and stays pending.
+    Mock::given(method("POST"))
+        .and(path_regex(r"/messages$"))
+        .respond_with(fakes::meta_error(130_429, "Rate limit hit"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.meta)
+        .await;
+    // Then Meta is slow to accept, so two attempts overlap.
+    Mock::given(method("POST"))
+        .and(path_regex(r"/messages$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "messages": [{ "id": "wamid.SLOW" }] }))
+                .set_delay(std::time::Duration::from_millis(300)),
+        )
+        .mount(&app.meta)
+        .await;
+    let job = app
+        .inbound("wamid.IN.1", CUSTOMER, "Hi", chrono::Utc::now())
+        .await;
+    assert!(conversation_worker::handle(&app.state, &job).await.is_err());
+
+    let (first, second) = tokio::join!(
+        conversation_worker::handle(&app.state, &job),
+        conversation_worker::handle(&app.state, &job),
+    );
+
+    first.expect("first attempt");
+    second.expect("second attempt");
+    assert_eq!(app.meta_sends().await.len(), 2, "one throttled, one sent");
+    let ai = recorded(&app, "ai").await;
+    assert_eq!(ai.status, "sent");
+    assert_eq!(ai.platform_message_id.as_deref(), Some("wamid.SLOW"));
+}

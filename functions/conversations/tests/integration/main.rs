@@ -417,3 +417,83 @@ async fn a_nul_in_a_reply_a_reason_a_filter_or_an_id_is_a_422_naming_it_and_writ
     );
     assert_eq!(app.db.count("SELECT count(*) FROM messages", &[]).await, 1);
 }
+
+#[tokio::test]
+async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
+    let app = TestApp::spawn().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({ "error": { "code": 130429, "message": "Rate limit hit" } })),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.meta)
+        .await;
+    app.accept_sends().await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+
+    let response = app
+        .api
+        .post(
+            &format!("/conversations/{id}/messages"),
+            &app.tenant.token(),
+            &json!({ "text": "Hello" }),
+        )
+        .await;
+    response.expect_problem(503, None);
+    let (message_id, status, code, class) = stored_agent_message(&app).await;
+    assert_eq!(status, "pending");
+    assert_eq!(code.as_deref(), Some("130429"));
+    assert_eq!(class.as_deref(), Some("retryable"));
+
+    // Another tenant cannot resend it.
+    let other = TestTenant::new("other");
+    app.api
+        .post(
+            &format!("/conversations/{id}/messages/{message_id}/resend"),
+            &other.token(),
+            &json!({}),
+        )
+        .await
+        .expect_problem(404, None);
+
+    let resent = app
+        .api
+        .post(
+            &format!("/conversations/{id}/messages/{message_id}/resend"),
+            &app.tenant.token(),
+            &json!({}),
+        )
+        .await;
+    resent.expect(200);
+    let (_, status, code, class) = stored_agent_message(&app).await;
+    assert_eq!(status, "sent");
+    assert_eq!((code, class), (None, None));
+
+    // Sent is final: a second resend sends nothing.
+    app.api
+        .post(
+            &format!("/conversations/{id}/messages/{message_id}/resend"),
+            &app.tenant.token(),
+            &json!({}),
+        )
+        .await
+        .expect_problem(409, None);
+    assert_eq!(app.sends().await.len(), 2, "one throttled, one sent");
+}
+
+/// The one agent message: id, status, error code, failure class.
+async fn stored_agent_message(app: &TestApp) -> (String, String, Option<String>, Option<String>) {
+    let row = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT message_id, status, error_code, send_failure FROM messages WHERE sender = 'agent'",
+            &[],
+        )
+        .await
+        .expect("one agent message");
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
