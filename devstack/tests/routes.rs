@@ -103,7 +103,7 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
                 .expect_problem(expected, None);
         }
     }
-    assert_eq!(operations, 23, "documented operations");
+    assert_eq!(operations, 24, "documented operations");
 }
 
 /// The whole inbound flow on a real port: a signed WhatsApp text posted to the webhook is
