@@ -168,12 +168,8 @@ impl FromRequestParts<WebhookState> for Visitor {
         parts: &mut Parts,
         state: &WebhookState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|raw| VisitorToken::parse(raw.trim()))
+        let token = shared::api::auth::bearer_token(&parts.headers)
+            .and_then(VisitorToken::parse)
             .ok_or_else(unauthorized)?;
         let Path(widget_key) = Path::<String>::from_request_parts(parts, state)
             .await

@@ -338,16 +338,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::from(AuthError::MissingToken))?;
+        let token =
+            bearer_token(&parts.headers).ok_or_else(|| ApiError::from(AuthError::MissingToken))?;
         let auth = Arc::<Auth>::from_ref(state);
         let user_id = auth.authenticate(token).await?;
         tracing::Span::current().record("tenant.id", user_id.as_str());
@@ -391,4 +383,17 @@ pub fn sign_hs256(
         &body,
         &jsonwebtoken::EncodingKey::from_secret(secret),
     )
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` works as well; an empty token is none.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
 }

@@ -975,3 +975,23 @@ async fn refused_posts_use_up_nothing_so_a_raised_daily_cap_applies_at_once() {
         3
     );
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_for_visitors_as_for_tenants() {
+    let app = TestApp::spawn().await;
+    let shop = widget(&app, "acme", &[], None).await;
+    let visitor = token(&app, &shop.key, from(1)).await;
+    let mut lower = request(
+        Method::POST,
+        &format!("/webchat/{}/messages", shop.key),
+        Some(from(1)),
+        None,
+        Some(&json!({ "text": "hello" })),
+    );
+    lower.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("bearer {visitor}").parse().expect("header"),
+    );
+
+    app.api.send_request(lower).await.expect(202);
+}
