@@ -12,7 +12,7 @@
 
 use axum::{
     extract::{FromRequestParts, Path, State},
-    http::{HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderValue, StatusCode, request::Parts},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
