@@ -177,9 +177,10 @@ fn devstack_lifter() -> LifterConfig {
     }
 }
 
-/// The OpenAPI document of the HTTP API: the shared base plus every HTTP function's paths
-/// (the dashboard's, and the website chat's public routes). `docs/openapi.json` is this
-/// document; a test keeps them equal.
+/// The OpenAPI document of the whole HTTP API: the shared base plus every HTTP function's
+/// paths (the dashboard's, Meta's webhook and the website chat's public routes).
+/// `docs/openapi.json` is this document; a test keeps them equal, and `scripts/test.sh`
+/// fuzzes devstack against it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = shared::api::openapi::base();
     document.merge(agents::openapi_router().into_openapi());

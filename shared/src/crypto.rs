@@ -8,13 +8,20 @@ use aes_gcm::{
     aead::{Aead, AeadCore, OsRng, Payload},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 const VERSION_PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 12;
 
-/// The 256-bit key that seals and opens secrets. Its `Debug` never shows the key.
+/// The 256-bit key that seals and opens secrets, and from which keys for other purposes
+/// (signing pagination cursors) are derived. Its `Debug` never shows the key.
 #[derive(Clone)]
-pub struct SealingKey(Aes256Gcm);
+pub struct SealingKey {
+    cipher: Aes256Gcm,
+    /// HMAC-SHA256 keyed with the same bytes: `derive_key`'s PRF.
+    derivation: Hmac<Sha256>,
+}
 
 impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +82,19 @@ impl SealingKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealingKeyError> {
         let cipher = Aes256Gcm::new_from_slice(bytes)
             .map_err(|_| SealingKeyError::WrongLength(bytes.len()))?;
-        Ok(Self(cipher))
+        let derivation = <Hmac<Sha256> as Mac>::new_from_slice(bytes)
+            .map_err(|_| SealingKeyError::WrongLength(bytes.len()))?;
+        Ok(Self { cipher, derivation })
+    }
+
+    /// A 256-bit key for another purpose, derived from this one (HMAC-SHA256 of the
+    /// purpose's label), so one configured secret serves several purposes without a key
+    /// used for two of them.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.derivation.clone();
+        mac.update(b"salesagent derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// A fresh random key, base64-encoded (for `devstack` and operators' set-up).
@@ -90,7 +109,10 @@ impl SealingKey {
             msg: plaintext.as_bytes(),
             aad: kind.associated_data(),
         };
-        let ciphertext = self.0.encrypt(&nonce, payload).map_err(|_| SealError)?;
+        let ciphertext = self
+            .cipher
+            .encrypt(&nonce, payload)
+            .map_err(|_| SealError)?;
         let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
@@ -110,7 +132,7 @@ impl SealingKey {
             aad: kind.associated_data(),
         };
         let plaintext = self
-            .0
+            .cipher
             .decrypt(Nonce::from_slice(nonce), payload)
             .map_err(|_| OpenError)?;
         String::from_utf8(plaintext).map_err(|_| OpenError)

@@ -4,6 +4,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors};
 use shared::{
     api::{ApiError, ApiState, FieldErrors, Json, Problem},
     db::credits::{self, GrantOutcome, NewGrant},
@@ -72,11 +73,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantCredits {
-    /// The tenant (`users.user_id`).
+    /// The tenant (`users.user_id`: its token's `sub`).
+    #[schema(pattern = "^[!-~]{1,50}$")]
     user_id: String,
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     amount: i32,
-    #[schema(max_length = 255)]
+    #[schema(min_length = 1, max_length = 255)]
     reason: String,
 }
 
@@ -102,8 +105,8 @@ pub struct GrantResponse {
         ("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key and body answers the first grant (with `Idempotent-Replayed: true`) and adds nothing; the same key with another body is a 422."),
     ),
     responses(
+        BearerErrors, JsonBodyErrors,
         (status = 201, body = GrantResponse, headers(("idempotent-replayed" = String, description = "`true` when this answers an earlier grant with the same key"))),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, the balance would exceed 2147483647 (`amount`), or the `Idempotency-Key` was used for another grant", body = Problem, content_type = "application/problem+json"),
     )

@@ -4,8 +4,11 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, NotFoundError};
 use shared::{
-    api::{ApiError, ApiState, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant},
+    api::{
+        ApiError, ApiState, Cursors, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
+    },
     db::agents::{self, Agent, AgentPatch, Archive, DeleteOutcome, LinkOutcome, NewAgent},
     domain::{AgentId, AgentName, PhoneNumberId, PromptId},
 };
@@ -83,11 +86,13 @@ pub struct CreatedAgentResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
     /// The channel (`pn_…`).
+    #[schema(pattern = "^pn_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     phone_number_id: String,
     /// The OpenAI stored prompt (`pmpt_…`).
-    #[schema(max_length = 100)]
+    #[schema(min_length = 6, max_length = 100, pattern = "^pmpt_[A-Za-z0-9_]+$")]
     prompt_id: String,
-    #[schema(max_length = 255)]
+    /// 1 to 255 characters, no control characters (surrounding spaces are trimmed).
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
     /// When the channel already has an agent: replace it (its conversations are archived
     /// under the new agent) instead of answering 409.
@@ -99,9 +104,9 @@ pub struct CreateAgent {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAgent {
-    #[schema(max_length = 100)]
+    #[schema(min_length = 6, max_length = 100, pattern = "^pmpt_[A-Za-z0-9_]+$")]
     prompt_id: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(min_length = 1, max_length = 255)]
     name: Option<String>,
 }
 
@@ -111,10 +116,13 @@ pub struct PatchAgent {
 #[into_params(parameter_in = Query)]
 pub struct ListAgents {
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 512)]
     cursor: Option<String>,
     /// Only the agent of this channel (`pn_…`).
+    #[param(pattern = "^pn_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     phone_number_id: Option<String>,
 }
 
@@ -124,8 +132,10 @@ pub struct ListAgents {
 #[into_params(parameter_in = Query)]
 pub struct ListArchives {
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 512)]
     cursor: Option<String>,
 }
 
@@ -142,12 +152,10 @@ fn agent_not_found() -> ApiError {
     post, path = "/agents", tag = "agents",
     request_body = CreateAgent,
     responses(
+        BearerErrors, JsonBodyErrors,
         (status = 201, body = CreatedAgentResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The tenant has no such channel", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The channel already has an agent", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn create_agent(
@@ -204,9 +212,8 @@ pub async fn create_agent(
     get, path = "/agents", tag = "agents",
     params(ListAgents),
     responses(
+        BearerErrors, ListErrors,
         (status = 200, body = Page<AgentResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_agents(
@@ -222,16 +229,18 @@ pub async fn list_agents(
                 .ok_or_else(|| ApiError::invalid("phone_number_id", "is not a channel id (`pn_…`)"))
         })
         .transpose()?;
+    let cursors = Cursors::new(&state.sealing_key, "agents");
     let (page, limit) = PageParams {
         limit: query.limit,
         cursor: query.cursor.as_deref(),
     }
-    .into_request()?;
+    .into_request(&cursors)?;
     let client = state.pool.get().await?;
     let rows = agents::list(&client, &tenant.user_id, channel.as_ref(), &page).await?;
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
+        &cursors,
         |a| a.agent_id.to_string(),
         Into::into,
     )))
@@ -242,9 +251,8 @@ pub async fn list_agents(
     get, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "`agt_…`")),
     responses(
+        BearerErrors, NotFoundError,
         (status = 200, body = AgentResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn get_agent(
@@ -266,11 +274,8 @@ pub async fn get_agent(
     params(("id" = String, Path, description = "`agt_…`")),
     request_body = PatchAgent,
     responses(
+        BearerErrors, JsonBodyErrors, NotFoundError,
         (status = 200, body = AgentResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn patch_agent(
@@ -305,9 +310,8 @@ pub async fn patch_agent(
     delete, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "`agt_…`")),
     responses(
+        BearerErrors, NotFoundError,
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The agent has conversations", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -338,10 +342,8 @@ pub async fn delete_agent(
     get, path = "/phone-numbers/{id}/archives", tag = "channels",
     params(("id" = String, Path, description = "`pn_…`"), ListArchives),
     responses(
+        BearerErrors, ListErrors, NotFoundError,
         (status = 200, body = Page<ArchiveResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_archives(
@@ -351,11 +353,13 @@ pub async fn list_archives(
     Query(query): Query<ListArchives>,
 ) -> Result<axum::Json<Page<ArchiveResponse>>, ApiError> {
     let id = channel_id(&id)?;
+    // Bound to the channel too: a cursor of one channel's archives does not page another's.
+    let cursors = Cursors::new(&state.sealing_key, format!("archives:{id}"));
     let (page, limit) = PageParams {
         limit: query.limit,
         cursor: query.cursor.as_deref(),
     }
-    .into_request()?;
+    .into_request(&cursors)?;
     let client = state.pool.get().await?;
     let rows = agents::archives(&client, &tenant.user_id, &id, &page)
         .await?
@@ -363,6 +367,7 @@ pub async fn list_archives(
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
+        &cursors,
         |a| a.archive_id.to_string(),
         Into::into,
     )))

@@ -1,8 +1,9 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors};
 use shared::{
-    api::{ApiError, ApiState, Json, Problem, Tenant, openapi::nullable},
+    api::{ApiError, ApiState, Json, Tenant, openapi::nullable},
     db::users::{self, Account},
     domain::CompanyName,
 };
@@ -46,7 +47,7 @@ impl From<Account> for MeResponse {
 pub struct PatchMe {
     /// The company name; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 255)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     company_name: Option<Option<String>>,
 }
 
@@ -55,8 +56,8 @@ pub struct PatchMe {
 #[utoipa::path(
     get, path = "/me", tag = "account",
     responses(
+        BearerErrors,
         (status = 200, body = MeResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn get_me(
@@ -75,9 +76,8 @@ pub async fn get_me(
     patch, path = "/me", tag = "account",
     request_body = PatchMe,
     responses(
+        BearerErrors, JsonBodyErrors,
         (status = 200, body = MeResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn patch_me(

@@ -4,9 +4,10 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, NotFoundError};
 use shared::{
     api::{
-        ApiError, ApiState, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
+        ApiError, ApiState, Cursors, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
         openapi::nullable,
     },
     crypto::{SealingKey, SecretKind},
@@ -89,16 +90,16 @@ pub struct CreatePhoneNumber {
     /// Meta's numeric id (WhatsApp phone-number id, Instagram account id); required for
     /// WhatsApp and Instagram. Absent for webchat: the server generates the widget key and
     /// returns it as `widget_key`. Unique per platform across all tenants.
-    #[schema(max_length = 100)]
+    #[schema(pattern = "^[0-9]{1,100}$")]
     meta_phone_number_id: Option<String>,
     /// The provider token; required for WhatsApp and Instagram, absent for webchat. Stored
     /// sealed and never returned.
-    #[schema(max_length = 4096)]
+    #[schema(pattern = "^[!-~]{1,4096}$")]
     access_token: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(min_length = 1, max_length = 255)]
     display_name: Option<String>,
     /// The WhatsApp Business Account id; required for WhatsApp (templates live there).
-    #[schema(max_length = 100)]
+    #[schema(pattern = "^[0-9]{1,100}$")]
     waba_id: Option<String>,
     /// Instagram only: how the account was connected (default `instagram_login`).
     instagram_api: Option<InstagramApi>,
@@ -273,13 +274,13 @@ impl CreatePhoneNumber {
 pub struct PatchPhoneNumber {
     /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 255)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     display_name: Option<Option<String>>,
     /// A new provider token (rotation). Stored sealed.
-    #[schema(max_length = 4096)]
+    #[schema(pattern = "^[!-~]{1,4096}$")]
     access_token: Option<String>,
     /// WhatsApp channels only; cannot be cleared.
-    #[schema(max_length = 100)]
+    #[schema(pattern = "^[0-9]{1,100}$")]
     waba_id: Option<String>,
     /// Webchat only: replaces the allowed origins (`[]` allows none, `["*"]` any).
     allowed_origins: Option<Vec<String>>,
@@ -466,8 +467,10 @@ fn seal(key: &SealingKey, token: Option<&AccessToken>) -> Result<Option<String>,
 #[into_params(parameter_in = Query)]
 pub struct ListPhoneNumbers {
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 512)]
     cursor: Option<String>,
     /// Only channels of this platform.
     platform: Option<Platform>,
@@ -487,9 +490,8 @@ pub(crate) fn channel_not_found() -> ApiError {
     post, path = "/phone-numbers", tag = "channels",
     request_body = CreatePhoneNumber,
     responses(
+        BearerErrors, JsonBodyErrors,
         (status = 201, body = PhoneNumberResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "This platform's id is already connected (by any tenant)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, or Meta would not confirm that the access token owns the number (WhatsApp: it is a number of `waba_id`) or account (Instagram); the error names the field and gives Meta's reason", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Meta could not be reached to verify the channel; nothing was saved", body = Problem, content_type = "application/problem+json"),
@@ -527,9 +529,8 @@ pub async fn create_phone_number(
     get, path = "/phone-numbers", tag = "channels",
     params(ListPhoneNumbers),
     responses(
+        BearerErrors, ListErrors,
         (status = 200, body = Page<PhoneNumberResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_phone_numbers(
@@ -537,16 +538,18 @@ pub async fn list_phone_numbers(
     tenant: Tenant,
     Query(query): Query<ListPhoneNumbers>,
 ) -> Result<axum::Json<Page<PhoneNumberResponse>>, ApiError> {
+    let cursors = Cursors::new(&state.sealing_key, "phone-numbers");
     let (page, limit) = PageParams {
         limit: query.limit,
         cursor: query.cursor.as_deref(),
     }
-    .into_request()?;
+    .into_request(&cursors)?;
     let client = state.pool.get().await?;
     let rows = phone_numbers::list(&client, &tenant.user_id, query.platform, &page).await?;
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
+        &cursors,
         |c| c.id.to_string(),
         Into::into,
     )))
@@ -557,9 +560,8 @@ pub async fn list_phone_numbers(
     get, path = "/phone-numbers/{id}", tag = "channels",
     params(("id" = String, Path, description = "`pn_…`")),
     responses(
+        BearerErrors, NotFoundError,
         (status = 200, body = PhoneNumberResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn get_phone_number(
@@ -581,10 +583,8 @@ pub async fn get_phone_number(
     params(("id" = String, Path, description = "`pn_…`")),
     request_body = PatchPhoneNumber,
     responses(
+        BearerErrors, JsonBodyErrors, NotFoundError,
         (status = 200, body = PhoneNumberResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The channel's token or WABA changed while the new one was being verified", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, or Meta would not confirm that the new access token (or WABA) owns the channel", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Meta could not be reached to verify the change; nothing was saved", body = Problem, content_type = "application/problem+json"),
@@ -673,9 +673,8 @@ fn open_token(key: &SealingKey, sealed: Option<&str>) -> Result<String, ApiError
     delete, path = "/phone-numbers/{id}", tag = "channels",
     params(("id" = String, Path, description = "`pn_…`")),
     responses(
+        BearerErrors, NotFoundError,
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "An agent, template or campaign still uses the channel", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -5,8 +5,11 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::api::openapi::responses::{
+    BearerErrors, JsonBodyErrors, ListErrors, NotFoundError, QueryErrors,
+};
 use shared::{
-    api::{ApiError, Json, Page, PageParams, Problem, Query, Tenant},
+    api::{ApiError, Cursors, Json, Page, PageParams, Problem, Query, Tenant},
     db::{
         PooledClient,
         conversation_views::{self, ConversationFilter, ConversationView, MessageView},
@@ -121,7 +124,9 @@ impl From<MessageView> for MessageResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListConversations {
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    #[param(min_length = 1, max_length = 512)]
     cursor: Option<String>,
     agent_id: Option<String>,
     is_active: Option<bool>,
@@ -136,8 +141,10 @@ pub struct ListConversations {
 #[into_params(parameter_in = Query)]
 pub struct ListMessages {
     /// Only messages after this sequence number (default 0: from the start).
+    #[param(minimum = 0)]
     after: Option<i32>,
     /// At most this many (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
@@ -182,9 +189,8 @@ async fn load(
     get, path = "/conversations", tag = "conversations",
     params(ListConversations),
     responses(
+        BearerErrors, ListErrors,
         (status = 200, body = Page<ConversationResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_conversations(
@@ -192,11 +198,12 @@ pub async fn list_conversations(
     tenant: Tenant,
     Query(query): Query<ListConversations>,
 ) -> Result<axum::Json<Page<ConversationResponse>>, ApiError> {
+    let cursors = Cursors::new(&state.api.sealing_key, "conversations");
     let (page, limit) = PageParams {
         limit: query.limit,
         cursor: query.cursor.as_deref(),
     }
-    .into_request()?;
+    .into_request(&cursors)?;
     let filter = ConversationFilter {
         agent_id: query.agent_id,
         is_active: query.is_active,
@@ -215,6 +222,7 @@ pub async fn list_conversations(
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
+        &cursors,
         ConversationView::cursor_key,
         Into::into,
     )))
@@ -225,9 +233,8 @@ pub async fn list_conversations(
     get, path = "/conversations/{id}", tag = "conversations",
     params(("id" = String, Path, description = "`conv_…`")),
     responses(
+        BearerErrors, NotFoundError,
         (status = 200, body = ConversationResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_conversation(
@@ -244,10 +251,8 @@ pub async fn get_conversation(
     get, path = "/conversations/{id}/messages", tag = "conversations",
     params(("id" = String, Path, description = "`conv_…`"), ListMessages),
     responses(
+        BearerErrors, QueryErrors, NotFoundError,
         (status = 200, body = Vec<MessageResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_messages(
@@ -261,7 +266,7 @@ pub async fn list_messages(
         limit: query.limit,
         cursor: None,
     }
-    .into_request()?;
+    .into_request(&Cursors::new(&state.api.sealing_key, "messages"))?;
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::invalid("after", "must be 0 or more"));
@@ -281,9 +286,8 @@ pub async fn list_messages(
     params(("id" = String, Path, description = "`conv_…`")),
     request_body(content = Option<TakeoverRequest>),
     responses(
+        BearerErrors, JsonBodyErrors, NotFoundError,
         (status = 200, body = ConversationResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn takeover(
@@ -316,9 +320,8 @@ pub async fn takeover(
     post, path = "/conversations/{id}/handback", tag = "conversations",
     params(("id" = String, Path, description = "`conv_…`")),
     responses(
+        BearerErrors, NotFoundError,
         (status = 200, body = ConversationResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn handback(
@@ -354,11 +357,9 @@ async fn set_owner(
     params(("id" = String, Path, description = "`conv_…`")),
     request_body = SendMessageRequest,
     responses(
+        BearerErrors, JsonBodyErrors, NotFoundError,
         (status = 201, body = MessageResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Outside WhatsApp's 24-hour window: send a template", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Meta refused the message for good: it is marked failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Meta could not take the message now (rate limit, outage): it is kept pending", body = Problem, content_type = "application/problem+json"),
     )
@@ -409,9 +410,8 @@ pub async fn send_message(
         ("message_id" = String, Path, description = "`msg_…`: an agent message of the conversation"),
     ),
     responses(
+        BearerErrors, NotFoundError,
         (status = 200, body = MessageResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already sent or failed, or outside WhatsApp's 24-hour window", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Meta refused the message for good: it is marked failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Meta could not take the message now: it is kept pending", body = Problem, content_type = "application/problem+json"),

@@ -22,12 +22,12 @@ use axum::{
     http::{HeaderMap, StatusCode},
     http::{HeaderValue, Method, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::{get, options},
+    routing::options,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared::{
-    api::{ApiError, ClientIp, layers},
+    api::{ApiError, ClientIp, Problem, layers, openapi::responses::ServerErrors},
     db::{self, DbError, Pool, inbound::Recorded},
     jobs::{ReplyJob, ReplyQueue},
     meta::{
@@ -110,9 +110,14 @@ impl Modify for VisitorTokenScheme {
 )]
 struct WebchatDoc;
 
-/// The webchat's routes with their OpenAPI descriptions (the Meta webhook itself is not part
-/// of the public API document).
+/// Every route of the function with its OpenAPI description: Meta's webhook and the
+/// webchat (what devstack merges into the API document).
 pub fn openapi_router() -> OpenApiRouter<WebhookState> {
+    webchat_router().merge(meta_router())
+}
+
+/// The webchat's routes with their OpenAPI descriptions.
+fn webchat_router() -> OpenApiRouter<WebhookState> {
     OpenApiRouter::with_openapi(WebchatDoc::openapi())
         .routes(routes!(webchat::create_session))
         .routes(routes!(webchat::post_message, webchat::poll_messages))
@@ -142,17 +147,23 @@ pub fn app(state: WebhookState) -> Router {
     // Preflights are answered by the CORS layer; these keep the method router from
     // answering 405 before the layer sees them.
     let preflight = || async { StatusCode::NO_CONTENT };
-    let webchat = openapi_router()
+    let webchat = webchat_router()
         .split_for_parts()
         .0
         .route("/webchat/{widget_key}/sessions", options(preflight))
         .route("/webchat/{widget_key}/messages", options(preflight))
         .layer(DefaultBodyLimit::max(WEBCHAT_BODY_LIMIT))
         .layer(cors);
+    let (webhook, _) = meta_router().split_for_parts();
     Router::new()
-        .route("/webhook", get(verify_subscription).post(receive))
+        .merge(webhook)
         .merge(webchat)
         .with_state(state)
+}
+
+/// Meta's webhook routes with their OpenAPI descriptions (its own body limit, no CORS).
+fn meta_router() -> OpenApiRouter<WebhookState> {
+    OpenApiRouter::new().routes(routes!(verify_subscription, receive))
 }
 
 /// The complete router Lambda runs.
@@ -198,6 +209,21 @@ struct Subscription {
     challenge: Option<String>,
 }
 
+/// Meta's subscription check: with `hub.mode=subscribe` and the configured verify token,
+/// the challenge is echoed as plain text; anything else is refused.
+#[utoipa::path(
+    get, path = "/webhook", tag = "webhook",
+    security(()),
+    params(
+        ("hub.mode" = Option<String>, Query, description = "`subscribe`"),
+        ("hub.verify_token" = Option<String>, Query, description = "META_VERIFY_TOKEN"),
+        ("hub.challenge" = Option<String>, Query, description = "Echoed back on success"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
+        (status = 403, description = "Wrong mode or verify token, or no challenge", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 async fn verify_subscription(
     State(state): State<WebhookState>,
     query: Result<Query<Subscription>, QueryRejection>,
@@ -215,6 +241,24 @@ async fn verify_subscription(
     }
 }
 
+/// Meta's event notifications (messages and delivery statuses), signed with the app secret
+/// over the raw body. Each event is handled once, however often Meta delivers it.
+#[utoipa::path(
+    post, path = "/webhook", tag = "webhook",
+    security(()),
+    params(
+        ("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body with META_APP_SECRET"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "Meta's notification (`object`, `entry`); up to 4 MiB"),
+    responses(
+        ServerErrors,
+        (status = 200, description = "Every event was handled (or ignored as irrelevant)"),
+        (status = 400, description = "Signed, but not JSON or not a notification Meta sends", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid signature", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 4 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Some events failed transiently; Meta redelivers and nothing is done twice", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 async fn receive(
     State(state): State<WebhookState>,
     headers: HeaderMap,

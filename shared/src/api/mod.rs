@@ -7,7 +7,7 @@
 //!   fields and wrong enum values answer problem JSON naming the field.
 //! - Auth: [`Tenant`] verifies the bearer JWT and provisions the tenant on first use.
 //! - Client address: [`ClientIp`] (function URL context or socket), for per-client limits.
-//! - Lists: [`Page`] with an opaque cursor ([`pagination`]).
+//! - Lists: [`Page`] with an opaque cursor bound to its list and signed ([`pagination`]).
 //! - Cross-cutting layers (body limit, request ids, tracing, panics): [`layers::finish`].
 
 pub mod auth;
@@ -21,7 +21,7 @@ mod problem;
 pub use auth::{Auth, Authenticator, Tenant};
 pub use client_ip::ClientIp;
 pub use extract::{Json, Query, from_json_slice};
-pub use pagination::{Page, PageParams};
+pub use pagination::{Cursors, Page, PageParams};
 pub use problem::{ApiError, FieldError, FieldErrors, Problem, error_chain};
 
 /// Everything the HTTP functions of this workspace share: the pool, token verification and

@@ -91,6 +91,8 @@ pub enum ApiError {
     },
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -115,6 +117,10 @@ pub enum ApiError {
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
     #[error("internal error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
+    /// An error status answered by a layer below the handlers that has no variant of its
+    /// own (see [`ApiError::from_status`]).
+    #[error("{status}: {detail}")]
+    Other { status: StatusCode, detail: String },
 }
 
 impl ApiError {
@@ -128,11 +134,45 @@ impl ApiError {
         Self::Internal(Box::new(error))
     }
 
+    /// The error a lower layer (axum's or tower-http's rejections) answered with `status`
+    /// and the plain-text `text`, so it can be rendered as a problem. The text of a client
+    /// error becomes the detail; a server error's text is not sent.
+    pub fn from_status(status: StatusCode, text: String) -> Self {
+        let detail = if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("the request failed")
+                .to_lowercase()
+        } else {
+            text.chars().take(300).collect()
+        };
+        match status {
+            StatusCode::BAD_REQUEST => Self::BadRequest {
+                detail,
+                errors: vec![],
+            },
+            StatusCode::UNAUTHORIZED => Self::Unauthorized(detail),
+            StatusCode::FORBIDDEN => Self::Forbidden(detail),
+            StatusCode::NOT_FOUND => Self::NotFound(detail),
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::INTERNAL_SERVER_ERROR => Self::Internal(text.into()),
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(text.into()),
+            _ if status.is_server_error() => Self::Other {
+                status,
+                detail: "the request failed; retry later".to_owned(),
+            },
+            _ => Self::Other { status, detail },
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -143,6 +183,7 @@ impl ApiError {
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Other { status, .. } => *status,
         }
     }
 
@@ -153,6 +194,7 @@ impl ApiError {
                 ("bad-request", "Bad request", detail.clone(), errors.clone())
             }
             Self::Unauthorized(detail) => ("unauthorized", "Unauthorized", detail.clone(), vec![]),
+            Self::Forbidden(detail) => ("forbidden", "Forbidden", detail.clone(), vec![]),
             Self::NotFound(detail) => ("not-found", "Not found", detail.clone(), vec![]),
             Self::MethodNotAllowed => (
                 "method-not-allowed",
@@ -198,6 +240,24 @@ impl ApiError {
                 "an unexpected error occurred; it has been logged".to_owned(),
                 vec![],
             ),
+            Self::Other { status, detail } => {
+                let title = status.canonical_reason().unwrap_or("Error");
+                return Problem {
+                    problem_type: format!(
+                        "urn:problem:{}",
+                        title
+                            .to_ascii_lowercase()
+                            .split(|c: char| !c.is_ascii_alphanumeric())
+                            .filter(|word| !word.is_empty())
+                            .collect::<Vec<_>>()
+                            .join("-")
+                    ),
+                    title: title.to_owned(),
+                    status: status.as_u16(),
+                    detail: detail.clone(),
+                    errors: vec![],
+                };
+            }
         };
         Problem {
             problem_type: format!("urn:problem:{slug}"),

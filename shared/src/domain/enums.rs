@@ -17,16 +17,34 @@ pub struct UnknownVariant {
 
 macro_rules! db_enum {
     (
-        $(#[$meta:meta])*
+        $(#[doc = $doc:literal])*
         $name:ident { $($variant:ident => $text:literal),+ $(,)? }
     ) => {
-        $(#[$meta])*
+        $(#[doc = $doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash,
-            serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+            serde::Serialize, serde::Deserialize,
         )]
         pub enum $name {
             $(#[serde(rename = $text)] $variant,)+
+        }
+
+        // Written by hand: utoipa's derive does not see `serde(rename)` through this macro's
+        // literals and documented the Rust names (`WhatsApp`), which the API refuses.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!($($doc),*).trim()))
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
         }
 
         impl $name {
@@ -351,6 +369,22 @@ mod tests {
             err.to_string(),
             "`telegram` is not one of whatsapp, instagram, webchat"
         );
+    }
+
+    #[test]
+    fn the_api_document_lists_the_serialized_values() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(Platform::schema()).expect("serializes");
+        assert_eq!(
+            schema["enum"],
+            serde_json::json!(["whatsapp", "instagram", "webchat"])
+        );
+        assert_eq!(
+            schema["description"],
+            "`phone_numbers.platform`: the kind of channel."
+        );
+        let schema = serde_json::to_value(ConversationOwner::schema()).expect("serializes");
+        assert_eq!(schema["enum"], serde_json::json!(["ai", "human"]));
     }
 
     #[test]

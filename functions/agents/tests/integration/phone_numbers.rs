@@ -433,8 +433,6 @@ async fn bad_list_parameters_are_422_naming_the_parameter() {
         ("/phone-numbers?limit=0", "limit"),
         ("/phone-numbers?limit=201", "limit"),
         ("/phone-numbers?limit=ten", "limit"),
-        ("/phone-numbers?cursor=%%%", "cursor"),
-        ("/phone-numbers?cursor=bm90LWEtY3Vyc29y", "cursor"),
         ("/phone-numbers?platform=fax", "platform"),
         ("/phone-numbers?sort=asc", "sort"),
     ];
@@ -444,6 +442,64 @@ async fn bad_list_parameters_are_422_naming_the_parameter() {
             .await
             .expect_problem(422, Some(field));
     }
+}
+
+#[tokio::test]
+async fn a_cursor_of_another_list_or_an_altered_one_is_a_400_naming_cursor() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+    for meta_id in ["1001", "1002"] {
+        let channel = app.create_whatsapp_channel(&tenant, meta_id).await;
+        app.create_agent(&tenant, str_field(&channel, "id"), "Ava")
+            .await
+            .expect(201);
+    }
+    let channels = app.api.get("/phone-numbers?limit=1", &token).await;
+    let channel_cursor = str_field(channels.expect(200), "next_cursor").to_owned();
+    let agents = app.api.get("/agents?limit=1", &token).await;
+    let agent_cursor = str_field(agents.expect(200), "next_cursor").to_owned();
+    // Each cursor pages its own list.
+    app.api
+        .get(
+            &format!("/phone-numbers?limit=1&cursor={channel_cursor}"),
+            &token,
+        )
+        .await
+        .expect(200);
+    app.api
+        .get(&format!("/agents?limit=1&cursor={agent_cursor}"), &token)
+        .await
+        .expect(200);
+
+    let (version_and_payload, tag) = channel_cursor.rsplit_once('.').expect("signed");
+    let mut flipped = tag.to_owned();
+    let last = if flipped.ends_with('A') { "B" } else { "A" };
+    flipped.replace_range(flipped.len() - 1.., last);
+    let cases = [
+        format!("/agents?cursor={channel_cursor}"),
+        format!("/phone-numbers?cursor={agent_cursor}"),
+        format!("/phone-numbers?cursor={version_and_payload}.{flipped}"),
+        // The unsigned cursors this API issued before they were signed.
+        "/phone-numbers?cursor=djE6cG5fMDFqZDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA".to_owned(),
+        "/phone-numbers?cursor=%%%".to_owned(),
+        "/phone-numbers?cursor=bm90LWEtY3Vyc29y".to_owned(),
+    ];
+    for route in cases {
+        let problem = app.api.get(&route, &token).await;
+        problem.expect_problem(400, Some("cursor"));
+    }
+    let problem = app
+        .api
+        .get(&format!("/agents?cursor={channel_cursor}"), &token)
+        .await;
+    assert!(
+        problem.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another list")),
+        "{}",
+        problem.body
+    );
 }
 
 #[tokio::test]

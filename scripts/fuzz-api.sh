@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Fuzzes the running API against its document: builds devstack, serves it on a free port
+# against a fresh database on $DATABASE_URL's server, mints a tenant token, seeds a channel,
+# an agent and a conversation, and runs schemathesis over docs/openapi.json. It fails on any
+# server error, any response whose body, status code or content type the document does not
+# describe. Bounded: FUZZ_MAX_EXAMPLES per operation (default 40) and FUZZ_MAX_TIME seconds
+# in all (default 150).
+#
+# Needs DATABASE_URL (a server where the user may create databases) and psql. Run alone:
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres scripts/fuzz-api.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${DATABASE_URL:?DATABASE_URL must name a PostgreSQL server (scripts/test.sh starts one)}"
+MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-40}"
+MAX_TIME="${FUZZ_MAX_TIME:-150}"
+SCHEMATHESIS_VERSION='schemathesis>=4.32,<5'
+
+command -v schemathesis >/dev/null 2>&1 && schemathesis --version | grep -q 'version 4\.' \
+  || python3 -m pip install --quiet --disable-pip-version-check "$SCHEMATHESIS_VERSION"
+command -v psql >/dev/null 2>&1 || { echo "psql is required (the postgresql-client package)" >&2; exit 1; }
+
+echo "==> building devstack"
+cargo build --quiet --locked -p devstack
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+devstack="$target_dir/debug/devstack"
+
+workdir="$(mktemp -d /tmp/salesagent-fuzz.XXXXXX)"
+database="fuzz_$(date +%s)_$$"
+server_url="$DATABASE_URL"
+fuzz_url="${DATABASE_URL%/*}/$database"
+devstack_pid=""
+
+fuzz_cleanup() {
+  if [ -n "$devstack_pid" ]; then
+    kill "$devstack_pid" 2>/dev/null || true
+    wait "$devstack_pid" 2>/dev/null || true
+  fi
+  psql -q "$server_url" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$workdir"
+}
+trap fuzz_cleanup EXIT
+
+psql -q "$server_url" -c "CREATE DATABASE $database" >/dev/null
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+api="http://127.0.0.1:$port"
+export DATABASE_URL="$fuzz_url" DEVSTACK_DIR="$workdir/devstack" PORT="$port" RUST_LOG="${RUST_LOG:-warn}"
+unset REPLY_QUEUE_URL
+
+echo "==> devstack on $api (log: $workdir/devstack.log)"
+"$devstack" run >"$workdir/devstack.log" 2>&1 &
+devstack_pid=$!
+for _ in $(seq 1 120); do
+  curl -s -o /dev/null "$api/me" && break
+  kill -0 "$devstack_pid" 2>/dev/null || { cat "$workdir/devstack.log" >&2; exit 1; }
+  sleep 0.5
+done
+curl -s -o /dev/null "$api/me" || { echo "devstack did not start" >&2; cat "$workdir/devstack.log" >&2; exit 1; }
+
+echo "==> seeding a tenant, channels, an agent and a conversation"
+token="$("$devstack" token --sub fuzz-tenant --email fuzz@example.test --hours 2)"
+call() { # method path [json]
+  curl -sS -f -X "$1" "$api$2" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+call GET /me >/dev/null
+channel="$(call POST /phone-numbers '{"platform":"whatsapp","meta_phone_number_id":"106540352242922","access_token":"EAAG-fuzz","display_name":"Main line","waba_id":"102290129340398"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+call POST /phone-numbers '{"platform":"webchat","meta_phone_number_id":"fuzz-widget"}' >/dev/null
+call POST /agents "{\"phone_number_id\":\"$channel\",\"prompt_id\":\"pmpt_fuzz\",\"name\":\"Ava\"}" >/dev/null
+"$devstack" credits --user fuzz-tenant --amount 5 >/dev/null
+"$devstack" inbound --url "$api" --text "Do you ship to Lisbon?" >/dev/null
+
+echo "==> schemathesis (at most $MAX_EXAMPLES examples per operation, ${MAX_TIME}s)"
+status=0
+schemathesis run docs/openapi.json \
+  --url "$api" \
+  --header "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --max-examples "$MAX_EXAMPLES" \
+  --max-time "$MAX_TIME" \
+  --phases examples,coverage,fuzzing \
+  --seed "${FUZZ_SEED:-20261125}" \
+  --workers 2 \
+  --no-color \
+  --generation-database none \
+  --suppress-health-check all \
+  --report junit --report-dir "$workdir/report" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "==> the API does not do what docs/openapi.json says (devstack's log follows)" >&2
+  grep -E 'ERROR|panicked' "$workdir/devstack.log" | tail -n 40 >&2 || true
+fi
+exit "$status"
