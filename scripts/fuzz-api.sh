@@ -63,17 +63,41 @@ token="$("$devstack" token --sub fuzz-tenant --email fuzz@example.test --hours 2
 call() { # method path [json]
   curl -sS -f -X "$1" "$api$2" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' ${3:+-d "$3"}
 }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 call GET /me >/dev/null
-channel="$(call POST /phone-numbers '{"platform":"whatsapp","meta_phone_number_id":"106540352242922","access_token":"EAAG-fuzz","display_name":"Main line","waba_id":"102290129340398"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
-call POST /phone-numbers '{"platform":"webchat","meta_phone_number_id":"fuzz-widget"}' >/dev/null
-call POST /agents "{\"phone_number_id\":\"$channel\",\"prompt_id\":\"pmpt_fuzz\",\"name\":\"Ava\"}" >/dev/null
+channel="$(call POST /phone-numbers '{"platform":"whatsapp","meta_phone_number_id":"106540352242922","access_token":"EAAG-fuzz","display_name":"Main line","waba_id":"102290129340398"}' | field '["id"]')"
+widget="$(call POST /phone-numbers '{"platform":"webchat","meta_phone_number_id":"fuzz-widget"}' | field '["id"]')"
+agent="$(call POST /agents "{\"phone_number_id\":\"$channel\",\"prompt_id\":\"pmpt_fuzz\",\"name\":\"Ava\"}" | field '["agent_id"]')"
 "$devstack" credits --user fuzz-tenant --amount 5 >/dev/null
 "$devstack" inbound --url "$api" --text "Do you ship to Lisbon?" >/dev/null
+conversation=""
+for _ in $(seq 1 40); do
+  conversation="$(call GET /conversations \
+    | python3 -c 'import json,sys; items=json.load(sys.stdin)["items"]; print(items[0]["conversation_id"] if items else "")')"
+  [ -n "$conversation" ] && break
+  sleep 0.25
+done
+[ -n "$conversation" ] || { echo "the seeded conversation did not appear" >&2; exit 1; }
+
+# Half of the generated ids, and the admin route's tenant, are ones that exist, so the
+# fuzzer reaches the states behind a found resource, not only 404s.
+cat >"$workdir/schemathesis.toml" <<TOML
+[cache]
+enabled = false
+
+[dictionaries.ids]
+values = ["$channel", "$widget", "$agent", "$conversation"]
+
+[parameters]
+"path.id" = { dictionary = "ids", probability = 0.5 }
+"body.phone_number_id" = { dictionary = "ids", probability = 0.5 }
+"header.x-admin-secret" = "devstack-admin-secret-do-not-deploy"
+"body.user_id" = "fuzz-tenant"
+TOML
 
 echo "==> schemathesis (at most $MAX_EXAMPLES examples per operation, ${MAX_TIME}s)"
 status=0
-schemathesis run docs/openapi.json \
+schemathesis --config-file "$workdir/schemathesis.toml" run docs/openapi.json \
   --url "$api" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -81,7 +105,7 @@ schemathesis run docs/openapi.json \
   --max-time "$MAX_TIME" \
   --phases examples,coverage,fuzzing \
   --seed "${FUZZ_SEED:-20261125}" \
-  --workers 2 \
+  --workers 1 \
   --no-color \
   --generation-database none \
   --suppress-health-check all \

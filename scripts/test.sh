@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every check and test: formatting, lints, the SAM template,
-# and the whole test suite against a real PostgreSQL and moto's SQS. It installs what it
+# the whole test suite against a real PostgreSQL and moto's SQS, and a property-based
+# fuzzer (schemathesis) that checks devstack against docs/openapi.json. It installs what it
 # needs (apt/pip) and, when DATABASE_URL / MOTO_ENDPOINT are unset, starts a throwaway
 # cluster and a moto server that it stops afterwards, also when tests fail.
 set -euo pipefail
@@ -13,6 +14,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "tools"
 python3 -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required" >&2; exit 1; }
 command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check cfn-lint
+{ command -v schemathesis >/dev/null 2>&1 && schemathesis --version | grep -q 'version 4\.'; } \
+  || python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.32,<5'
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 
 step "cargo fmt --check"
@@ -39,3 +42,6 @@ fi
 
 step "cargo test (workspace)"
 cargo test --workspace --locked --no-fail-fast
+
+step "API fuzzing: devstack against docs/openapi.json (schemathesis)"
+scripts/fuzz-api.sh

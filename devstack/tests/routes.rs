@@ -91,10 +91,13 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
                 continue;
             }
             operations += 1;
-            // A route that exists answers 401 without credentials; a missing one 404/405.
-            // Opening a webchat session is public: an unknown widget is simply not found.
+            // A route that exists answers 401 without credentials (403 for Meta's
+            // subscription check without its token); a missing one 404/405. Opening a
+            // webchat session is public: an unknown widget is simply not found.
             let expected = if path.ends_with("/sessions") {
                 404
+            } else if path == "/webhook" && method == http::Method::GET {
+                403
             } else {
                 401
             };
@@ -103,7 +106,7 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
                 .expect_problem(expected, None);
         }
     }
-    assert_eq!(operations, 24, "documented operations");
+    assert_eq!(operations, 26, "documented operations");
 }
 
 /// The whole inbound flow on a real port: a signed WhatsApp text posted to the webhook is

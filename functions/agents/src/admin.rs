@@ -129,8 +129,11 @@ pub async fn grant_credits(
         errors.push("amount", "must be between 1 and 1000000");
     }
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 255 {
-        errors.push("reason", "must be 1 to 255 characters");
+    if reason.is_empty() || reason.chars().count() > 255 || reason.chars().any(char::is_control) {
+        errors.push(
+            "reason",
+            "must be 1 to 255 characters, without control characters",
+        );
     }
     let Some(user) = user else {
         return Err(errors.into());

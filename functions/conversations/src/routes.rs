@@ -294,25 +294,46 @@ pub async fn takeover(
     State(state): State<ConversationsState>,
     tenant: Tenant,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    // The body is optional: an empty one is a takeover without a reason.
+    // The body is optional: an empty one is a takeover without a reason. One that is sent
+    // is JSON, like every other body of the API.
     let request: TakeoverRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TakeoverRequest::default()
+    } else if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
     } else {
         shared::api::from_json_slice(&body)?
     };
-    let reason = request
-        .reason
-        .map(|r| r.trim().chars().take(500).collect::<String>());
+    let reason = request.reason.as_deref().map(str::trim);
+    if let Some(reason) = reason {
+        // PostgreSQL refuses NUL in text (the API fuzzer's 500); no control character is a
+        // reason a person typed.
+        if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "reason",
+                "must be at most 500 characters, without control characters",
+            ));
+        }
+    }
+    let reason = reason.filter(|r| !r.is_empty());
     set_owner(
         &state,
         &tenant,
         &id,
         ConversationOwner::Human,
-        reason.as_deref().or(Some("taken over from the dashboard")),
+        reason.or(Some("taken over from the dashboard")),
     )
     .await
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Hands the conversation back to the AI.
@@ -373,6 +394,10 @@ pub async fn send_message(
     let text = body.text.trim();
     if text.is_empty() || text.chars().count() > 4096 {
         return Err(ApiError::invalid("text", "must be 1 to 4096 characters"));
+    }
+    if text.contains('\0') {
+        // PostgreSQL cannot store it; newlines and tabs are fine in a message.
+        return Err(ApiError::invalid("text", "must not contain NUL characters"));
     }
     let mut client = state.api.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;

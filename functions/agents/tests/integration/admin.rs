@@ -107,6 +107,11 @@ async fn grants_without_the_secret_for_unknown_tenants_or_with_bad_amounts_are_r
             json!({ "user_id": tenant.sub, "amount": "ten", "reason": "x" }),
             "amount",
         ),
+        // Found by the API fuzzer: PostgreSQL refuses NUL in text, which was a 500.
+        (
+            json!({ "user_id": tenant.sub, "amount": 10, "reason": "trial\u{0}" }),
+            "reason",
+        ),
     ] {
         grant(&app, Some(testkit::TEST_ADMIN_SECRET), &body)
             .await

@@ -198,6 +198,62 @@ async fn takeover_and_handback_flip_the_owner() {
 }
 
 #[tokio::test]
+async fn a_takeover_body_over_the_limit_not_json_or_with_a_bad_reason_is_refused_as_problem_json() {
+    let app = TestApp::spawn().await;
+    let id = app.conversation(&app.tenant, "1", 1).await;
+    let token = app.tenant.token();
+    let request = |content_type: &str, body: Vec<u8>| {
+        http::Request::builder()
+            .method(http::Method::POST)
+            .uri(format!("/conversations/{id}/takeover"))
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .expect("request")
+    };
+    let mut huge = br#"{"reason":""#.to_vec();
+    huge.extend(std::iter::repeat_n(
+        b'x',
+        shared::api::layers::API_BODY_LIMIT,
+    ));
+    huge.extend(br#""}"#);
+
+    let too_large = app
+        .api
+        .send_request(request("application/json", huge))
+        .await;
+    let not_json = app
+        .api
+        .send_request(request("text/plain", b"{\"reason\":\"VIP\"}".to_vec()))
+        .await;
+
+    let with_nul = app
+        .api
+        .post(
+            &format!("/conversations/{id}/takeover"),
+            &token,
+            &json!({ "reason": "VIP\u{0}\u{0}" }),
+        )
+        .await;
+    let too_long = app
+        .api
+        .post(
+            &format!("/conversations/{id}/takeover"),
+            &token,
+            &json!({ "reason": "x".repeat(501) }),
+        )
+        .await;
+
+    too_large.expect_problem(413, None);
+    not_json.expect_problem(415, None);
+    // Found by the API fuzzer: a NUL in the reason was a 500.
+    with_nul.expect_problem(422, Some("reason"));
+    too_long.expect_problem(422, Some("reason"));
+    let owner = app.api.get(&format!("/conversations/{id}"), &token).await;
+    assert_eq!(owner.expect(200)["owner"], "ai", "nothing was taken over");
+}
+
+#[tokio::test]
 async fn a_persons_reply_is_sent_stored_and_takes_the_conversation_over() {
     let app = TestApp::spawn().await;
     app.accept_sends().await;
@@ -309,6 +365,7 @@ async fn bad_replies_are_422_naming_the_field() {
         (json!({ "text": "x".repeat(4097) }), "text"),
         (json!({}), "text"),
         (json!({ "text": "a", "to": "b" }), "to"),
+        (json!({ "text": "hi\u{0}there" }), "text"),
     ] {
         app.api
             .post(&format!("/conversations/{id}/messages"), &token, &body)

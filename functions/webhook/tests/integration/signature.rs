@@ -39,6 +39,28 @@ async fn the_subscription_check_echoes_the_challenge_only_for_the_right_token() 
     assert_eq!(wrong_token.status, 403);
     assert_eq!(wrong_mode.status, 403);
     assert_eq!(nothing.status, 403);
+    for refused in [&wrong_token, &wrong_mode, &nothing] {
+        refused.expect_problem(403, None);
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_over_the_limit_is_a_problem_json_413_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    app.channel("acme", "whatsapp", WA_CHANNEL).await;
+    // Signed, so the limit (not the signature) is what refuses it.
+    let mut body = fixture("wa_text.json").to_string().into_bytes();
+    body.extend(std::iter::repeat_n(b' ', webhook::BODY_LIMIT));
+
+    let response = app.post_signed(&body).await;
+
+    let problem = response.expect_problem(413, None);
+    assert_eq!(problem["type"], "urn:problem:payload-too-large");
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_messages", &[])
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
