@@ -4,7 +4,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, NotFoundError};
+use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, PathErrors};
 use shared::{
     api::{
         ApiError, ApiState, Cursors, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
@@ -251,7 +251,7 @@ pub async fn list_agents(
     get, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "`agt_…`")),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 200, body = AgentResponse),
     ),
 )]
@@ -274,7 +274,7 @@ pub async fn get_agent(
     params(("id" = String, Path, description = "`agt_…`")),
     request_body = PatchAgent,
     responses(
-        BearerErrors, JsonBodyErrors, NotFoundError,
+        BearerErrors, JsonBodyErrors, PathErrors,
         (status = 200, body = AgentResponse),
     ),
 )]
@@ -310,7 +310,7 @@ pub async fn patch_agent(
     delete, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "`agt_…`")),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 204, description = "Deleted"),
         (status = 409, description = "The agent has conversations", body = Problem, content_type = "application/problem+json"),
     ),
@@ -342,7 +342,7 @@ pub async fn delete_agent(
     get, path = "/phone-numbers/{id}/archives", tag = "channels",
     params(("id" = String, Path, description = "`pn_…`"), ListArchives),
     responses(
-        BearerErrors, ListErrors, NotFoundError,
+        BearerErrors, ListErrors, PathErrors,
         (status = 200, body = Page<ArchiveResponse>),
     ),
 )]

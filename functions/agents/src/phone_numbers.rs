@@ -4,7 +4,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, NotFoundError};
+use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, PathErrors};
 use shared::{
     api::{
         ApiError, ApiState, Cursors, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
@@ -560,7 +560,7 @@ pub async fn list_phone_numbers(
     get, path = "/phone-numbers/{id}", tag = "channels",
     params(("id" = String, Path, description = "`pn_…`")),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 200, body = PhoneNumberResponse),
     ),
 )]
@@ -583,7 +583,7 @@ pub async fn get_phone_number(
     params(("id" = String, Path, description = "`pn_…`")),
     request_body = PatchPhoneNumber,
     responses(
-        BearerErrors, JsonBodyErrors, NotFoundError,
+        BearerErrors, JsonBodyErrors, PathErrors,
         (status = 200, body = PhoneNumberResponse),
         (status = 409, description = "The channel's token or WABA changed while the new one was being verified", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, or Meta would not confirm that the new access token (or WABA) owns the channel", body = Problem, content_type = "application/problem+json"),
@@ -673,7 +673,7 @@ fn open_token(key: &SealingKey, sealed: Option<&str>) -> Result<String, ApiError
     delete, path = "/phone-numbers/{id}", tag = "channels",
     params(("id" = String, Path, description = "`pn_…`")),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 204, description = "Deleted"),
         (status = 409, description = "An agent, template or campaign still uses the channel", body = Problem, content_type = "application/problem+json"),
     ),

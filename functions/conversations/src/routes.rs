@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::api::openapi::responses::{
-    BearerErrors, JsonBodyErrors, ListErrors, NotFoundError, QueryErrors,
+    BearerErrors, JsonBodyErrors, ListErrors, PathErrors, QueryErrors,
 };
 use shared::{
     api::{ApiError, Cursors, Json, Page, PageParams, Problem, Query, Tenant},
@@ -233,7 +233,7 @@ pub async fn list_conversations(
     get, path = "/conversations/{id}", tag = "conversations",
     params(("id" = String, Path, description = "`conv_…`")),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 200, body = ConversationResponse),
     )
 )]
@@ -251,7 +251,7 @@ pub async fn get_conversation(
     get, path = "/conversations/{id}/messages", tag = "conversations",
     params(("id" = String, Path, description = "`conv_…`"), ListMessages),
     responses(
-        BearerErrors, QueryErrors, NotFoundError,
+        BearerErrors, QueryErrors, PathErrors,
         (status = 200, body = Vec<MessageResponse>),
     )
 )]
@@ -286,7 +286,7 @@ pub async fn list_messages(
     params(("id" = String, Path, description = "`conv_…`")),
     request_body(content = Option<TakeoverRequest>),
     responses(
-        BearerErrors, JsonBodyErrors, NotFoundError,
+        BearerErrors, JsonBodyErrors, PathErrors,
         (status = 200, body = ConversationResponse),
     )
 )]
@@ -341,7 +341,7 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
     post, path = "/conversations/{id}/handback", tag = "conversations",
     params(("id" = String, Path, description = "`conv_…`")),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 200, body = ConversationResponse),
     )
 )]
@@ -378,7 +378,7 @@ async fn set_owner(
     params(("id" = String, Path, description = "`conv_…`")),
     request_body = SendMessageRequest,
     responses(
-        BearerErrors, JsonBodyErrors, NotFoundError,
+        BearerErrors, JsonBodyErrors, PathErrors,
         (status = 201, body = MessageResponse),
         (status = 409, description = "Outside WhatsApp's 24-hour window: send a template", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Meta refused the message for good: it is marked failed", body = Problem, content_type = "application/problem+json"),

@@ -82,7 +82,7 @@ fn problem_response(description: &str) -> Response {
 /// - a JSON body: [`JsonBodyErrors`](responses::JsonBodyErrors) (400, 413, 415, 422);
 /// - query parameters: [`QueryErrors`](responses::QueryErrors) (422), or for a paged list
 ///   [`ListErrors`](responses::ListErrors) (400 for a foreign or tampered `cursor`, 422);
-/// - an `{id}` in the path: [`NotFoundError`](responses::NotFoundError) (404).
+/// - an `{id}` in the path: [`PathErrors`](responses::PathErrors) (404; 422 for `%00`).
 pub mod responses {
     use std::collections::BTreeMap;
 
@@ -185,8 +185,9 @@ pub mod responses {
         ListErrors => ["400", "422"]
     );
     response_set!(
-        /// 404: a route with a resource id in its path.
-        NotFoundError => ["404"]
+        /// 404 (no such resource) and 422 (a path parameter holding NUL): a route with a
+        /// resource id in its path.
+        PathErrors => ["404", "422"]
     );
 }
 
