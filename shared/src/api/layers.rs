@@ -87,15 +87,22 @@ async fn drop_malformed_request_id(mut request: Request<Body>) -> Request<Body> 
     request
 }
 
-/// Renders an error response that did not come from [`ApiError`] (axum's and tower-http's
-/// rejections are `text/plain`) as a problem document with the same status.
+/// Renders an error response that is not JSON (axum's and tower-http's rejections are
+/// `text/plain` or empty) as a problem document with the same status.
 async fn problem_for_every_error(response: Response<Body>) -> Response<Body> {
     let status = response.status();
-    let is_problem = response
+    // Problem JSON already, or a JSON error a route writes on purpose (devstack's Meta
+    // simulator answers Graph's error objects): left alone. Rejections are plain text.
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| {
+            let essence = essence.trim();
+            essence == "application/json" || essence.ends_with("+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let (parts, body) = response.into_parts();
