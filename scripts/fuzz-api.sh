@@ -66,7 +66,7 @@ call() { # method path [json]
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 call GET /me >/dev/null
 channel="$(call POST /phone-numbers '{"platform":"whatsapp","meta_phone_number_id":"106540352242922","access_token":"EAAG-fuzz","display_name":"Main line","waba_id":"10654035224292"}' | field '["id"]')"
-widget="$(call POST /phone-numbers '{"platform":"webchat","meta_phone_number_id":"fuzz-widget"}' | field '["id"]')"
+widget="$(call POST /phone-numbers '{"platform":"webchat"}' | field '["id"]')"
 agent="$(call POST /agents "{\"phone_number_id\":\"$channel\",\"prompt_id\":\"pmpt_fuzz\",\"name\":\"Ava\"}" | field '["agent_id"]')"
 "$devstack" credits --user fuzz-tenant --amount 5 >/dev/null
 "$devstack" inbound --url "$api" --text "Do you ship to Lisbon?" >/dev/null
