@@ -435,7 +435,7 @@ pub async fn send_message(
         ("message_id" = String, Path, description = "`msg_…`: an agent message of the conversation"),
     ),
     responses(
-        BearerErrors, NotFoundError,
+        BearerErrors, PathErrors,
         (status = 200, body = MessageResponse),
         (status = 409, description = "Already sent or failed, or outside WhatsApp's 24-hour window", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Meta refused the message for good: it is marked failed", body = Problem, content_type = "application/problem+json"),
