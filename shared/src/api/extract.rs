@@ -118,6 +118,14 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
     if let Some(field) = nul_in_json(bytes) {
         return Err(nul_error(field));
     }
+    // serde fills a struct from a JSON array by position (`["Acme"]` would set the first
+    // field); every body of this API is an object, so an array is refused by name.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "must be a JSON object, not an array",
+        )]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -239,6 +247,14 @@ mod tests {
     fn errors_of(json: &str) -> (u16, Vec<FieldError>) {
         let error = from_json_slice::<Body>(json.as_bytes()).expect_err("must be refused");
         (error.status().as_u16(), error.problem().errors)
+    }
+
+    #[test]
+    fn an_array_is_not_read_as_a_struct_by_position() {
+        let (status, errors) = errors_of(r#" ["acme", "whatsapp", null]"#);
+
+        assert_eq!(status, 422);
+        assert_eq!(errors[0].field, "body");
     }
 
     #[test]
