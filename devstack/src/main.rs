@@ -221,7 +221,7 @@ async fn run() -> anyhow::Result<()> {
         // A real (or moto's) SQS FIFO queue, e.g. with AWS_ENDPOINT_URL set.
         println!("reply jobs go through SQS: {url}");
         stack = stack.with_sqs(shared::jobs::SqsQueue::new(
-            shared::jobs::client_from_env().await,
+            shared::jobs::client_from_env().await?,
             url,
         ));
     }

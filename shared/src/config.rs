@@ -3,9 +3,9 @@
 //! sentence an operator can act on. Tests build these structs in code and never touch the
 //! process environment.
 
-use std::{path::PathBuf, str::FromStr};
+use std::{collections::HashMap, path::PathBuf, str::FromStr, sync::OnceLock, time::Duration};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{SealingKey, SealingKeyError};
 
@@ -24,8 +24,22 @@ pub fn required_var(name: &'static str) -> Result<String, ConfigError> {
     optional_var(name)?.ok_or(ConfigError::Missing(name))
 }
 
-/// Reads a variable that may be absent; an empty value counts as absent.
+/// Values read from Secrets Manager at cold start ([`crate::secrets::load_from_env`]), by
+/// variable name. Set once per process; they take the place of environment variables.
+static SECRET_VALUES: OnceLock<HashMap<&'static str, SecretString>> = OnceLock::new();
+
+/// Installs the values read from Secrets Manager. Only the first call has an effect (one
+/// read per execution environment); it returns whether this call installed them.
+pub(crate) fn install_secret_values(values: HashMap<&'static str, SecretString>) -> bool {
+    SECRET_VALUES.set(values).is_ok()
+}
+
+/// Reads a variable that may be absent; an empty value counts as absent. A value loaded
+/// from Secrets Manager for this name wins over the environment.
 pub fn optional_var(name: &'static str) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = SECRET_VALUES.get().and_then(|values| values.get(name)) {
+        return Ok(Some(value.expose_secret().to_owned()));
+    }
     match std::env::var(name) {
         Ok(value) if value.trim().is_empty() => Ok(None),
         Ok(value) => Ok(Some(value)),
@@ -57,31 +71,87 @@ where
 /// How to reach PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// `DATABASE_URL`: a libpq-style URL (`postgres://user:pass@host:5432/db?sslmode=require`).
+    /// `DATABASE_URL`: a libpq-style URL (`postgres://user@host:5432/db?sslmode=require`).
     pub url: SecretString,
+    /// `DATABASE_PASSWORD`: the password, when the URL carries none (deployed functions read
+    /// it from Secrets Manager through `DATABASE_PASSWORD_ARN`; see [`crate::secrets`]).
+    pub password: Option<SecretString>,
     /// `DATABASE_POOL_SIZE`: connections per execution environment. A Lambda environment
     /// serves one request at a time, so the default is small; devstack raises it.
     pub pool_size: usize,
     /// `DATABASE_CA_FILE`: extra PEM root certificates (the RDS bundle) for TLS.
     pub ca_file: Option<PathBuf>,
+    /// Server-side limits every pooled session carries.
+    pub timeouts: SessionTimeouts,
+}
+
+/// Limits PostgreSQL enforces on each session of the pool, sent as startup options, so a
+/// runaway statement, a lock pile-up or a transaction left open by a frozen or timed-out
+/// Lambda is ended by the server even when the function is gone. Zero sends nothing (the
+/// server's or role's setting applies: the way to configure them behind RDS Proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// `DATABASE_STATEMENT_TIMEOUT_MS` (default 5,000): `statement_timeout`.
+    pub statement: Duration,
+    /// `DATABASE_LOCK_TIMEOUT_MS` (default 3,000): `lock_timeout`.
+    pub lock: Duration,
+    /// `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS` (default 15,000):
+    /// `idle_in_transaction_session_timeout`.
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for SessionTimeouts {
+    /// Below every function's Lambda timeout (webhook 10 s, HTTP API 15 s), so the database
+    /// gives up first and the function still answers (503) instead of being killed.
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(5),
+            lock: Duration::from_secs(3),
+            idle_in_transaction: Duration::from_secs(15),
+        }
+    }
+}
+
+impl SessionTimeouts {
+    /// Reads the three `DATABASE_*_TIMEOUT_MS` variables (milliseconds; 0 sends nothing).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let millis = |name: &'static str, default: Duration| {
+            parsed_var::<u64>(name, default.as_millis().try_into().unwrap_or(u64::MAX))
+                .map(Duration::from_millis)
+        };
+        Ok(Self {
+            statement: millis("DATABASE_STATEMENT_TIMEOUT_MS", defaults.statement)?,
+            lock: millis("DATABASE_LOCK_TIMEOUT_MS", defaults.lock)?,
+            idle_in_transaction: millis(
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                defaults.idle_in_transaction,
+            )?,
+        })
+    }
 }
 
 impl DatabaseConfig {
-    /// Reads `DATABASE_URL`, `DATABASE_POOL_SIZE` (default 2) and `DATABASE_CA_FILE`.
+    /// Reads `DATABASE_URL`, `DATABASE_PASSWORD`, `DATABASE_POOL_SIZE` (default 2),
+    /// `DATABASE_CA_FILE` and the session timeouts.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             url: SecretString::from(required_var("DATABASE_URL")?),
+            password: optional_var("DATABASE_PASSWORD")?.map(SecretString::from),
             pool_size: parsed_var("DATABASE_POOL_SIZE", 2)?,
             ca_file: optional_var("DATABASE_CA_FILE")?.map(PathBuf::from),
+            timeouts: SessionTimeouts::from_env()?,
         })
     }
 
-    /// A config for a URL, as tests and devstack build it.
+    /// A config for a URL, as tests and devstack build it (default timeouts).
     pub fn for_url(url: impl Into<String>, pool_size: usize) -> Self {
         Self {
             url: SecretString::from(url.into()),
+            password: None,
             pool_size,
             ca_file: None,
+            timeouts: SessionTimeouts::default(),
         }
     }
 }

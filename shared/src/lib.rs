@@ -6,6 +6,7 @@
 //! devstack and tests call it directly.
 
 pub mod api;
+pub mod aws;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -15,4 +16,5 @@ pub mod jobs;
 pub mod meta;
 pub mod openai;
 pub mod outbound;
+pub mod secrets;
 pub mod telemetry;

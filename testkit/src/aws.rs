@@ -1,21 +1,46 @@
-use aws_sdk_sqs::{
-    Client,
-    config::{BehaviorVersion, Credentials, Region},
-    types::QueueAttributeName,
-};
+use aws_sdk_sqs::{Client, config::Credentials, types::QueueAttributeName};
+use shared::aws::SdkConfig;
 
-/// An SQS client for moto's server (`MOTO_ENDPOINT`, started by `scripts/test.sh`).
-pub fn moto_sqs_client() -> Client {
+/// The SDK configuration for moto's server (`MOTO_ENDPOINT`, started by `scripts/test.sh`),
+/// built by the same code as production's ([`shared::aws::sdk_config`]): the rustls/ring
+/// HTTP client, explicit credentials and region.
+pub fn moto_sdk_config() -> SdkConfig {
     let endpoint = std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
         panic!("MOTO_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto's server")
     });
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
-        .build();
-    Client::from_conf(config)
+    shared::aws::sdk_config(
+        Credentials::new("test", "test", None, None, "testkit"),
+        "us-east-1",
+        Some(&endpoint),
+    )
+}
+
+/// An SQS client for moto's server.
+pub fn moto_sqs_client() -> Client {
+    Client::new(&moto_sdk_config())
+}
+
+/// A Secrets Manager client for moto's server.
+pub fn moto_secrets_client() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&moto_sdk_config())
+}
+
+/// Stores a text secret under a unique name and returns its ARN.
+pub async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    label: &str,
+    value: &str,
+) -> String {
+    let name = format!("{label}-{}", ulid::Ulid::new().to_string().to_lowercase());
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating secret {name}: {e:?}"))
+        .arn
+        .unwrap_or_else(|| panic!("secret {name} has no ARN"))
 }
 
 /// Creates a FIFO queue with a unique name (explicit deduplication ids, as production) and

@@ -9,7 +9,9 @@ mod aws;
 mod db;
 mod http;
 
-pub use aws::{create_fifo_queue, moto_sqs_client};
+pub use aws::{
+    create_fifo_queue, create_secret, moto_sdk_config, moto_secrets_client, moto_sqs_client,
+};
 pub use db::TestDb;
 pub use http::{TestClient, TestResponse};
 

@@ -9,6 +9,8 @@ use shared::{
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
+    // Secrets Manager values (`*_ARN` variables), read once per execution environment.
+    shared::secrets::load_from_env().await?;
     // Built once per execution environment and shared by every invocation.
     let config = ApiConfig::from_env()?;
     let pool = shared::db::connect(&config.database)?;

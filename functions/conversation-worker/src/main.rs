@@ -9,6 +9,8 @@ use shared::{
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
+    // Secrets Manager values (`*_ARN` variables), read once per execution environment.
+    shared::secrets::load_from_env().await?;
     let http = shared::http::client()?;
     let state = WorkerState {
         pool: shared::db::connect(&DatabaseConfig::from_env()?)?,
@@ -18,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         opt_out: OptOutWords::from_env()?,
         retry_queue: match shared::config::optional_var("REPLY_QUEUE_URL")? {
             Some(url) => Some(shared::jobs::SqsQueue::new(
-                shared::jobs::client_from_env().await,
+                shared::jobs::client_from_env().await?,
                 url,
             )),
             None => None,

@@ -5,6 +5,8 @@ use shared::config::DatabaseConfig;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
+    // Secrets Manager values (`*_ARN` variables), read once per execution environment.
+    shared::secrets::load_from_env().await?;
     let pool = shared::db::connect(&DatabaseConfig::from_env()?)?;
 
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {

@@ -6,6 +6,8 @@ use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
+    // Secrets Manager values (`*_ARN` variables), read once per execution environment.
+    shared::secrets::load_from_env().await?;
     let pool = shared::db::connect(&DatabaseConfig::from_env()?)?;
     let queue: ReplyQueue = shared::jobs::from_env().await?;
     let state = WebhookState {

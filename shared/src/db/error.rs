@@ -36,7 +36,13 @@ impl From<tokio_postgres::Error> for DbError {
             SqlState::UNIQUE_VIOLATION => Self::UniqueViolation { constraint },
             SqlState::FOREIGN_KEY_VIOLATION => Self::ForeignKeyViolation { constraint },
             SqlState::CHECK_VIOLATION => Self::CheckViolation { constraint },
-            SqlState::ADMIN_SHUTDOWN
+            // The session timeouts (`SessionTimeouts`): the database is overloaded or
+            // contended right now, and the same request may well succeed shortly. Callers see
+            // a 503 (HTTP) or a retryable job, never a 500.
+            SqlState::QUERY_CANCELED
+            | SqlState::LOCK_NOT_AVAILABLE
+            | SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+            | SqlState::ADMIN_SHUTDOWN
             | SqlState::CRASH_SHUTDOWN
             | SqlState::CANNOT_CONNECT_NOW
             | SqlState::TOO_MANY_CONNECTIONS => Self::Unavailable(Box::new(error)),

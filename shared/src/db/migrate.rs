@@ -32,6 +32,13 @@ pub struct MigrationReport {
 /// Applies every migration not yet applied. Running it again is a no-op.
 pub async fn run(pool: &Pool) -> Result<MigrationReport, MigrateError> {
     let mut client = pool.get().await.map_err(DbError::from)?;
+    // The pool's session timeouts are for requests: a migration may rewrite a large table,
+    // and a runner waits for another's migrations on the advisory lock. Lifted for this
+    // session, restored (to the session's startup values) at the end.
+    client
+        .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        .await
+        .map_err(DbError::from)?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await
@@ -42,6 +49,10 @@ pub async fn run(pool: &Pool) -> Result<MigrationReport, MigrateError> {
         .await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(DbError::from)?;
+    client
+        .batch_execute("RESET statement_timeout; RESET lock_timeout")
         .await
         .map_err(DbError::from)?;
     let report = outcome?;

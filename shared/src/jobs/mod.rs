@@ -157,7 +157,7 @@ impl<J: Job> Queue<J> {
 /// The queue of `J` in a deployed function: SQS at the URL in `J::QUEUE.url_var`.
 pub async fn from_env<J: Job>() -> Result<Queue<J>, crate::config::ConfigError> {
     let url = crate::config::required_var(J::QUEUE.url_var)?;
-    Ok(Queue::Sqs(SqsQueue::new(client_from_env().await, url)))
+    Ok(Queue::Sqs(SqsQueue::new(client_from_env().await?, url)))
 }
 
 #[cfg(test)]

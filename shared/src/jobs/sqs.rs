@@ -162,7 +162,7 @@ impl SqsQueue {
 }
 
 /// An SQS client from the environment (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL`
-/// to point it at a local SQS such as moto).
-pub async fn client_from_env() -> Client {
-    Client::new(&aws_config::load_from_env().await)
+/// to point it at a local SQS such as moto): see [`crate::aws`].
+pub async fn client_from_env() -> Result<Client, crate::config::ConfigError> {
+    Ok(Client::new(&crate::aws::sdk_config_from_env()?))
 }
