@@ -14,6 +14,11 @@ use crate::crypto::{SealingKey, SealingKeyError};
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
+    #[error("neither {name} nor {arn_variable} (its Secrets Manager ARN) is set")]
+    MissingSecret {
+        name: &'static str,
+        arn_variable: &'static str,
+    },
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
@@ -21,7 +26,18 @@ pub enum ConfigError {
 /// Reads a variable that must be set and non-empty.
 #[track_caller]
 pub fn required_var(name: &'static str) -> Result<String, ConfigError> {
-    optional_var(name)?.ok_or(ConfigError::Missing(name))
+    optional_var(name)?.ok_or_else(|| {
+        match crate::secrets::SECRET_VARIABLES
+            .iter()
+            .find(|variable| variable.name == name)
+        {
+            Some(variable) => ConfigError::MissingSecret {
+                name,
+                arn_variable: variable.arn_variable,
+            },
+            None => ConfigError::Missing(name),
+        }
+    })
 }
 
 /// Values read from Secrets Manager at cold start ([`crate::secrets::load_from_env`]), by
@@ -280,5 +296,30 @@ impl ApiConfig {
                 other => other.map(SecretString::from),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_secret_variable_names_its_arn_variable_too() {
+        // Neither is set in tests (they build configs in code).
+        let error = required_var("META_APP_SECRET").expect_err("not set");
+
+        assert_eq!(
+            error.to_string(),
+            "neither META_APP_SECRET nor META_APP_SECRET_ARN (its Secrets Manager ARN) is set"
+        );
+    }
+
+    #[test]
+    fn default_session_timeouts_end_before_the_shortest_lambda_timeout() {
+        let timeouts = SessionTimeouts::default();
+
+        assert!(timeouts.lock < timeouts.statement);
+        // The webhook's Lambda timeout is 10 s (template.yaml).
+        assert!(timeouts.statement < Duration::from_secs(10));
     }
 }
