@@ -41,7 +41,12 @@ if [ -z "${MOTO_ENDPOINT:-}" ]; then
 fi
 
 step "cargo test (workspace)"
-cargo test --workspace --locked --no-fail-fast
+test_log="$(mktemp /tmp/salesagent-tests.XXXXXX)"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$test_log"
 
 step "API fuzzing: devstack against docs/openapi.json (schemathesis)"
 scripts/fuzz-api.sh
+
+# The fuzzer's report ends the output otherwise; the last line counts every Rust test.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$test_log"
+rm -f "$test_log"
