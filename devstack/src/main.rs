@@ -53,15 +53,16 @@ enum Command {
         /// The message.
         #[arg(long)]
         text: String,
-        /// Where devstack listens.
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
-        url: String,
+        /// Where devstack listens (default http://127.0.0.1:$PORT, PORT defaulting to 3000).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Measure webhook ingest (throughput, p50/p99) and the end-to-end reply time against a
     /// running devstack (start it with `cargo run --release -p devstack`).
     Bench {
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
-        url: String,
+        /// Where devstack listens (default http://127.0.0.1:$PORT, PORT defaulting to 3000).
+        #[arg(long)]
+        url: Option<String>,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         #[arg(long, default_value_t = 4000)]
@@ -118,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             text,
             url,
         } => {
+            let url = local_url(url)?;
             let body = devstack::sample_inbound(&phone_number_id, &from, &name, &text).to_string();
             let secret = optional_var("META_APP_SECRET")?
                 .unwrap_or_else(|| devstack::DEV_META_APP_SECRET.to_owned());
@@ -139,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             requests,
             end_to_end,
         } => {
+            let url = local_url(url)?;
             devstack::bench::run(devstack::bench::BenchPlan {
                 url: url.trim_end_matches('/').to_owned(),
                 concurrency: concurrency.max(1),
@@ -258,6 +261,15 @@ async fn run() -> anyhow::Result<()> {
 const DEV_ADMIN_SECRET: &str = "devstack-admin-secret-do-not-deploy";
 
 /// The simulators, unless `OPENAI_BASE_URL` / `META_GRAPH_BASE_URL` point at real services.
+/// The running devstack a client command talks to: `--url`, else the `PORT` it serves on,
+/// so the commands follow `PORT` like the server does.
+fn local_url(url: Option<String>) -> anyhow::Result<String> {
+    match url {
+        Some(url) => Ok(url),
+        None => Ok(format!("http://127.0.0.1:{}", parsed_var("PORT", 3000u16)?)),
+    }
+}
+
 fn providers(base_url: &str) -> anyhow::Result<devstack::Providers> {
     let mut providers = devstack::Providers::simulated(base_url);
     if optional_var("OPENAI_BASE_URL")?.is_some() {
