@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use crate::{
     crypto::{SealingKey, SecretKind},
     db::{DbError, PooledClient, conversations as convo},
-    domain::{InstagramApi, Platform},
+    domain::{InstagramApi, MessageStatus, Platform},
     meta::{
         errors::SendFailure,
         graph::{Graph, GraphError, MessageContent, Sent, instagram::InstagramContent},
@@ -72,7 +72,7 @@ pub enum SendOutcome {
     /// It can never be delivered as it is: now `failed`.
     Failed { code: Option<i64>, reason: String },
     /// It was not `pending` (an earlier attempt finished it): nothing was sent.
-    AlreadyFinished { status: String },
+    AlreadyFinished { status: MessageStatus },
     /// No such message.
     Missing,
 }
@@ -93,7 +93,7 @@ pub async fn send_and_record(
     let Some(message) = convo::lock_outgoing(&tx, message_id).await? else {
         return Ok(SendOutcome::Missing);
     };
-    if message.status != "pending" {
+    if message.status != MessageStatus::Pending {
         return Ok(SendOutcome::AlreadyFinished {
             status: message.status,
         });

@@ -15,7 +15,7 @@ use shared::{
         conversation_views::{self, ConversationFilter, ConversationView, MessageView},
         conversations as convo,
     },
-    domain::{ConversationId, ConversationOwner, MessageAuthor, Platform},
+    domain::{ConversationId, ConversationOwner, MessageAuthor, MessageStatus, Platform},
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
 use utoipa::{IntoParams, ToSchema};
@@ -452,7 +452,7 @@ pub async fn resend_message(
     let message = convo::agent_message_in(&client, &view.conversation_id, &message_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such message in this conversation".to_owned()))?;
-    if message.status != "pending" {
+    if message.status != MessageStatus::Pending {
         return Err(ApiError::Conflict(format!(
             "the message is already {}: only a pending message can be sent again",
             message.status

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
     ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
-    MessageId, Platform, ReplyBlockedReason, contains_nul, replace_nul,
+    MessageId, MessageStatus, Platform, ReplyBlockedReason, contains_nul, replace_nul,
 };
 
 /// An inbox row, as the worker reads it.
@@ -451,7 +451,17 @@ pub async fn insert_agent_message(
 pub struct OutgoingMessage {
     pub message_id: String,
     pub text: String,
-    pub status: String,
+    pub status: MessageStatus,
+}
+
+impl OutgoingMessage {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, DbError> {
+        Ok(Self {
+            message_id: row.try_get("message_id")?,
+            text: row.try_get("text")?,
+            status: super::enum_column(row, "status")?,
+        })
+    }
 }
 
 /// Reads an agent message.
@@ -465,14 +475,7 @@ pub async fn outgoing(
             &[&message_id],
         )
         .await?;
-    row.map(|row| {
-        Ok(OutgoingMessage {
-            message_id: row.try_get("message_id")?,
-            text: row.try_get("text")?,
-            status: row.try_get("status")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(OutgoingMessage::from_row).transpose()
 }
 
 /// An agent message of `conversation_id` (`None` for another conversation's message, a
@@ -489,14 +492,7 @@ pub async fn agent_message_in(
             &[&message_id, &conversation_id.as_str()],
         )
         .await?;
-    row.map(|row| {
-        Ok(OutgoingMessage {
-            message_id: row.try_get("message_id")?,
-            text: row.try_get("text")?,
-            status: row.try_get("status")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(OutgoingMessage::from_row).transpose()
 }
 
 /// Records that Meta accepted a message: `sent`, its platform id, a delivery-status row
@@ -622,14 +618,7 @@ pub async fn lock_outgoing(
             &[&message_id],
         )
         .await?;
-    row.map(|row| {
-        Ok(OutgoingMessage {
-            message_id: row.try_get("message_id")?,
-            text: row.try_get("text")?,
-            status: row.try_get("status")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(OutgoingMessage::from_row).transpose()
 }
 
 /// Opts a customer out of (or back into) messages, creating the contact when needed.
