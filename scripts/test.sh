@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The one command that runs every check and test: formatting, lints, the SAM template,
-# the whole test suite against a real PostgreSQL and moto's SQS, and a property-based
-# fuzzer (schemathesis) that checks devstack against docs/openapi.json. It installs what it
-# needs (apt/pip) and, when DATABASE_URL / MOTO_ENDPOINT are unset, starts a throwaway
-# cluster and a moto server that it stops afterwards, also when tests fail.
+# The one command that runs every check and test: formatting, lints, the SAM template
+# (cfn-lint, sam validate --lint, the Makefile that `sam build` runs), the whole test suite
+# against a real PostgreSQL and moto's SQS, and a property-based fuzzer (schemathesis) that
+# checks devstack against docs/openapi.json. It installs what it needs (apt/pip) and, when
+# DATABASE_URL / MOTO_ENDPOINT are unset, starts a throwaway cluster and a moto server that
+# it stops afterwards, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/postgres.sh
 source scripts/lib/moto.sh
+source scripts/lib/sam.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -17,6 +19,8 @@ command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet --disable-
 { command -v schemathesis >/dev/null 2>&1 && schemathesis --version | grep -q 'version 4\.'; } \
   || python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.32,<5'
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+command -v make >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq make; }
+sam_cli_ensure
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -26,6 +30,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
+
+step "sam validate --lint (offline, no credentials)"
+sam_validate_lint
+
+step "Makefile targets of sam build"
+sam_makefile_check
 
 cleanup() { moto_stop; pg_throwaway_stop; }
 trap cleanup EXIT
