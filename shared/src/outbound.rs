@@ -124,24 +124,19 @@ pub async fn send_and_record(
                 class = %error.send_failure(),
                 "Meta did not take the message"
             );
-            match error.send_failure() {
-                SendFailure::Retryable => {
-                    convo::mark_send_retryable(&tx, message_id, error.code_text(), &error.message)
-                        .await?;
-                    SendOutcome::Retryable {
-                        code: error.code,
-                        reason: error.message,
-                        http_status: error.status,
-                    }
-                }
-                SendFailure::Permanent => {
-                    convo::mark_send_failed(&tx, message_id, error.code_text(), &error.message)
-                        .await?;
-                    SendOutcome::Failed {
-                        code: error.code,
-                        reason: error.message,
-                    }
-                }
+            let class = error.send_failure();
+            convo::mark_send_failure(&tx, message_id, class, error.code_text(), &error.message)
+                .await?;
+            match class {
+                SendFailure::Retryable => SendOutcome::Retryable {
+                    code: error.code,
+                    reason: error.message,
+                    http_status: error.status,
+                },
+                SendFailure::Permanent => SendOutcome::Failed {
+                    code: error.code,
+                    reason: error.message,
+                },
             }
         }
     };

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
     ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
-    MessageId, MessageStatus, Platform, ReplyBlockedReason, contains_nul, replace_nul,
+    MessageId, MessageStatus, Platform, ReplyBlockedReason, SendFailure, contains_nul, replace_nul,
 };
 
 /// An inbox row, as the worker reads it.
@@ -459,7 +459,7 @@ impl OutgoingMessage {
         Ok(Self {
             message_id: row.try_get("message_id")?,
             text: row.try_get("text")?,
-            status: super::enum_column(row, "status")?,
+            status: enum_column(row, "status")?,
         })
     }
 }
@@ -547,19 +547,26 @@ fn storable_platform_id(id: &str) -> Option<&str> {
     storable.then_some(id)
 }
 
-/// Records that a send failed for good: `failed`, Meta's code, class `permanent`, and a
-/// `failed` delivery-status row with the reason.
-pub async fn mark_send_failed(
+/// Records a failed send with Meta's code and its class. `permanent`: the message becomes
+/// `failed`, and so does its delivery-status row, with the reason. `retryable`: the message
+/// stays `pending` (a later attempt sends it or fails it for good) and its delivery-status
+/// row, still `pending`, says why. Only a message still `pending` is touched.
+pub async fn mark_send_failure(
     client: &impl GenericClient,
     message_id: &str,
+    class: SendFailure,
     code: Option<String>,
     error: &str,
 ) -> Result<(), DbError> {
+    let status = match class {
+        SendFailure::Permanent => MessageStatus::Failed,
+        SendFailure::Retryable => MessageStatus::Pending,
+    };
     let updated = client
         .execute(
-            "UPDATE messages SET status = 'failed', error_code = $2, send_failure = 'permanent'
+            "UPDATE messages SET status = $2, error_code = $3, send_failure = $4
              WHERE message_id = $1 AND status = 'pending'",
-            &[&message_id, &code],
+            &[&message_id, &status.as_str(), &code, &class.as_str()],
         )
         .await?;
     if updated == 0 {
@@ -567,40 +574,10 @@ pub async fn mark_send_failed(
     }
     client
         .execute(
-            "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, 'failed', $2)
-             ON CONFLICT (message_id) DO UPDATE SET status = 'failed', error_message = EXCLUDED.error_message,
-                 updated_at = CURRENT_TIMESTAMP",
-            &[&message_id, &replace_nul(error)],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Records that a send failed in a way that may pass later: the message stays `pending`
-/// with Meta's code and class `retryable`, and its delivery-status row (still `pending`)
-/// says why, until a later attempt sends it or fails it for good.
-pub async fn mark_send_retryable(
-    client: &impl GenericClient,
-    message_id: &str,
-    code: Option<String>,
-    error: &str,
-) -> Result<(), DbError> {
-    let updated = client
-        .execute(
-            "UPDATE messages SET error_code = $2, send_failure = 'retryable'
-             WHERE message_id = $1 AND status = 'pending'",
-            &[&message_id, &code],
-        )
-        .await?;
-    if updated == 0 {
-        return Ok(());
-    }
-    client
-        .execute(
-            "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, 'pending', $2)
-             ON CONFLICT (message_id) DO UPDATE SET error_message = EXCLUDED.error_message,
-                 updated_at = CURRENT_TIMESTAMP",
-            &[&message_id, &replace_nul(error)],
+            "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, $2, $3)
+             ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status,
+                 error_message = EXCLUDED.error_message, updated_at = CURRENT_TIMESTAMP",
+            &[&message_id, &status.as_str(), &replace_nul(error)],
         )
         .await?;
     Ok(())
