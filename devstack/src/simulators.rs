@@ -24,7 +24,7 @@ use std::{
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -106,11 +106,7 @@ fn graph_error(status: StatusCode, code: i64, subcode: Option<i64>, message: &st
 
 /// Refuses a missing token, and every token that starts with `invalid`, with error 190.
 fn refuse_token(headers: &HeaderMap) -> Option<Response> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let token = shared::api::auth::bearer_token(headers).unwrap_or_default();
     (token.is_empty() || token.starts_with("invalid")).then(|| {
         graph_error(
             StatusCode::UNAUTHORIZED,

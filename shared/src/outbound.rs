@@ -116,15 +116,15 @@ pub async fn send_and_record(
             }
         }
         Err(error) => {
+            let class = error.send_failure();
             tracing::warn!(
                 meta.code = error.code,
                 meta.subcode = error.subcode,
                 meta.fbtrace_id = error.fbtrace_id.as_deref(),
                 http.status = error.status,
-                class = %error.send_failure(),
+                class = %class,
                 "Meta did not take the message"
             );
-            let class = error.send_failure();
             convo::mark_send_failure(&tx, message_id, class, error.code_text(), &error.message)
                 .await?;
             match class {

@@ -8,7 +8,7 @@ use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors};
 use shared::{
     api::{ApiError, ApiState, FieldErrors, Json, Problem},
     db::credits::{self, GrantOutcome, NewGrant},
-    domain::UserId,
+    domain::{GrantReason, UserId},
 };
 use utoipa::ToSchema;
 
@@ -128,14 +128,8 @@ pub async fn grant_credits(
     if !(1..=1_000_000).contains(&body.amount) {
         errors.push("amount", "must be between 1 and 1000000");
     }
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 255 || reason.chars().any(char::is_control) {
-        errors.push(
-            "reason",
-            "must be 1 to 255 characters, without control characters",
-        );
-    }
-    let Some(user) = user else {
+    let reason = errors.check("reason", GrantReason::parse(&body.reason));
+    let (Some(user), Some(reason)) = (user, reason) else {
         return Err(errors.into());
     };
     errors.into_result()?;
@@ -146,7 +140,7 @@ pub async fn grant_credits(
         NewGrant {
             user: &user,
             amount: body.amount,
-            reason,
+            reason: reason.as_str(),
             granted_by: "admin-api",
             idempotency_key: key.as_deref(),
         },

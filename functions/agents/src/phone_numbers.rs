@@ -597,23 +597,21 @@ pub async fn patch_phone_number(
     Json(body): Json<PatchPhoneNumber>,
 ) -> Result<axum::Json<PhoneNumberResponse>, ApiError> {
     let id = channel_id(&id)?;
-    let (current, credentials) = {
-        let client = state.api.pool.get().await?;
-        // The platform decides which fields apply, and it never changes, so reading it first
-        // cannot race with another update.
-        let current = phone_numbers::get(&client, &tenant.user_id, &id)
-            .await?
-            .ok_or_else(channel_not_found)?;
-        let credentials = phone_numbers::credentials(&client, &tenant.user_id, &id)
-            .await?
-            .ok_or_else(channel_not_found)?;
-        (current, credentials)
-    };
+    // The platform decides which fields apply, and it never changes, so reading it first
+    // cannot race with another update.
+    let current = phone_numbers::get(&state.api.pool.get().await?, &tenant.user_id, &id)
+        .await?
+        .ok_or_else(channel_not_found)?;
     let (mut patch, new_token) = body.validate(current.platform, &state.api.sealing_key)?;
     let new_waba = patch.waba_id.clone().flatten();
     if current.platform != Platform::Webchat && (new_token.is_some() || new_waba.is_some()) {
         // A new token or WABA must prove ownership again, as on create. The update then
         // applies only if nobody changed the credentials it was verified against meanwhile.
+        // Only this path needs them, so only it reads them.
+        let credentials =
+            phone_numbers::credentials(&state.api.pool.get().await?, &tenant.user_id, &id)
+                .await?
+                .ok_or_else(channel_not_found)?;
         let token = match &new_token {
             Some(token) => token.expose().to_owned(),
             None => open_token(

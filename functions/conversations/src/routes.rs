@@ -15,7 +15,9 @@ use shared::{
         conversation_views::{self, ConversationFilter, ConversationView, MessageView},
         conversations as convo,
     },
-    domain::{ConversationId, ConversationOwner, MessageAuthor, MessageStatus, Platform},
+    domain::{
+        ConversationId, ConversationOwner, MessageAuthor, MessageStatus, Platform, TakeoverReason,
+    },
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
 use utoipa::{IntoParams, ToSchema};
@@ -301,39 +303,31 @@ pub async fn takeover(
     // is JSON, like every other body of the API.
     let request: TakeoverRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TakeoverRequest::default()
-    } else if !is_json(&headers) {
+    } else if !shared::api::is_json(&headers) {
         return Err(ApiError::UnsupportedMediaType);
     } else {
         shared::api::from_json_slice(&body)?
     };
-    let reason = request.reason.as_deref().map(str::trim);
-    if let Some(reason) = reason {
-        // PostgreSQL refuses NUL in text (the API fuzzer's 500); no control character is a
-        // reason a person typed.
-        if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "reason",
-                "must be at most 500 characters, without control characters",
-            ));
-        }
-    }
-    let reason = reason.filter(|r| !r.is_empty());
+    // An empty reason is no reason; control characters (NUL was the API fuzzer's 500) are
+    // not something a person typed.
+    let reason = request
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| TakeoverReason::parse(&r))
+        .transpose()
+        .map_err(|message| ApiError::invalid("reason", message))?;
     set_owner(
         &state,
         &tenant,
         &id,
         ConversationOwner::Human,
-        reason.or(Some("taken over from the dashboard")),
+        Some(
+            reason
+                .as_ref()
+                .map_or("taken over from the dashboard", TakeoverReason::as_str),
+        ),
     )
     .await
-}
-
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Hands the conversation back to the AI.
@@ -394,10 +388,6 @@ pub async fn send_message(
     let text = body.text.trim();
     if text.is_empty() || text.chars().count() > 4096 {
         return Err(ApiError::invalid("text", "must be 1 to 4096 characters"));
-    }
-    if text.contains('\0') {
-        // PostgreSQL cannot store it; newlines and tabs are fine in a message.
-        return Err(ApiError::invalid("text", "must not contain NUL characters"));
     }
     let mut client = state.api.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;

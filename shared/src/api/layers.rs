@@ -93,15 +93,7 @@ async fn problem_for_every_error(response: Response<Body>) -> Response<Body> {
     let status = response.status();
     // Problem JSON already, or a JSON error a route writes on purpose (devstack's Meta
     // simulator answers Graph's error objects): left alone. Rejections are plain text.
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| {
-            let essence = essence.trim();
-            essence == "application/json" || essence.ends_with("+json")
-        });
+    let is_json = super::extract::is_json(response.headers());
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -20,7 +20,7 @@ mod problem;
 
 pub use auth::{Auth, Authenticator, Tenant};
 pub use client_ip::ClientIp;
-pub use extract::{Json, Query, from_json_slice};
+pub use extract::{Json, Query, from_json_slice, is_json};
 pub use pagination::{Cursors, Page, PageParams};
 pub use problem::{ApiError, FieldError, FieldErrors, Problem, error_chain};
 

@@ -135,6 +135,14 @@ bounded_text!(
     /// `users.company_name`.
     CompanyName, max = 255
 );
+bounded_text!(
+    /// `credit_grants.reason`: why an operator granted credits.
+    GrantReason, max = 255
+);
+bounded_text!(
+    /// `conversations.handoff_reason` typed by a person taking a conversation over.
+    TakeoverReason, max = 500
+);
 
 /// An OpenAI stored prompt id (`pmpt_…`), `agents.prompt_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -112,19 +112,6 @@ impl SqsQueue {
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
     }
-
-    /// Hides a message for `seconds` more: a failed job's retry backoff.
-    pub async fn delay_retry(&self, receipt_handle: &str, seconds: i32) -> Result<(), QueueError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds.clamp(0, 43_200))
-            .send()
-            .await
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
-        Ok(())
-    }
 }
 
 impl SqsQueue {

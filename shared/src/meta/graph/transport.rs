@@ -35,7 +35,9 @@ impl GraphConfig {
                 .unwrap_or_else(|| format!("https://graph.facebook.com/{GRAPH_API_VERSION}")),
             instagram_base_url: crate::config::optional_var("INSTAGRAM_GRAPH_BASE_URL")?
                 .unwrap_or_else(|| format!("https://graph.instagram.com/{GRAPH_API_VERSION}")),
-            timeout: Duration::from_secs(15),
+            // Under the database's idle-in-transaction timeout (15 s): a send runs inside the
+            // transaction that locks its message, which must outlive the call.
+            timeout: Duration::from_secs(10),
         })
     }
 
