@@ -136,6 +136,7 @@ async fn grants_without_the_secret_for_unknown_tenants_or_with_bad_amounts_are_r
 async fn a_grant_whose_reason_holds_a_nul_is_a_422_and_grants_nothing() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
+    let before = balance(&app, &tenant.sub).await;
 
     grant(
         &app,
@@ -149,6 +150,7 @@ async fn a_grant_whose_reason_holds_a_nul_is_a_422_and_grants_nothing() {
         app.count("SELECT count(*) FROM credit_grants", &[]).await,
         0
     );
+    assert_eq!(balance(&app, &tenant.sub).await, before);
 }
 
 async fn balance(app: &TestApp, user: &str) -> i32 {

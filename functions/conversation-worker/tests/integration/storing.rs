@@ -236,11 +236,16 @@ async fn a_customer_whose_conversation_cannot_be_written_gets_a_failed_row_not_a
     let job = app.inbound("wamid.IN", CUSTOMER, "Hi", at(0)).await;
 
     handle(&app.state, &job).await.expect("the job completes");
+    // A redelivery finds the row finished: nothing is tried again.
+    handle(&app.state, &job)
+        .await
+        .expect("the redelivered job completes");
 
     assert_eq!(
         app.count(
             "SELECT count(*) FROM inbound_messages
-             WHERE state = 'done' AND outcome = 'store_failed' AND failure_reason LIKE '%too long%'",
+             WHERE state = 'done' AND outcome = 'store_failed' AND attempts = 1
+               AND failure_reason LIKE '%too long%'",
             &[]
         )
         .await,

@@ -61,6 +61,7 @@ async fn a_delivery_over_the_limit_is_a_problem_json_413_and_writes_nothing() {
             .await,
         0
     );
+    assert_eq!(app.queue.published_count(), 0);
 }
 
 #[tokio::test]
