@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use crate::{
     crypto::{SealingKey, SecretKind},
     db::{DbError, PooledClient, conversations as convo},
-    domain::{InstagramApi, MessageStatus, Platform},
+    domain::{InstagramApi, MessageId, MessageStatus, Platform, UserId, customer_key},
     meta::{
         errors::SendFailure,
         graph::{Graph, GraphError, MessageContent, Sent, instagram::InstagramContent},
@@ -33,8 +33,8 @@ use crate::{
 #[derive(Debug, Clone, Copy)]
 pub struct Destination<'a> {
     pub platform: Platform,
-    /// The tenant (for the contact's counters).
-    pub user_id: &'a str,
+    /// The tenant: only its messages are sent and recorded (and its contact counted).
+    pub user_id: &'a UserId,
     /// The channel's provider id (`phone_numbers.meta_phone_number_id`).
     pub channel_key: &'a str,
     pub sealed_access_token: Option<&'a str>,
@@ -80,17 +80,18 @@ pub enum SendOutcome {
 /// Sends the stored agent message `message_id` to `destination` and records the outcome
 /// (see the module documentation). Errors only when the database fails; then nothing was
 /// recorded, and the message is still `pending` unless the send had happened.
+/// A message of another tenant is [`SendOutcome::Missing`].
 #[tracing::instrument(skip_all, fields(message.id = %message_id, platform = %destination.platform))]
 pub async fn send_and_record(
     client: &mut PooledClient,
     graph: &Graph,
     key: &SealingKey,
     destination: Destination<'_>,
-    message_id: &str,
+    message_id: &MessageId,
     payload: Payload<'_>,
 ) -> Result<SendOutcome, DbError> {
     let tx = client.transaction().await?;
-    let Some(message) = convo::lock_outgoing(&tx, message_id).await? else {
+    let Some(message) = convo::lock_outgoing(&tx, destination.user_id, message_id).await? else {
         return Ok(SendOutcome::Missing);
     };
     if message.status != MessageStatus::Pending {
@@ -101,12 +102,12 @@ pub async fn send_and_record(
     let sent = send(graph, key, destination, message_id, &message.text, payload).await;
     let outcome = match sent {
         Ok(sent) => {
-            let customer = convo::customer_key(destination.platform, destination.customer);
+            let customer = customer_key(destination.platform, destination.customer);
             convo::mark_sent(
                 &tx,
+                destination.user_id,
                 message_id,
                 &sent.platform_message_id,
-                destination.user_id,
                 &customer,
             )
             .await?;
@@ -125,8 +126,15 @@ pub async fn send_and_record(
                 class = %class,
                 "Meta did not take the message"
             );
-            convo::mark_send_failure(&tx, message_id, class, error.code_text(), &error.message)
-                .await?;
+            convo::mark_send_failure(
+                &tx,
+                destination.user_id,
+                message_id,
+                class,
+                error.code_text(),
+                &error.message,
+            )
+            .await?;
             match class {
                 SendFailure::Retryable => SendOutcome::Retryable {
                     code: error.code,
@@ -149,7 +157,7 @@ async fn send(
     graph: &Graph,
     key: &SealingKey,
     destination: Destination<'_>,
-    message_id: &str,
+    message_id: &MessageId,
     text: &str,
     payload: Payload<'_>,
 ) -> Result<Sent, GraphError> {
@@ -164,7 +172,7 @@ async fn send(
     match destination.platform {
         // The widget polls for stored messages: its own id stands in for a platform id.
         Platform::Webchat => Ok(Sent {
-            platform_message_id: message_id.to_owned(),
+            platform_message_id: message_id.to_string(),
             message_status: None,
         }),
         Platform::WhatsApp => {

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 use shared::{
-    domain::{DeliveryStatus, Platform},
-    meta::webhook::{Event, InboundMessage, StatusUpdate, parse},
+    domain::{DeliveryStatus, InboundMessage, Platform, StatusUpdate},
+    meta::webhook::{Event, parse},
 };
 
 fn fixture(name: &str) -> Value {

@@ -179,8 +179,8 @@ pub async fn grant_credits(
         StatusCode::CREATED,
         response_headers,
         axum::Json(GrantResponse {
-            grant_id: grant.grant_id,
-            user_id: grant.user_id,
+            grant_id: grant.grant_id.into(),
+            user_id: grant.user_id.into(),
             amount: grant.amount,
             reason: grant.reason,
             granted_by: grant.granted_by,

@@ -29,7 +29,7 @@ pub struct CreditsResponse {
 impl From<Account> for MeResponse {
     fn from(account: Account) -> Self {
         Self {
-            user_id: account.user_id,
+            user_id: account.user_id.into(),
             email: account.email,
             company_name: account.company_name,
             credits: CreditsResponse {

@@ -12,11 +12,14 @@ use shared::{
     api::{ApiError, Cursors, Json, Page, PageParams, Problem, Query, Tenant},
     db::{
         PooledClient,
-        conversation_views::{self, ConversationFilter, ConversationView, MessageView},
+        conversation_views::{
+            self, ConversationFilter, ConversationKey, ConversationView, MessageView,
+        },
         conversations as convo,
     },
     domain::{
-        ConversationId, ConversationOwner, MessageAuthor, MessageStatus, Platform, TakeoverReason,
+        AgentId, ConversationId, ConversationOwner, DeliveryStatus, MessageAuthor, MessageId,
+        MessageSender, MessageStatus, Platform, ReplyBlockedReason, TakeoverReason,
     },
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
@@ -38,8 +41,8 @@ pub struct ConversationResponse {
     owner: ConversationOwner,
     owner_changed_at: Option<DateTime<Utc>>,
     handoff_reason: Option<String>,
-    /// Why the AI last did not answer (`no_credits`, `opted_out`), if it did not.
-    reply_blocked_reason: Option<String>,
+    /// Why the AI last did not answer, if it did not.
+    reply_blocked_reason: Option<ReplyBlockedReason>,
     created_at: DateTime<Utc>,
     last_message_at: DateTime<Utc>,
     /// WhatsApp only: free-form replies are possible until then; after it, only templates.
@@ -51,7 +54,7 @@ pub struct ConversationResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LastMessageResponse {
     text: String,
-    sender: String,
+    sender: MessageSender,
     timestamp: DateTime<Utc>,
 }
 
@@ -60,8 +63,8 @@ impl From<ConversationView> for ConversationResponse {
         let window_open_until = view.window_open_until();
         Self {
             conversation_id: view.conversation_id.into(),
-            agent_id: view.agent_id,
-            phone_number_id: view.phone_number_id,
+            agent_id: view.agent_id.into(),
+            phone_number_id: view.phone_number_id.into(),
             platform: view.platform,
             customer_phone: view.customer_phone,
             customer_name: view.customer_name,
@@ -88,25 +91,25 @@ pub struct MessageResponse {
     message_id: String,
     sequence_no: i32,
     /// `user` (the customer) or `agent`.
-    sender: String,
+    sender: MessageSender,
     /// `customer`, `ai` or `human` (a person's reply).
-    author: Option<String>,
+    author: Option<MessageAuthor>,
     text: String,
     message_type: String,
     /// Media ids, button payloads, context and the like.
     metadata: Value,
     timestamp: DateTime<Utc>,
     /// `pending`, `sent` (accepted by the provider) or `failed`.
-    status: String,
+    status: MessageStatus,
     /// From Meta's status webhooks: `pending`, `sent`, `delivered`, `read`, `failed`.
-    delivery_status: Option<String>,
+    delivery_status: Option<DeliveryStatus>,
     error_code: Option<String>,
 }
 
 impl From<MessageView> for MessageResponse {
     fn from(m: MessageView) -> Self {
         Self {
-            message_id: m.message_id,
+            message_id: m.message_id.into(),
             sequence_no: m.sequence_no,
             sender: m.sender,
             author: m.author,
@@ -205,22 +208,25 @@ pub async fn list_conversations(
         limit: query.limit,
         cursor: query.cursor.as_deref(),
     }
-    .into_request(&cursors)?;
+    .into_keyed_request(&cursors, ConversationKey::parse)?;
+    // An agent id that is not one names no agent of the tenant: an empty list, as before.
+    let agent_id = match query.agent_id.as_deref().map(AgentId::parse) {
+        Some(None) => {
+            return Ok(axum::Json(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }));
+        }
+        parsed => parsed.flatten(),
+    };
     let filter = ConversationFilter {
-        agent_id: query.agent_id,
+        agent_id,
         is_active: query.is_active,
         owner: query.owner,
         customer_phone: query.customer_phone,
     };
     let client = state.api.pool.get().await?;
-    let rows = conversation_views::list(
-        &client,
-        &tenant.user_id,
-        &filter,
-        page.before.as_deref(),
-        page.fetch,
-    )
-    .await?;
+    let rows = conversation_views::list(&client, &tenant.user_id, &filter, &page).await?;
     Ok(axum::Json(Page::from_rows(
         rows,
         limit,
@@ -356,7 +362,9 @@ async fn set_owner(
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
     let client = state.api.pool.get().await?;
     let view = load(&client, tenant, raw_id).await?;
-    convo::set_owner(&client, &view.conversation_id, owner, reason).await?;
+    if !convo::set_owner(&client, &tenant.user_id, &view.conversation_id, owner, reason).await? {
+        return Err(not_found());
+    }
     tracing::info!(conversation.id = %view.conversation_id, owner = %owner, "conversation owner changed");
     let view = conversation_views::get(&client, &tenant.user_id, &view.conversation_id)
         .await?
@@ -396,19 +404,27 @@ pub async fn send_message(
     }
     convo::set_owner(
         &client,
+        &tenant.user_id,
         &view.conversation_id,
         ConversationOwner::Human,
         Some("a person replied"),
     )
     .await?;
     let tx = client.transaction().await?;
-    let message_id =
-        convo::insert_agent_message(&tx, &view.conversation_id, text, MessageAuthor::Human, None)
-            .await?;
+    let message_id = convo::insert_agent_message(
+        &tx,
+        &tenant.user_id,
+        &view.conversation_id,
+        text,
+        MessageAuthor::Human,
+        None,
+    )
+    .await?
+    .ok_or_else(not_found)?;
     tx.commit().await?;
 
-    send_stored(&state, &mut client, &tenant, &view, message_id.as_str()).await?;
-    let message = conversation_views::message(&client, message_id.as_str())
+    send_stored(&state, &mut client, &tenant, &view, &message_id).await?;
+    let message = conversation_views::message(&client, &message_id)
         .await?
         .ok_or_else(not_found)?;
     Ok((StatusCode::CREATED, axum::Json(message.into())))
@@ -439,9 +455,11 @@ pub async fn resend_message(
 ) -> Result<axum::Json<MessageResponse>, ApiError> {
     let mut client = state.api.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;
+    let no_message = || ApiError::NotFound("no such message in this conversation".to_owned());
+    let message_id = MessageId::parse(&message_id).ok_or_else(no_message)?;
     let message = convo::agent_message_in(&client, &view.conversation_id, &message_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound("no such message in this conversation".to_owned()))?;
+        .ok_or_else(no_message)?;
     if message.status != MessageStatus::Pending {
         return Err(ApiError::Conflict(format!(
             "the message is already {}: only a pending message can be sent again",
@@ -474,11 +492,11 @@ async fn send_stored(
     client: &mut PooledClient,
     tenant: &Tenant,
     view: &ConversationView,
-    message_id: &str,
+    message_id: &MessageId,
 ) -> Result<(), ApiError> {
     let destination = Destination {
         platform: view.platform,
-        user_id: tenant.user_id.as_str(),
+        user_id: &tenant.user_id,
         channel_key: &view.meta_phone_number_id,
         sealed_access_token: view.sealed_access_token.as_deref(),
         instagram_api: view.instagram_api,

@@ -29,10 +29,11 @@ use serde::Deserialize;
 use shared::{
     api::{ApiError, ClientIp, Problem, layers, openapi::responses::ServerErrors},
     db::{self, DbError, Pool, inbound::Recorded},
+    domain::{InboundMessage, StatusUpdate},
     jobs::{ReplyJob, ReplyQueue},
     meta::{
         signature,
-        webhook::{self, Event, InboundMessage, StatusUpdate},
+        webhook::{self, Event},
     },
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -368,7 +369,7 @@ async fn handle_inbound(state: &WebhookState, message: &InboundMessage) -> Resul
         &message.customer_id,
     );
     state.queue.publish(&job).await?;
-    db::inbound::mark_enqueued(&client, &message.platform_message_id).await?;
+    db::inbound::mark_enqueued(&client, &channel, &message.platform_message_id).await?;
     tracing::info!(
         tenant.id = %channel.user_id,
         channel.id = %channel.phone_number_id,

@@ -25,9 +25,8 @@ use shared::{
         rate_limits::{self, Exceeded, Limit},
         webchat::VisitorSession,
     },
-    domain::{LimitScope, Platform, VisitorId, VisitorToken},
+    domain::{InboundMessage, LimitScope, MessageSender, Platform, VisitorId, VisitorToken},
     jobs::ReplyJob,
-    meta::webhook::InboundMessage,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -398,7 +397,7 @@ pub async fn post_message(
             .publish(&job)
             .await
             .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
-        db::inbound::mark_enqueued(&client, &message.platform_message_id).await?;
+        db::inbound::mark_enqueued(&client, channel, &message.platform_message_id).await?;
     }
     tracing::info!(channel.id = %channel.phone_number_id, visitor.id = %session.visitor_id, "webchat message enqueued");
     Ok((
@@ -459,7 +458,7 @@ pub async fn poll_messages(
     }
     let conversation = conversation_views::active_conversation_id(
         &client,
-        session.widget.route.phone_number_id.as_str(),
+        &session.widget.route.phone_number_id,
         session.visitor_id.as_str(),
     )
     .await?;
@@ -471,10 +470,9 @@ pub async fn poll_messages(
         .into_iter()
         .map(|m| WidgetMessage {
             sequence_no: m.sequence_no,
-            sender: if m.sender == "user" {
-                WidgetSender::Visitor
-            } else {
-                WidgetSender::Agent
+            sender: match m.sender {
+                MessageSender::User => WidgetSender::Visitor,
+                MessageSender::Agent => WidgetSender::Agent,
             },
             text: m.text,
             timestamp: m.timestamp,

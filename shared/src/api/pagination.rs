@@ -84,11 +84,6 @@ impl Cursors {
 
     /// The key a cursor of this list carries; 400 naming `cursor` otherwise.
     pub fn decode(&self, cursor: &str) -> Result<String, ApiError> {
-        let refused = |message: &str| ApiError::BadRequest {
-            detail: format!("cursor {message}"),
-            errors: vec![FieldError::new("cursor", message)],
-        };
-        let not_ours = || refused("is not a cursor this API issued (pass `next_cursor` as is)");
         if cursor.len() > MAX_CURSOR_LEN {
             return Err(not_ours());
         }
@@ -126,6 +121,19 @@ impl Cursors {
     }
 }
 
+/// A cursor refused: 400 naming `cursor`.
+fn refused(message: &str) -> ApiError {
+    ApiError::BadRequest {
+        detail: format!("cursor {message}"),
+        errors: vec![FieldError::new("cursor", message)],
+    }
+}
+
+/// A cursor this API did not issue (or not in this form).
+fn not_ours() -> ApiError {
+    refused("is not a cursor this API issued (pass `next_cursor` as is)")
+}
+
 /// `?limit=` and `?cursor=` as received.
 #[derive(Debug, Clone, Copy)]
 pub struct PageParams<'a> {
@@ -140,6 +148,17 @@ impl PageParams<'_> {
     /// to learn whether there is a next page) and the limit itself. A limit out of range is
     /// a 422; a cursor of another list, or tampered with, a 400.
     pub fn into_request(self, cursors: &Cursors) -> Result<(PageRequest, u32), ApiError> {
+        self.into_keyed_request(cursors, |key| Some(key.to_owned()))
+    }
+
+    /// Like [`Self::into_request`] for a list whose key is more than an id (the conversation
+    /// list's `(last activity, id)`): `parse` reads the cursor's key, and a key it refuses is
+    /// a 400 naming `cursor` like any other cursor this API did not issue for this list.
+    pub fn into_keyed_request<K>(
+        self,
+        cursors: &Cursors,
+        parse: impl FnOnce(&str) -> Option<K>,
+    ) -> Result<(PageRequest<K>, u32), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid(
@@ -147,7 +166,13 @@ impl PageParams<'_> {
                 format!("must be between 1 and {MAX_LIMIT}"),
             ));
         }
-        let before = self.cursor.map(|c| cursors.decode(c)).transpose()?;
+        let before = match self.cursor {
+            Some(cursor) => {
+                let key = cursors.decode(cursor)?;
+                Some(parse(&key).ok_or_else(not_ours)?)
+            }
+            None => None,
+        };
         Ok((
             PageRequest {
                 before,
@@ -268,6 +293,27 @@ mod tests {
                 "cursor {cursor:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_signed_cursor_whose_key_the_list_cannot_read_is_a_400_naming_cursor() {
+        let cursors = Cursors::new(&key(), "conversations");
+        let parse = |key: &str| key.parse::<i64>().ok();
+        let error = PageParams {
+            limit: None,
+            cursor: Some(&cursors.encode("not a number")),
+        }
+        .into_keyed_request(&cursors, parse)
+        .expect_err("refused");
+        assert_eq!(error.status().as_u16(), 400);
+        assert_eq!(error.problem().errors[0].field, "cursor");
+        let (request, _) = PageParams {
+            limit: None,
+            cursor: Some(&cursors.encode("42")),
+        }
+        .into_keyed_request(&cursors, parse)
+        .expect("a key it reads");
+        assert_eq!(request.before, Some(42));
     }
 
     #[test]

@@ -144,18 +144,20 @@ pub async fn link(
     };
     let archived = tx
         .execute(
-            "UPDATE conversations SET is_active = false WHERE agent_id = $1 AND is_active",
-            &[&old_agent.as_str()],
+            "UPDATE conversations c SET is_active = false FROM agents a
+             WHERE c.agent_id = $1 AND c.is_active AND a.agent_id = c.agent_id AND a.user_id = $2",
+            &[&old_agent.as_str(), &user.as_str()],
         )
         .await?;
     tx.execute(
-        "UPDATE conversations SET agent_id = $2 WHERE agent_id = $1",
-        &[&old_agent.as_str(), &agent.agent_id.as_str()],
+        "UPDATE conversations c SET agent_id = $2 FROM agents a
+         WHERE c.agent_id = $1 AND a.agent_id = c.agent_id AND a.user_id = $3",
+        &[&old_agent.as_str(), &agent.agent_id.as_str(), &user.as_str()],
     )
     .await?;
     tx.execute(
-        "DELETE FROM agents WHERE agent_id = $1",
-        &[&old_agent.as_str()],
+        "DELETE FROM agents WHERE agent_id = $1 AND user_id = $2",
+        &[&old_agent.as_str(), &user.as_str()],
     )
     .await?;
     let archive_id = ArchiveId::generate();
@@ -280,8 +282,11 @@ pub async fn delete(
     if conversations > 0 {
         return Ok(DeleteOutcome::HasConversations(conversations));
     }
-    tx.execute("DELETE FROM agents WHERE agent_id = $1", &[&id.as_str()])
-        .await?;
+    tx.execute(
+        "DELETE FROM agents WHERE agent_id = $1 AND user_id = $2",
+        &[&id.as_str(), &user.as_str()],
+    )
+    .await?;
     Ok(DeleteOutcome::Deleted)
 }
 

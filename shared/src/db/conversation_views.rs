@@ -4,8 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use super::{DbError, GenericClient, enum_column, optional_enum_column};
-use crate::domain::{ConversationId, ConversationOwner, InstagramApi, Platform, UserId};
+use super::{DbError, GenericClient, PageRequest, enum_column, optional_enum_column};
+use crate::domain::{
+    AgentId, ConversationId, ConversationOwner, DeliveryStatus, InstagramApi, MessageAuthor,
+    MessageId, MessageSender, MessageStatus, PhoneNumberId, Platform, ReplyBlockedReason, UserId,
+};
 
 /// WhatsApp's customer-service window: free-form messages are allowed for 24 hours after
 /// the customer's last message.
@@ -15,8 +18,8 @@ pub const SERVICE_WINDOW: Duration = Duration::hours(24);
 #[derive(Debug, Clone)]
 pub struct ConversationView {
     pub conversation_id: ConversationId,
-    pub agent_id: String,
-    pub phone_number_id: String,
+    pub agent_id: AgentId,
+    pub phone_number_id: PhoneNumberId,
     pub platform: Platform,
     pub customer_phone: String,
     pub customer_name: Option<String>,
@@ -24,7 +27,7 @@ pub struct ConversationView {
     pub owner: ConversationOwner,
     pub owner_changed_at: Option<DateTime<Utc>>,
     pub handoff_reason: Option<String>,
-    pub reply_blocked_reason: Option<String>,
+    pub reply_blocked_reason: Option<ReplyBlockedReason>,
     pub created_at: DateTime<Utc>,
     pub last_message_at: DateTime<Utc>,
     pub last_customer_message_at: Option<DateTime<Utc>>,
@@ -55,7 +58,38 @@ impl ConversationView {
 
     /// The key of this row in a list cursor.
     pub fn cursor_key(&self) -> String {
-        format!(
+        ConversationKey {
+            last_message_at: self.last_message_at,
+            conversation_id: self.conversation_id.clone(),
+        }
+        .to_string()
+    }
+}
+
+/// Where a page of the conversation list starts: the list is ordered by last activity, then
+/// id, newest first. In a cursor it reads `<last_message_at in RFC 3339, µs>|<conversation_id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationKey {
+    pub last_message_at: DateTime<Utc>,
+    pub conversation_id: ConversationId,
+}
+
+impl ConversationKey {
+    /// Reads the key of a cursor; `None` when it is not one (the API answers 400 naming
+    /// `cursor`, instead of silently starting from the first page).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (at, id) = raw.split_once('|')?;
+        Some(Self {
+            last_message_at: DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+            conversation_id: ConversationId::parse(id)?,
+        })
+    }
+}
+
+impl std::fmt::Display for ConversationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "{}|{}",
             self.last_message_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -68,14 +102,14 @@ impl ConversationView {
 #[derive(Debug, Clone)]
 pub struct LastMessage {
     pub text: String,
-    pub sender: String,
+    pub sender: MessageSender,
     pub timestamp: DateTime<Utc>,
 }
 
 /// List filters.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub is_active: Option<bool>,
     pub owner: Option<ConversationOwner>,
     pub customer_phone: Option<String>,
@@ -99,18 +133,10 @@ pub async fn list(
     client: &impl GenericClient,
     user: &UserId,
     filter: &ConversationFilter,
-    before: Option<&str>,
-    fetch: i64,
+    page: &PageRequest<ConversationKey>,
 ) -> Result<Vec<ConversationView>, DbError> {
-    let (before_at, before_id) = match before.and_then(|key| key.split_once('|')) {
-        Some((at, id)) => (
-            DateTime::parse_from_rfc3339(at)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
-            Some(id.to_owned()),
-        ),
-        None => (None, None),
-    };
+    let before_at = page.before.as_ref().map(|key| key.last_message_at);
+    let before_id = page.before.as_ref().map(|key| key.conversation_id.as_str());
     let rows = client
         .query(
             &format!(
@@ -126,13 +152,13 @@ pub async fn list(
             ),
             &[
                 &user.as_str(),
-                &filter.agent_id,
+                &filter.agent_id.as_ref().map(AgentId::as_str),
                 &filter.is_active,
                 &filter.owner.map(ConversationOwner::as_str),
                 &filter.customer_phone,
                 &before_at,
                 &before_id,
-                &fetch,
+                &page.fetch,
             ],
         )
         .await?;
@@ -158,16 +184,16 @@ pub async fn get(
 /// A message with its delivery status.
 #[derive(Debug, Clone)]
 pub struct MessageView {
-    pub message_id: String,
+    pub message_id: MessageId,
     pub sequence_no: i32,
-    pub sender: String,
-    pub author: Option<String>,
+    pub sender: MessageSender,
+    pub author: Option<MessageAuthor>,
     pub text: String,
     pub message_type: String,
     pub metadata: Value,
     pub timestamp: DateTime<Utc>,
-    pub status: String,
-    pub delivery_status: Option<String>,
+    pub status: MessageStatus,
+    pub delivery_status: Option<DeliveryStatus>,
     pub error_code: Option<String>,
 }
 
@@ -190,9 +216,7 @@ pub async fn messages(
     if owned.is_none() {
         return Ok(None);
     }
-    messages_after(client, id.as_str(), after, fetch)
-        .await
-        .map(Some)
+    messages_after(client, id, after, fetch).await.map(Some)
 }
 
 const MESSAGE_SELECT: &str =
@@ -204,30 +228,32 @@ const MESSAGE_SELECT: &str =
 /// the channel is the scope).
 pub async fn active_conversation_id(
     client: &impl GenericClient,
-    phone_number_id: &str,
+    phone_number_id: &PhoneNumberId,
     customer_phone: &str,
-) -> Result<Option<String>, DbError> {
+) -> Result<Option<ConversationId>, DbError> {
     let row = client
         .query_opt(
             "SELECT c.conversation_id FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
              WHERE a.phone_number_id = $1 AND c.customer_phone = $2 AND c.is_active",
-            &[&phone_number_id, &customer_phone],
+            &[&phone_number_id.as_str(), &customer_phone],
         )
         .await?;
-    Ok(row.map(|row| row.try_get(0)).transpose()?)
+    Ok(row
+        .map(|row| row.try_get(0).map(ConversationId::from_trusted))
+        .transpose()?)
 }
 
 /// Messages of a conversation after a sequence number (no tenant check: callers scope).
 pub async fn messages_after(
     client: &impl GenericClient,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     after: i32,
     fetch: i64,
 ) -> Result<Vec<MessageView>, DbError> {
     let rows = client
         .query(
             &format!("{MESSAGE_SELECT} WHERE m.conversation_id = $1 AND m.sequence_no > $2 ORDER BY m.sequence_no LIMIT $3"),
-            &[&conversation_id, &after, &fetch],
+            &[&conversation_id.as_str(), &after, &fetch],
         )
         .await?;
     rows.iter().map(message_from_row).collect()
@@ -236,12 +262,12 @@ pub async fn messages_after(
 /// One message by id (no tenant check: callers scope).
 pub async fn message(
     client: &impl GenericClient,
-    message_id: &str,
+    message_id: &MessageId,
 ) -> Result<Option<MessageView>, DbError> {
     client
         .query_opt(
             &format!("{MESSAGE_SELECT} WHERE m.message_id = $1"),
-            &[&message_id],
+            &[&message_id.as_str()],
         )
         .await?
         .map(|row| message_from_row(&row))
@@ -250,28 +276,28 @@ pub async fn message(
 
 fn message_from_row(row: &tokio_postgres::Row) -> Result<MessageView, DbError> {
     Ok(MessageView {
-        message_id: row.try_get("message_id")?,
+        message_id: MessageId::from_trusted(row.try_get("message_id")?),
         sequence_no: row.try_get("sequence_no")?,
-        sender: row.try_get("sender")?,
-        author: row.try_get("author")?,
+        sender: enum_column(row, "sender")?,
+        author: optional_enum_column(row, "author")?,
         text: row.try_get("text")?,
         message_type: row.try_get("message_type")?,
         metadata: row.try_get("metadata")?,
         timestamp: row.try_get("timestamp")?,
-        status: row.try_get("status")?,
-        delivery_status: row.try_get("delivery_status")?,
+        status: enum_column(row, "status")?,
+        delivery_status: optional_enum_column(row, "delivery_status")?,
         error_code: row.try_get("error_code")?,
     })
 }
 
 fn view_from_row(row: &tokio_postgres::Row) -> Result<ConversationView, DbError> {
     let last_text: Option<String> = row.try_get("last_text")?;
-    let last_sender: Option<String> = row.try_get("last_sender")?;
+    let last_sender: Option<MessageSender> = optional_enum_column(row, "last_sender")?;
     let last_timestamp: Option<DateTime<Utc>> = row.try_get("last_timestamp")?;
     Ok(ConversationView {
         conversation_id: ConversationId::from_trusted(row.try_get("conversation_id")?),
-        agent_id: row.try_get("agent_id")?,
-        phone_number_id: row.try_get("phone_number_id")?,
+        agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
+        phone_number_id: PhoneNumberId::from_trusted(row.try_get("phone_number_id")?),
         platform: enum_column(row, "platform")?,
         customer_phone: row.try_get("customer_phone")?,
         customer_name: row.try_get("customer_name")?,
@@ -279,7 +305,7 @@ fn view_from_row(row: &tokio_postgres::Row) -> Result<ConversationView, DbError>
         owner: enum_column(row, "owner")?,
         owner_changed_at: row.try_get("owner_changed_at")?,
         handoff_reason: row.try_get("handoff_reason")?,
-        reply_blocked_reason: row.try_get("reply_blocked_reason")?,
+        reply_blocked_reason: optional_enum_column(row, "reply_blocked_reason")?,
         created_at: row.try_get("created_at")?,
         last_message_at: row.try_get("last_message_at")?,
         last_customer_message_at: row.try_get("last_customer_message_at")?,

@@ -1,58 +1,20 @@
 //! Conversations and their messages, as the conversation worker moves an inbound message
-//! from the inbox to a reply. Every step is conditional, so a job that runs twice (SQS
-//! delivers at least once) takes effect once.
+//! from the inbox to a reply and a person's reply is stored and sent. Every step is
+//! conditional, so a job that runs twice (SQS delivers at least once) takes effect once.
+//!
+//! Every statement is scoped to the tenant: `conversations` has no `user_id` column, so a
+//! conversation is the tenant's when its agent is (`agents.user_id`), and a message when its
+//! conversation is. Another tenant's id changes nothing and reads as missing.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
-    ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
-    MessageId, MessageStatus, Platform, ReplyBlockedReason, SendFailure, contains_nul, replace_nul,
+    AgentId, ConversationId, ConversationOwner, InboundOutcome, InstagramApi, MessageAuthor,
+    MessageId, MessageStatus, PhoneNumberId, Platform, PromptId, ReplyBlockedReason, SendFailure,
+    UserId, contains_nul, customer_key, replace_nul,
 };
-
-/// An inbox row, as the worker reads it.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    pub platform_message_id: String,
-    pub user_id: String,
-    pub phone_number_id: String,
-    pub customer_id: String,
-    pub customer_name: Option<String>,
-    pub text: String,
-    pub state: InboundState,
-    pub credit_taken: bool,
-    pub reply_message_id: Option<String>,
-}
-
-/// Reads an inbox row.
-pub async fn inbound(
-    client: &impl GenericClient,
-    platform_message_id: &str,
-) -> Result<Option<Inbound>, DbError> {
-    let row = client
-        .query_opt(
-            "SELECT platform_message_id, user_id, phone_number_id, customer_id, customer_name, text, state,
-                    credit_taken_at IS NOT NULL AS credit_taken, reply_message_id
-             FROM inbound_messages WHERE platform_message_id = $1",
-            &[&platform_message_id],
-        )
-        .await?;
-    row.map(|row| {
-        Ok(Inbound {
-            platform_message_id: row.try_get("platform_message_id")?,
-            user_id: row.try_get("user_id")?,
-            phone_number_id: row.try_get("phone_number_id")?,
-            customer_id: row.try_get("customer_id")?,
-            customer_name: row.try_get("customer_name")?,
-            text: row.try_get("text")?,
-            state: enum_column(&row, "state")?,
-            credit_taken: row.try_get("credit_taken")?,
-            reply_message_id: row.try_get("reply_message_id")?,
-        })
-    })
-    .transpose()
-}
 
 /// A channel with what the worker needs to answer on it.
 #[derive(Debug, Clone)]
@@ -61,21 +23,22 @@ pub struct ReplyChannel {
     pub meta_phone_number_id: String,
     pub sealed_access_token: Option<String>,
     pub instagram_api: Option<InstagramApi>,
-    /// The linked agent: `(agent_id, prompt_id)`.
-    pub agent: Option<(String, String)>,
+    /// The linked agent and its stored prompt.
+    pub agent: Option<(AgentId, PromptId)>,
 }
 
-/// The channel of an inbox row, with its agent.
+/// One of the tenant's channels, with its agent (the channel of an inbox row).
 pub async fn reply_channel(
     client: &impl GenericClient,
-    phone_number_id: &str,
+    user: &UserId,
+    phone_number_id: &PhoneNumberId,
 ) -> Result<Option<ReplyChannel>, DbError> {
     let row = client
         .query_opt(
             "SELECT p.platform, p.meta_phone_number_id, p.access_token, p.instagram_api, a.agent_id, a.prompt_id
              FROM phone_numbers p LEFT JOIN agents a ON a.phone_number_id = p.id
-             WHERE p.id = $1",
-            &[&phone_number_id],
+             WHERE p.id = $1 AND p.user_id = $2",
+            &[&phone_number_id.as_str(), &user.as_str()],
         )
         .await?;
     row.map(|row| {
@@ -86,19 +49,12 @@ pub async fn reply_channel(
             meta_phone_number_id: row.try_get("meta_phone_number_id")?,
             sealed_access_token: row.try_get("access_token")?,
             instagram_api: optional_enum_column(&row, "instagram_api")?,
-            agent: agent_id.zip(prompt_id),
+            agent: agent_id
+                .map(AgentId::from_trusted)
+                .zip(prompt_id.map(PromptId::from_trusted)),
         })
     })
     .transpose()
-}
-
-/// How a customer is keyed in `conversations.customer_phone` and `contacts.phone`: E.164 for
-/// WhatsApp (`wa_id` has no `+`), the platform's id elsewhere.
-pub fn customer_key(platform: Platform, customer_id: &str) -> String {
-    match platform {
-        Platform::WhatsApp if !customer_id.starts_with('+') => format!("+{customer_id}"),
-        _ => customer_id.to_owned(),
-    }
 }
 
 /// The conversation a reply belongs to.
@@ -120,7 +76,18 @@ pub struct StoredInbound {
     pub failed: Vec<String>,
 }
 
-/// Finds or creates the customer's active conversation with `agent_id`, locks it, and moves
+/// Who a customer's messages are stored for: the tenant's agent on one of its channels.
+#[derive(Debug, Clone, Copy)]
+pub struct Customer<'a> {
+    pub user: &'a UserId,
+    pub agent_id: &'a AgentId,
+    pub phone_number_id: &'a PhoneNumberId,
+    pub platform: Platform,
+    /// As the provider names the customer (`wa_id`, Instagram-scoped id, visitor id).
+    pub customer_id: &'a str,
+}
+
+/// Finds or creates the customer's active conversation with the agent, locks it, and moves
 /// every not-yet-stored inbox row of this customer on this channel into it as messages, in
 /// the order of the provider's timestamps, with gap-free sequence numbers.
 ///
@@ -128,44 +95,48 @@ pub struct StoredInbound {
 /// value too long, a duplicate provider id, text it cannot hold) is rolled back alone and
 /// finished as `store_failed` with the database's reason, and the others are stored, so one
 /// bad message never blocks the customer's later ones. Any other error (the connection, a
-/// serialization failure) fails the whole call, to be retried.
+/// serialization failure) fails the whole call, to be retried. An agent that is not the
+/// tenant's is refused as a foreign-key violation, writing nothing.
 pub async fn store_inbound(
     tx: &Transaction<'_>,
-    agent_id: &str,
-    phone_number_id: &str,
-    platform: Platform,
-    customer_id: &str,
+    who: Customer<'_>,
 ) -> Result<StoredInbound, DbError> {
-    let customer = customer_key(platform, customer_id);
+    let customer = customer_key(who.platform, who.customer_id);
+    let (user, agent_id) = (who.user.as_str(), who.agent_id.as_str());
     let new_id = ConversationId::generate();
     tx.execute(
         "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
-         VALUES ($1, $2, $3)
+         SELECT $1, agent_id, $3 FROM agents WHERE agent_id = $2 AND user_id = $4
          ON CONFLICT (agent_id, customer_phone) WHERE is_active DO NOTHING",
-        &[&new_id.as_str(), &agent_id, &customer],
+        &[&new_id.as_str(), &agent_id, &customer, &user],
     )
     .await?;
-    let conversation = tx
-        .query_one(
-            "SELECT conversation_id, owner, openai_conversation_id, customer_name, last_customer_message_at,
+    let Some(conversation) = tx
+        .query_opt(
+            "SELECT c.conversation_id, c.owner, c.openai_conversation_id, c.customer_name, c.last_customer_message_at,
                     (SELECT COALESCE(max(sequence_no), 0) FROM messages m WHERE m.conversation_id = c.conversation_id) AS last_sequence
-             FROM conversations c
-             WHERE agent_id = $1 AND customer_phone = $2 AND is_active
-             FOR UPDATE",
-            &[&agent_id, &customer],
+             FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
+             WHERE c.agent_id = $1 AND c.customer_phone = $2 AND c.is_active AND a.user_id = $3
+             FOR UPDATE OF c",
+            &[&agent_id, &customer, &user],
         )
-        .await?;
-    let conversation_id: String = conversation.try_get("conversation_id")?;
+        .await?
+    else {
+        return Err(DbError::ForeignKeyViolation {
+            constraint: "conversations_agent_id_fkey (agent of another tenant)".to_owned(),
+        });
+    };
+    let conversation_id = ConversationId::from_trusted(conversation.try_get("conversation_id")?);
     let mut sequence: i32 = conversation.try_get("last_sequence")?;
     let pending = tx
         .query(
             "SELECT platform_message_id, message_type, text, metadata, sent_at, customer_name
              FROM inbound_messages
-             WHERE phone_number_id = $1 AND customer_id = $2 AND message_id IS NULL
+             WHERE phone_number_id = $1 AND customer_id = $2 AND user_id = $3 AND message_id IS NULL
                AND outcome IS DISTINCT FROM 'store_failed'
              ORDER BY sent_at, received_at, platform_message_id
              FOR UPDATE",
-            &[&phone_number_id, &customer_id],
+            &[&who.phone_number_id.as_str(), &who.customer_id, &user],
         )
         .await?;
     let mut latest: Option<DateTime<Utc>> = None;
@@ -175,7 +146,7 @@ pub async fn store_inbound(
     for row in &pending {
         let platform_message_id: String = row.try_get("platform_message_id")?;
         tx.batch_execute("SAVEPOINT store_inbound_row").await?;
-        match store_row(tx, &conversation_id, sequence + 1, row).await {
+        match store_row(tx, who.user, &conversation_id, sequence + 1, row).await {
             Ok(sent_at) => {
                 tx.batch_execute("RELEASE SAVEPOINT store_inbound_row")
                     .await?;
@@ -189,8 +160,9 @@ pub async fn store_inbound(
                     .await?;
                 let reason = format!("could not be stored: {}", error.reason());
                 tracing::warn!(inbound.id = %platform_message_id, reason = %reason, "inbound message finished as store_failed");
-                finish_failed(
+                super::inbound::finish_failed(
                     tx,
+                    who.user,
                     &platform_message_id,
                     InboundOutcome::StoreFailed,
                     &reason,
@@ -203,13 +175,14 @@ pub async fn store_inbound(
     }
     let row = tx
         .query_one(
-            "UPDATE conversations SET
-                 last_message_at = GREATEST(last_message_at, COALESCE($2, last_message_at)),
-                 last_customer_message_at = GREATEST(last_customer_message_at, $2),
-                 customer_name = COALESCE(customer_name, $3)
-             WHERE conversation_id = $1
-             RETURNING customer_name, last_customer_message_at",
-            &[&conversation_id, &latest, &name],
+            "UPDATE conversations c SET
+                 last_message_at = GREATEST(c.last_message_at, COALESCE($2, c.last_message_at)),
+                 last_customer_message_at = GREATEST(c.last_customer_message_at, $2),
+                 customer_name = COALESCE(c.customer_name, $3)
+             FROM agents a
+             WHERE c.conversation_id = $1 AND a.agent_id = c.agent_id AND a.user_id = $4
+             RETURNING c.customer_name, c.last_customer_message_at",
+            &[&conversation_id.as_str(), &latest, &name, &user],
         )
         .await?;
     if stored > 0 {
@@ -223,7 +196,7 @@ pub async fn store_inbound(
     }
     Ok(StoredInbound {
         conversation: ActiveConversation {
-            conversation_id: ConversationId::from_trusted(conversation_id),
+            conversation_id,
             owner: enum_column(&conversation, "owner")?,
             openai_conversation_id: conversation.try_get("openai_conversation_id")?,
             customer_name: row.try_get("customer_name")?,
@@ -237,7 +210,8 @@ pub async fn store_inbound(
 /// the provider's timestamp.
 async fn store_row(
     tx: &Transaction<'_>,
-    conversation_id: &str,
+    user: &UserId,
+    conversation_id: &ConversationId,
     sequence: i32,
     row: &tokio_postgres::Row,
 ) -> Result<DateTime<Utc>, DbError> {
@@ -251,124 +225,44 @@ async fn store_row(
         "INSERT INTO messages (message_id, conversation_id, sender, text, \"timestamp\", status, sequence_no,
                                platform_message_id, message_type, metadata, author)
          VALUES ($1, $2, 'user', $3, $4, 'sent', $5, $6, $7, $8, 'customer')",
-        &[&message_id.as_str(), &conversation_id, &text, &sent_at, &sequence, &platform_message_id, &message_type, &metadata],
+        &[&message_id.as_str(), &conversation_id.as_str(), &text, &sent_at, &sequence, &platform_message_id, &message_type, &metadata],
     )
     .await?;
     tx.execute(
-        "UPDATE inbound_messages SET message_id = $2 WHERE platform_message_id = $1",
-        &[&platform_message_id, &message_id.as_str()],
+        "UPDATE inbound_messages SET message_id = $2 WHERE platform_message_id = $1 AND user_id = $3",
+        &[&platform_message_id, &message_id.as_str(), &user.as_str()],
     )
     .await?;
     Ok(sent_at)
 }
 
-/// Marks an inbox row finished with `outcome` (idempotent).
-pub async fn finish(
-    client: &impl GenericClient,
-    platform_message_id: &str,
-    outcome: InboundOutcome,
-) -> Result<(), DbError> {
-    client
-        .execute(
-            "UPDATE inbound_messages SET state = 'done', outcome = $2, attempts = attempts + 1
-             WHERE platform_message_id = $1 AND state <> 'done'",
-            &[&platform_message_id, &outcome.as_str()],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Marks an inbox row finished for good with a failure `outcome` and its reason
-/// (idempotent), so it is never retried and never blocks the customer's later messages.
-pub async fn finish_failed(
-    client: &impl GenericClient,
-    platform_message_id: &str,
-    outcome: InboundOutcome,
-    reason: &str,
-) -> Result<(), DbError> {
-    client
-        .execute(
-            "UPDATE inbound_messages
-                SET state = 'done', outcome = $2, failure_reason = $3, attempts = attempts + 1
-              WHERE platform_message_id = $1 AND state <> 'done'",
-            &[&platform_message_id, &outcome.as_str(), &reason],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Takes one credit for an inbound message's reply, at most once per message and never
-/// below zero: one conditional UPDATE on the balance, in the same transaction as the mark
-/// on the inbox row. `false` when the tenant has no credit left.
-pub async fn take_credit(
-    tx: &Transaction<'_>,
-    user_id: &str,
-    platform_message_id: &str,
-) -> Result<bool, DbError> {
-    let marked = tx
-        .execute(
-            "UPDATE inbound_messages SET credit_taken_at = CURRENT_TIMESTAMP
-             WHERE platform_message_id = $1 AND credit_taken_at IS NULL",
-            &[&platform_message_id],
-        )
-        .await?;
-    if marked == 0 {
-        return Ok(true); // taken by an earlier attempt of this job
-    }
-    let charged = tx
-        .execute(
-            "UPDATE credits SET remaining_credits = remaining_credits - 1, total_used = total_used + 1,
-                 last_updated = CURRENT_TIMESTAMP
-             WHERE user_id = $1 AND remaining_credits > 0",
-            &[&user_id],
-        )
-        .await?;
-    Ok(charged == 1)
-}
-
-/// Gives back the credit an inbound message's reply took, at most once: the mark
-/// (`credit_refunded_at`) and the balance move in the caller's transaction, and only when a
-/// credit was taken and not yet refunded. `true` when this call refunded it.
-pub async fn refund_credit(
-    tx: &Transaction<'_>,
-    user_id: &str,
-    platform_message_id: &str,
-) -> Result<bool, DbError> {
-    let marked = tx
-        .execute(
-            "UPDATE inbound_messages SET credit_refunded_at = CURRENT_TIMESTAMP
-             WHERE platform_message_id = $1 AND credit_taken_at IS NOT NULL
-               AND credit_refunded_at IS NULL",
-            &[&platform_message_id],
-        )
-        .await?;
-    if marked == 0 {
-        return Ok(false);
-    }
-    tx.execute(
-        "UPDATE credits SET remaining_credits = remaining_credits + 1,
-             total_used = GREATEST(total_used - 1, 0), last_updated = CURRENT_TIMESTAMP
-         WHERE user_id = $1",
-        &[&user_id],
-    )
-    .await?;
-    Ok(true)
-}
+/// The `WHERE` of an update of one of the tenant's conversations (`conversations c`, with
+/// `FROM agents a`): `$1` is the conversation, `$2` the tenant.
+const TENANT_CONVERSATION: &str =
+    "c.conversation_id = $1 AND a.agent_id = c.agent_id AND a.user_id = $2";
 
 /// Records why the AI did not answer, for the dashboard (cleared by the next AI reply).
 /// `reply_blocked_at` says since when: a repeated reason keeps its first time.
 pub async fn block_replies(
     client: &impl GenericClient,
+    user: &UserId,
     conversation_id: &ConversationId,
     reason: Option<ReplyBlockedReason>,
 ) -> Result<(), DbError> {
     client
         .execute(
-            "UPDATE conversations SET reply_blocked_reason = $2::varchar,
-                 reply_blocked_at = CASE WHEN $2::varchar IS NULL THEN NULL ELSE CURRENT_TIMESTAMP END
-             -- Every AI reply clears the reason; only write when there is one to clear.
-             WHERE conversation_id = $1 AND reply_blocked_reason IS DISTINCT FROM $2::varchar",
-            &[&conversation_id.as_str(), &reason.map(ReplyBlockedReason::as_str)],
+            &format!(
+                "UPDATE conversations c SET reply_blocked_reason = $3::varchar,
+                     reply_blocked_at = CASE WHEN $3::varchar IS NULL THEN NULL ELSE CURRENT_TIMESTAMP END
+                 FROM agents a
+                 -- Every AI reply clears the reason; only write when there is one to clear.
+                 WHERE {TENANT_CONVERSATION} AND c.reply_blocked_reason IS DISTINCT FROM $3::varchar"
+            ),
+            &[
+                &conversation_id.as_str(),
+                &user.as_str(),
+                &reason.map(ReplyBlockedReason::as_str),
+            ],
         )
         .await?;
     Ok(())
@@ -377,49 +271,71 @@ pub async fn block_replies(
 /// Stores the OpenAI conversation id the first reply created.
 pub async fn set_openai_conversation(
     client: &impl GenericClient,
+    user: &UserId,
     conversation_id: &ConversationId,
     openai_id: &str,
 ) -> Result<(), DbError> {
     client
         .execute(
-            "UPDATE conversations SET openai_conversation_id = $2 WHERE conversation_id = $1 AND openai_conversation_id IS NULL",
-            &[&conversation_id.as_str(), &openai_id],
+            &format!(
+                "UPDATE conversations c SET openai_conversation_id = $3 FROM agents a
+                 WHERE {TENANT_CONVERSATION} AND c.openai_conversation_id IS NULL"
+            ),
+            &[&conversation_id.as_str(), &user.as_str(), &openai_id],
         )
         .await?;
     Ok(())
 }
 
-/// Gives the conversation to a person (or back to the AI).
+/// Gives one of the tenant's conversations to a person (or back to the AI); `false` when
+/// the tenant has no such conversation (nothing changed).
 pub async fn set_owner(
     client: &impl GenericClient,
+    user: &UserId,
     conversation_id: &ConversationId,
     owner: ConversationOwner,
     reason: Option<&str>,
-) -> Result<(), DbError> {
-    client
+) -> Result<bool, DbError> {
+    let updated = client
         .execute(
-            "UPDATE conversations SET owner = $2, owner_changed_at = CURRENT_TIMESTAMP, handoff_reason = $3
-             WHERE conversation_id = $1",
-            &[&conversation_id.as_str(), &owner.as_str(), &reason.map(replace_nul)],
+            &format!(
+                "UPDATE conversations c
+                 SET owner = $3, owner_changed_at = CURRENT_TIMESTAMP, handoff_reason = $4
+                 FROM agents a WHERE {TENANT_CONVERSATION}"
+            ),
+            &[
+                &conversation_id.as_str(),
+                &user.as_str(),
+                &owner.as_str(),
+                &reason.map(replace_nul),
+            ],
         )
         .await?;
-    Ok(())
+    Ok(updated == 1)
 }
 
-/// Stores an agent message as `pending` with the next sequence number, linked to the inbound
-/// message it answers (if any). Returns its id.
+/// Stores an agent message as `pending` with the next sequence number in one of the
+/// tenant's conversations, linked to the inbound message it answers (if any). Returns its
+/// id; `None` when the tenant has no such conversation (nothing is written).
 pub async fn insert_agent_message(
     tx: &Transaction<'_>,
+    user: &UserId,
     conversation_id: &ConversationId,
     text: &str,
     author: MessageAuthor,
     answering: Option<&str>,
-) -> Result<MessageId, DbError> {
-    tx.query_one(
-        "SELECT 1 FROM conversations WHERE conversation_id = $1 FOR UPDATE",
-        &[&conversation_id.as_str()],
-    )
-    .await?;
+) -> Result<Option<MessageId>, DbError> {
+    let owned = tx
+        .query_opt(
+            "SELECT 1 FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
+             WHERE c.conversation_id = $1 AND a.user_id = $2
+             FOR UPDATE OF c",
+            &[&conversation_id.as_str(), &user.as_str()],
+        )
+        .await?;
+    if owned.is_none() {
+        return Ok(None);
+    }
     // The text comes from a model (or a person, through the API, which refuses NUL): what
     // PostgreSQL cannot hold is replaced rather than failing the reply for good.
     let text = replace_nul(text);
@@ -431,6 +347,7 @@ pub async fn insert_agent_message(
         &[&message_id.as_str(), &conversation_id.as_str(), &text, &author.as_str()],
     )
     .await?;
+    // The conversation was locked above as the tenant's.
     tx.execute(
         "UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP WHERE conversation_id = $1",
         &[&conversation_id.as_str()],
@@ -438,18 +355,18 @@ pub async fn insert_agent_message(
     .await?;
     if let Some(platform_message_id) = answering {
         tx.execute(
-            "UPDATE inbound_messages SET reply_message_id = $2 WHERE platform_message_id = $1",
-            &[&platform_message_id, &message_id.as_str()],
+            "UPDATE inbound_messages SET reply_message_id = $2 WHERE platform_message_id = $1 AND user_id = $3",
+            &[&platform_message_id, &message_id.as_str(), &user.as_str()],
         )
         .await?;
     }
-    Ok(message_id)
+    Ok(Some(message_id))
 }
 
 /// An agent message waiting to be sent.
 #[derive(Debug, Clone)]
 pub struct OutgoingMessage {
-    pub message_id: String,
+    pub message_id: MessageId,
     pub text: String,
     pub status: MessageStatus,
 }
@@ -457,51 +374,63 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     fn from_row(row: &tokio_postgres::Row) -> Result<Self, DbError> {
         Ok(Self {
-            message_id: row.try_get("message_id")?,
+            message_id: MessageId::from_trusted(row.try_get("message_id")?),
             text: row.try_get("text")?,
             status: enum_column(row, "status")?,
         })
     }
 }
 
-/// Reads an agent message.
-pub async fn outgoing(
-    client: &impl GenericClient,
-    message_id: &str,
-) -> Result<Option<OutgoingMessage>, DbError> {
-    let row = client
-        .query_opt(
-            "SELECT message_id, text, status FROM messages WHERE message_id = $1",
-            &[&message_id],
-        )
-        .await?;
-    row.as_ref().map(OutgoingMessage::from_row).transpose()
-}
+/// The `FROM` and `WHERE` of a statement on one of the tenant's messages (`messages m`):
+/// `$1` is the message, `$2` the tenant.
+const TENANT_MESSAGE: &str = "conversations c, agents a
+     WHERE m.message_id = $1 AND c.conversation_id = m.conversation_id
+       AND a.agent_id = c.agent_id AND a.user_id = $2";
 
 /// An agent message of `conversation_id` (`None` for another conversation's message, a
-/// customer's message or no message at all).
+/// customer's message or no message at all). The caller has read the conversation as the
+/// tenant's.
 pub async fn agent_message_in(
     client: &impl GenericClient,
     conversation_id: &ConversationId,
-    message_id: &str,
+    message_id: &MessageId,
 ) -> Result<Option<OutgoingMessage>, DbError> {
     let row = client
         .query_opt(
             "SELECT message_id, text, status FROM messages
              WHERE message_id = $1 AND conversation_id = $2 AND sender = 'agent'",
-            &[&message_id, &conversation_id.as_str()],
+            &[&message_id.as_str(), &conversation_id.as_str()],
         )
         .await?;
     row.as_ref().map(OutgoingMessage::from_row).transpose()
 }
 
-/// Records that Meta accepted a message: `sent`, its platform id, a delivery-status row
-/// (`pending` until status webhooks arrive), and the contact's counters.
+/// Locks one of the tenant's messages for sending (in the caller's transaction) and reads
+/// it: a second sender of the same message waits here, then finds it no longer `pending`.
+pub async fn lock_outgoing(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    message_id: &MessageId,
+) -> Result<Option<OutgoingMessage>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT m.message_id, m.text, m.status FROM messages m, {TENANT_MESSAGE}
+                 FOR UPDATE OF m"
+            ),
+            &[&message_id.as_str(), &user.as_str()],
+        )
+        .await?;
+    row.as_ref().map(OutgoingMessage::from_row).transpose()
+}
+
+/// Records that Meta accepted one of the tenant's messages: `sent`, its platform id, a
+/// delivery-status row (`pending` until status webhooks arrive), and the contact's counters.
 pub async fn mark_sent(
     tx: &Transaction<'_>,
-    message_id: &str,
+    user: &UserId,
+    message_id: &MessageId,
     platform_message_id: &str,
-    user_id: &str,
     customer: &str,
 ) -> Result<(), DbError> {
     // The send has happened: an id we cannot store must not fail the recording (the job
@@ -509,9 +438,12 @@ pub async fn mark_sent(
     let platform_message_id = storable_platform_id(platform_message_id);
     let updated = tx
         .execute(
-            "UPDATE messages SET status = 'sent', platform_message_id = $2, error_code = NULL, send_failure = NULL
-             WHERE message_id = $1 AND status = 'pending'",
-            &[&message_id, &platform_message_id],
+            &format!(
+                "UPDATE messages m SET status = 'sent', platform_message_id = $3, error_code = NULL,
+                     send_failure = NULL
+                 FROM {TENANT_MESSAGE} AND m.status = 'pending'"
+            ),
+            &[&message_id.as_str(), &user.as_str(), &platform_message_id],
         )
         .await?;
     if updated == 0 {
@@ -522,13 +454,13 @@ pub async fn mark_sent(
          ON CONFLICT (message_id) DO UPDATE
              SET platform_message_id = EXCLUDED.platform_message_id, error_message = NULL,
                  updated_at = CURRENT_TIMESTAMP",
-        &[&message_id, &platform_message_id],
+        &[&message_id.as_str(), &platform_message_id],
     )
     .await?;
     tx.execute(
         "UPDATE contacts SET total_messages_sent = total_messages_sent + 1, last_contacted_at = CURRENT_TIMESTAMP
          WHERE user_id = $1 AND phone = $2",
-        &[&user_id, &customer],
+        &[&user.as_str(), &customer],
     )
     .await?;
     Ok(())
@@ -547,13 +479,15 @@ fn storable_platform_id(id: &str) -> Option<&str> {
     storable.then_some(id)
 }
 
-/// Records a failed send with Meta's code and its class. `permanent`: the message becomes
-/// `failed`, and so does its delivery-status row, with the reason. `retryable`: the message
-/// stays `pending` (a later attempt sends it or fails it for good) and its delivery-status
-/// row, still `pending`, says why. Only a message still `pending` is touched.
+/// Records a failed send of one of the tenant's messages with Meta's code and its class.
+/// `permanent`: the message becomes `failed`, and so does its delivery-status row, with the
+/// reason. `retryable`: the message stays `pending` (a later attempt sends it or fails it for
+/// good) and its delivery-status row, still `pending`, says why. Only a message still
+/// `pending` is touched.
 pub async fn mark_send_failure(
     client: &impl GenericClient,
-    message_id: &str,
+    user: &UserId,
+    message_id: &MessageId,
     class: SendFailure,
     code: Option<String>,
     error: &str,
@@ -564,9 +498,17 @@ pub async fn mark_send_failure(
     };
     let updated = client
         .execute(
-            "UPDATE messages SET status = $2, error_code = $3, send_failure = $4
-             WHERE message_id = $1 AND status = 'pending'",
-            &[&message_id, &status.as_str(), &code, &class.as_str()],
+            &format!(
+                "UPDATE messages m SET status = $3, error_code = $4, send_failure = $5
+                 FROM {TENANT_MESSAGE} AND m.status = 'pending'"
+            ),
+            &[
+                &message_id.as_str(),
+                &user.as_str(),
+                &status.as_str(),
+                &code,
+                &class.as_str(),
+            ],
         )
         .await?;
     if updated == 0 {
@@ -577,25 +519,10 @@ pub async fn mark_send_failure(
             "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, $2, $3)
              ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status,
                  error_message = EXCLUDED.error_message, updated_at = CURRENT_TIMESTAMP",
-            &[&message_id, &status.as_str(), &replace_nul(error)],
+            &[&message_id.as_str(), &status.as_str(), &replace_nul(error)],
         )
         .await?;
     Ok(())
-}
-
-/// Locks an agent message for sending (in the caller's transaction) and reads it: a second
-/// sender of the same message waits here, then finds it no longer `pending`.
-pub async fn lock_outgoing(
-    tx: &Transaction<'_>,
-    message_id: &str,
-) -> Result<Option<OutgoingMessage>, DbError> {
-    let row = tx
-        .query_opt(
-            "SELECT message_id, text, status FROM messages WHERE message_id = $1 FOR UPDATE",
-            &[&message_id],
-        )
-        .await?;
-    row.as_ref().map(OutgoingMessage::from_row).transpose()
 }
 
 /// Opts a customer out of (or back into) messages, creating the contact when needed.

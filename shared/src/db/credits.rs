@@ -1,16 +1,79 @@
-//! Credit grants: every top-up is recorded in `credit_grants` and added to the balance in one
-//! transaction. A grant may carry an idempotency key, so an operator's retry is applied once.
+//! `credits` and `credit_grants`: the tenant's balance, what moves it and every top-up.
+//!
+//! - A grant is recorded in `credit_grants` and added to the balance in one transaction. It
+//!   may carry an idempotency key, so an operator's retry is applied once.
+//! - An AI reply takes one credit ([`take_credit`]) and a reply OpenAI refused for good gives
+//!   it back ([`refund_credit`]), each at most once per inbound message: the mark on the inbox
+//!   row and the balance move in the caller's transaction.
 
 use chrono::{DateTime, Utc};
 
-use super::{DbError, Transaction};
-use crate::domain::UserId;
+use super::{DbError, Transaction, user_column};
+use crate::domain::{CreditGrantId, UserId};
+
+/// Takes one credit for an inbound message's reply, at most once per message and never
+/// below zero: one conditional UPDATE on the balance, in the same transaction as the mark
+/// on the tenant's inbox row. `false` when the tenant has no credit left.
+pub async fn take_credit(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    platform_message_id: &str,
+) -> Result<bool, DbError> {
+    let marked = tx
+        .execute(
+            "UPDATE inbound_messages SET credit_taken_at = CURRENT_TIMESTAMP
+             WHERE platform_message_id = $1 AND user_id = $2 AND credit_taken_at IS NULL",
+            &[&platform_message_id, &user.as_str()],
+        )
+        .await?;
+    if marked == 0 {
+        return Ok(true); // taken by an earlier attempt of this job
+    }
+    let charged = tx
+        .execute(
+            "UPDATE credits SET remaining_credits = remaining_credits - 1, total_used = total_used + 1,
+                 last_updated = CURRENT_TIMESTAMP
+             WHERE user_id = $1 AND remaining_credits > 0",
+            &[&user.as_str()],
+        )
+        .await?;
+    Ok(charged == 1)
+}
+
+/// Gives back the credit an inbound message's reply took, at most once: the mark
+/// (`credit_refunded_at`) and the balance move in the caller's transaction, and only when a
+/// credit was taken and not yet refunded. `true` when this call refunded it.
+pub async fn refund_credit(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    platform_message_id: &str,
+) -> Result<bool, DbError> {
+    let marked = tx
+        .execute(
+            "UPDATE inbound_messages SET credit_refunded_at = CURRENT_TIMESTAMP
+             WHERE platform_message_id = $1 AND user_id = $2 AND credit_taken_at IS NOT NULL
+               AND credit_refunded_at IS NULL",
+            &[&platform_message_id, &user.as_str()],
+        )
+        .await?;
+    if marked == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE credits SET remaining_credits = remaining_credits + 1,
+             total_used = GREATEST(total_used - 1, 0), last_updated = CURRENT_TIMESTAMP
+         WHERE user_id = $1",
+        &[&user.as_str()],
+    )
+    .await?;
+    Ok(true)
+}
 
 /// A recorded grant with the balance after it.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    pub grant_id: String,
-    pub user_id: String,
+    pub grant_id: CreditGrantId,
+    pub user_id: UserId,
     pub amount: i32,
     pub reason: String,
     pub granted_by: String,
@@ -84,7 +147,7 @@ pub async fn grant(tx: &Transaction<'_>, new: NewGrant<'_>) -> Result<GrantOutco
             remaining_credits: remaining,
         });
     };
-    let grant_id = format!("grant_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let grant_id = CreditGrantId::generate();
     let inserted = tx
         .query_opt(
             &format!(
@@ -95,7 +158,7 @@ pub async fn grant(tx: &Transaction<'_>, new: NewGrant<'_>) -> Result<GrantOutco
                  RETURNING {GRANT_COLUMNS}"
             ),
             &[
-                &grant_id,
+                &grant_id.as_str(),
                 &user,
                 &new.amount,
                 &new.reason,
@@ -138,7 +201,7 @@ async fn earlier_grant(
     };
     let balance_after: Option<i32> = row.try_get("balance_after")?;
     let earlier = grant_from_row(&row, balance_after.unwrap_or_default())?;
-    let same = earlier.user_id == new.user.as_str()
+    let same = earlier.user_id == *new.user
         && earlier.amount == new.amount
         && earlier.reason == new.reason;
     Ok(Some(if same {
@@ -150,8 +213,8 @@ async fn earlier_grant(
 
 fn grant_from_row(row: &tokio_postgres::Row, remaining_credits: i32) -> Result<Grant, DbError> {
     Ok(Grant {
-        grant_id: row.try_get("grant_id")?,
-        user_id: row.try_get("user_id")?,
+        grant_id: CreditGrantId::from_trusted(row.try_get("grant_id")?),
+        user_id: user_column(row, "user_id")?,
         amount: row.try_get("amount")?,
         reason: row.try_get("reason")?,
         granted_by: row.try_get("granted_by")?,

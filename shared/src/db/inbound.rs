@@ -1,12 +1,96 @@
 //! The webhook's inbox (`inbound_messages`) and the routing of provider ids to channels.
-//! Routing is the one place a query is not scoped by a tenant from a token: the tenant *is*
-//! the owner of the channel the provider id names.
+//! Routing is one place a query is not scoped by a tenant from a token: the tenant *is* the
+//! owner of the channel the provider id names. Reading an inbox row by the reply job's key
+//! ([`get`]) is the other: the row names its tenant, and every write after it is scoped to
+//! that tenant.
 
-use super::{DbError, GenericClient, enum_column};
-use crate::{
-    domain::{InboundState, PhoneNumberId, Platform, UserId},
-    meta::webhook::InboundMessage,
+use super::{DbError, GenericClient, enum_column, user_column};
+use crate::domain::{
+    InboundMessage, InboundOutcome, InboundState, MessageId, PhoneNumberId, Platform, UserId,
 };
+
+/// An inbox row, as the worker reads it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub platform_message_id: String,
+    pub user_id: UserId,
+    pub phone_number_id: PhoneNumberId,
+    pub customer_id: String,
+    pub customer_name: Option<String>,
+    pub text: String,
+    pub state: InboundState,
+    pub credit_taken: bool,
+    pub reply_message_id: Option<MessageId>,
+}
+
+/// Reads an inbox row by its provider id (the reply job's key).
+pub async fn get(
+    client: &impl GenericClient,
+    platform_message_id: &str,
+) -> Result<Option<Inbound>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT platform_message_id, user_id, phone_number_id, customer_id, customer_name, text, state,
+                    credit_taken_at IS NOT NULL AS credit_taken, reply_message_id
+             FROM inbound_messages WHERE platform_message_id = $1",
+            &[&platform_message_id],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(Inbound {
+            platform_message_id: row.try_get("platform_message_id")?,
+            user_id: user_column(&row, "user_id")?,
+            phone_number_id: PhoneNumberId::from_trusted(row.try_get("phone_number_id")?),
+            customer_id: row.try_get("customer_id")?,
+            customer_name: row.try_get("customer_name")?,
+            text: row.try_get("text")?,
+            state: enum_column(&row, "state")?,
+            credit_taken: row.try_get("credit_taken")?,
+            reply_message_id: row
+                .try_get::<_, Option<String>>("reply_message_id")?
+                .map(MessageId::from_trusted),
+        })
+    })
+    .transpose()
+}
+
+/// Marks one of the tenant's inbox rows finished with `outcome` (idempotent).
+pub async fn finish(
+    client: &impl GenericClient,
+    user: &UserId,
+    platform_message_id: &str,
+    outcome: InboundOutcome,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE inbound_messages SET state = 'done', outcome = $3, attempts = attempts + 1
+             WHERE platform_message_id = $1 AND user_id = $2 AND state <> 'done'",
+            &[&platform_message_id, &user.as_str(), &outcome.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks one of the tenant's inbox rows finished for good with a failure `outcome` and its
+/// reason (idempotent), so it is never retried and never blocks the customer's later
+/// messages.
+pub async fn finish_failed(
+    client: &impl GenericClient,
+    user: &UserId,
+    platform_message_id: &str,
+    outcome: InboundOutcome,
+    reason: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE inbound_messages
+                SET state = 'done', outcome = $3, failure_reason = $4, attempts = attempts + 1
+              WHERE platform_message_id = $1 AND user_id = $2 AND state <> 'done'",
+            &[&platform_message_id, &user.as_str(), &outcome.as_str(), &reason],
+        )
+        .await?;
+    Ok(())
+}
 
 /// A channel found by its provider id, with its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +113,9 @@ pub async fn route(
         )
         .await?;
     row.map(|row| {
-        let user_id: String = row.try_get("user_id")?;
         Ok(ChannelRoute {
             phone_number_id: PhoneNumberId::from_trusted(row.try_get("id")?),
-            user_id: UserId::parse(&user_id).ok_or(DbError::Corrupt {
-                column: "phone_numbers.user_id",
-                detail: "not a valid user id".to_owned(),
-            })?,
+            user_id: user_column(&row, "user_id")?,
             platform,
         })
     })
@@ -99,16 +179,23 @@ pub async fn record(
     })
 }
 
-/// Notes that the reply job was published (unless the worker already finished it).
+/// Notes that the reply job of a message on `channel` was published (unless the worker
+/// already finished it).
 pub async fn mark_enqueued(
     client: &impl GenericClient,
+    channel: &ChannelRoute,
     platform_message_id: &str,
 ) -> Result<(), DbError> {
     client
         .execute(
             "UPDATE inbound_messages SET state = 'enqueued'
-             WHERE platform_message_id = $1 AND state = 'received'",
-            &[&platform_message_id],
+             WHERE platform_message_id = $1 AND user_id = $2 AND phone_number_id = $3
+               AND state = 'received'",
+            &[
+                &platform_message_id,
+                &channel.user_id.as_str(),
+                &channel.phone_number_id.as_str(),
+            ],
         )
         .await?;
     Ok(())

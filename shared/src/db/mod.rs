@@ -1,7 +1,18 @@
-//! PostgreSQL access: the pool, the migration runner and one module per aggregate.
+//! PostgreSQL access: the pool, the migration runner and one module per table or aggregate.
 //!
 //! Every query on tenant-owned data takes the tenant's [`UserId`](crate::domain::UserId) and
-//! filters by it, so a row of another tenant is indistinguishable from a missing one.
+//! filters by it, so a row of another tenant is indistinguishable from a missing one. That
+//! holds for every `UPDATE` and `DELETE` too, also where the caller has just read the row
+//! under the tenant: tables without a `user_id` column are filtered through the row that has
+//! one (a conversation through its agent, a message through its conversation, a template
+//! send through its template, a campaign recipient through its campaign). The exceptions
+//! say so in their documentation: routing a provider's id to its channel (`inbound::route`,
+//! `webchat::widget`, where the tenant *is* the channel's owner), reading an inbox row by the
+//! job's key (`inbound::get`), and the housekeeping deletes of expired rows
+//! (`webchat::prune_sessions`, `rate_limits::prune`).
+//!
+//! Ids are the newtypes of [`crate::domain`] and CHECK-constrained columns are read into
+//! their enums ([`enum_column`]); this module imports nothing from `meta` or `openai`.
 
 pub mod agents;
 pub mod conversation_views;
@@ -55,13 +66,36 @@ where
     .transpose()
 }
 
-/// A keyset page request: rows whose id sorts before `before` (newest first), at most
+/// Reads the tenant column `column` into a [`UserId`](crate::domain::UserId), failing loudly
+/// if it holds something no token could name.
+pub(crate) fn user_column(
+    row: &tokio_postgres::Row,
+    column: &'static str,
+) -> Result<crate::domain::UserId, DbError> {
+    let raw: String = row.try_get(column)?;
+    crate::domain::UserId::parse(&raw).ok_or(DbError::Corrupt {
+        column,
+        detail: "not a valid user id".to_owned(),
+    })
+}
+
+/// A keyset page request: rows whose key sorts before `before` (newest first), at most
 /// `fetch` of them. The API layer asks for one row more than it returns to learn whether a
-/// next page exists.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    /// Only rows with an id lower than this one.
-    pub before: Option<String>,
+/// next page exists. The key is the row's id (a `String`), or a typed key where a list is
+/// ordered by more than its id (`conversation_views::ConversationKey`).
+#[derive(Debug, Clone)]
+pub struct PageRequest<K = String> {
+    /// Only rows with a key lower than this one.
+    pub before: Option<K>,
     /// How many rows to fetch.
     pub fetch: i64,
+}
+
+impl<K> Default for PageRequest<K> {
+    fn default() -> Self {
+        Self {
+            before: None,
+            fetch: 0,
+        }
+    }
 }

@@ -306,8 +306,11 @@ pub async fn delete(
     if usage.is_used() {
         return Ok(DeleteOutcome::InUse(usage));
     }
-    tx.execute("DELETE FROM phone_numbers WHERE id = $1", &[&id.as_str()])
-        .await?;
+    tx.execute(
+        "DELETE FROM phone_numbers WHERE id = $1 AND user_id = $2",
+        &[&id.as_str(), &user.as_str()],
+    )
+    .await?;
     Ok(DeleteOutcome::Deleted)
 }
 

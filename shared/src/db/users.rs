@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{DbError, GenericClient};
+use super::{DbError, GenericClient, user_column};
 use crate::domain::{CompanyName, UserId};
 
 /// A tenant's account with its credit balance.
 #[derive(Debug, Clone)]
 pub struct Account {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub company_name: Option<String>,
     pub remaining_credits: i32,
@@ -107,7 +107,7 @@ pub async fn set_company_name(
 
 fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DbError> {
     Ok(Account {
-        user_id: row.try_get("user_id")?,
+        user_id: user_column(row, "user_id")?,
         email: row.try_get("email")?,
         company_name: row.try_get("company_name")?,
         remaining_credits: row.try_get("remaining_credits")?,

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{DbError, GenericClient, inbound::ChannelRoute};
+use super::{DbError, GenericClient, inbound::ChannelRoute, user_column};
 use crate::domain::{
-    AllowedOrigins, DailyReplyCap, PhoneNumberId, Platform, UserId, VisitorId, VisitorToken,
+    AllowedOrigins, DailyReplyCap, PhoneNumberId, Platform, VisitorId, VisitorToken,
 };
 
 /// A webchat channel with its settings.
@@ -32,14 +32,10 @@ const WIDGET_COLUMNS: &str =
     "p.id, p.user_id, p.meta_phone_number_id, p.webchat_allowed_origins, p.webchat_daily_reply_cap";
 
 fn widget_from_row(row: &tokio_postgres::Row) -> Result<Widget, DbError> {
-    let user_id: String = row.try_get("user_id")?;
     Ok(Widget {
         route: ChannelRoute {
             phone_number_id: PhoneNumberId::from_trusted(row.try_get("id")?),
-            user_id: UserId::parse(&user_id).ok_or(DbError::Corrupt {
-                column: "phone_numbers.user_id",
-                detail: "not a valid user id".to_owned(),
-            })?,
+            user_id: user_column(row, "user_id")?,
             platform: Platform::Webchat,
         },
         widget_key: row.try_get("meta_phone_number_id")?,
@@ -124,7 +120,8 @@ pub async fn session(
         .transpose()
 }
 
-/// Deletes up to `batch` sessions that expired more than a day ago (a day of grace keeps
+/// Deletes up to `batch` sessions that expired more than a day ago, whatever their tenant
+/// (housekeeping: no tenant asks for it) (a day of grace keeps
 /// the row for anyone reading logs about a just-expired token).
 pub async fn prune_sessions(client: &impl GenericClient, batch: i64) -> Result<u64, DbError> {
     Ok(client

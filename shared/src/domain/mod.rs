@@ -1,14 +1,18 @@
 //! Types that carry meaning: ids, validated values and the enums behind every CHECK
 //! constraint. Values are parsed once at the edge (HTTP, webhook, queue) and trusted inside.
 
+mod delivery;
 mod enums;
 mod ids;
+pub mod inbound;
 mod phone;
 mod text;
 mod webchat;
 
+pub use delivery::{DeliveryOrdered, DeliveryStep};
 pub use enums::*;
 pub use ids::*;
+pub use inbound::{InboundMessage, StatusError, StatusUpdate, customer_key};
 pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
 pub use webchat::*;

@@ -167,6 +167,11 @@ impl PromptId {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Wraps a prompt id read back from the database, which only stores valid ones.
+    pub fn from_trusted(raw: String) -> Self {
+        Self(raw)
+    }
+
     /// The prompt id.
     pub fn as_str(&self) -> &str {
         &self.0

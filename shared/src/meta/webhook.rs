@@ -13,13 +13,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{
-    db::conversations::customer_key,
-    domain::{
-        CUSTOMER_ID_MAX_CHARS, CUSTOMER_NAME_MAX_CHARS, DeliveryStatus, MESSAGE_TYPE_MAX_CHARS,
-        MetaChannelId, PROVIDER_MESSAGE_ID_MAX_CHARS, Platform, contains_nul, replace_nul,
-        truncate_chars,
-    },
+use crate::domain::{
+    CUSTOMER_ID_MAX_CHARS, CUSTOMER_NAME_MAX_CHARS, DeliveryStatus, InboundMessage,
+    MESSAGE_TYPE_MAX_CHARS, MetaChannelId, PROVIDER_MESSAGE_ID_MAX_CHARS, Platform, StatusError,
+    StatusUpdate, contains_nul, customer_key, replace_nul, truncate_chars,
 };
 
 /// One thing a webhook delivery told us.
@@ -34,59 +31,6 @@ pub enum Event {
     /// An event we would act on but cannot store (an identifier with a NUL, or longer than
     /// its column), with why (for a warning). Acknowledged: a redelivery would be the same.
     Unusable(String),
-}
-
-/// A customer's message, normalised across platforms and message types.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundMessage {
-    pub platform: Platform,
-    /// Routes to the channel: WhatsApp `metadata.phone_number_id`, Instagram recipient id.
-    pub channel_key: String,
-    /// `wamid.…` or Instagram `mid`: the dedupe key.
-    pub platform_message_id: String,
-    /// WhatsApp `wa_id` (digits) or Instagram-scoped sender id.
-    pub customer_id: String,
-    /// The profile name WhatsApp sends along, when it does.
-    pub customer_name: Option<String>,
-    /// The provider's timestamp.
-    pub sent_at: DateTime<Utc>,
-    /// Meta's message type (`text`, `image`, `button`, `interactive`, …).
-    pub message_type: String,
-    /// What a person reads: the text, or a placeholder such as `[image] caption`.
-    pub text: String,
-    /// Everything else worth keeping (media ids, button payloads, context, referral, …).
-    pub metadata: Value,
-}
-
-/// A delivery status of a message we sent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusUpdate {
-    pub channel_key: String,
-    /// The id Meta gave our message when it accepted it.
-    pub platform_message_id: String,
-    pub status: DeliveryStatus,
-    pub timestamp: DateTime<Utc>,
-    pub recipient_id: Option<String>,
-    /// For `failed`: Meta's errors.
-    pub errors: Vec<StatusError>,
-}
-
-/// One error of a failed status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusError {
-    pub code: i64,
-    pub title: String,
-    pub details: Option<String>,
-}
-
-impl StatusError {
-    /// "131047: Re-engagement message (More than 24 hours …)".
-    pub fn describe(&self) -> String {
-        match &self.details {
-            Some(details) => format!("{}: {} ({details})", self.code, self.title),
-            None => format!("{}: {}", self.code, self.title),
-        }
-    }
 }
 
 /// The body is JSON but not a webhook envelope at all.

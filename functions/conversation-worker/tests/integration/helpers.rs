@@ -4,12 +4,9 @@ use serde_json::json;
 use shared::{
     crypto::SecretKind,
     db::inbound::{self, ChannelRoute},
-    domain::{PhoneNumberId, Platform, UserId},
+    domain::{InboundMessage, PhoneNumberId, Platform, UserId},
     jobs::ReplyJob,
-    meta::{
-        graph::{Graph, GraphConfig},
-        webhook::InboundMessage,
-    },
+    meta::graph::{Graph, GraphConfig},
     openai::{OpenAi, OpenAiConfig},
 };
 use testkit::TestDb;

@@ -269,7 +269,7 @@ async fn an_instagram_customer_is_answered_on_the_host_its_connection_uses() {
         user_id: app.channel.user_id.clone(),
         platform: shared::domain::Platform::Instagram,
     };
-    let message = shared::meta::webhook::InboundMessage {
+    let message = shared::domain::InboundMessage {
         platform: shared::domain::Platform::Instagram,
         channel_key: "17841400000000".to_owned(),
         platform_message_id: "mid.IN".to_owned(),
