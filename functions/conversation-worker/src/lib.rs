@@ -77,8 +77,7 @@ pub async fn handle(state: &WorkerState, job: &ReplyJob) -> Result<(), JobError>
         return Ok(());
     }
     let user = &inbound.user_id;
-    let Some(channel) = convo::reply_channel(&client, user, &inbound.phone_number_id).await?
-    else {
+    let Some(channel) = convo::reply_channel(&client, user, &inbound.phone_number_id).await? else {
         return Ok(()); // the channel was deleted since
     };
     let Some((agent_id, prompt_id)) = channel.agent.clone() else {
@@ -303,7 +302,13 @@ async fn ask_model(
     for _ in 0..MAX_TOOL_ROUNDS {
         let turn = state
             .openai
-            .respond(prompt_id.as_str(), &variables, &openai_conversation, input, &tools)
+            .respond(
+                prompt_id.as_str(),
+                &variables,
+                &openai_conversation,
+                input,
+                &tools,
+            )
             .await?;
         reply_text = turn.text;
         if turn.function_calls.is_empty() {

@@ -362,7 +362,15 @@ async fn set_owner(
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
     let client = state.api.pool.get().await?;
     let view = load(&client, tenant, raw_id).await?;
-    if !convo::set_owner(&client, &tenant.user_id, &view.conversation_id, owner, reason).await? {
+    if !convo::set_owner(
+        &client,
+        &tenant.user_id,
+        &view.conversation_id,
+        owner,
+        reason,
+    )
+    .await?
+    {
         return Err(not_found());
     }
     tracing::info!(conversation.id = %view.conversation_id, owner = %owner, "conversation owner changed");

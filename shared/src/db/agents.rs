@@ -152,7 +152,11 @@ pub async fn link(
     tx.execute(
         "UPDATE conversations c SET agent_id = $2 FROM agents a
          WHERE c.agent_id = $1 AND a.agent_id = c.agent_id AND a.user_id = $3",
-        &[&old_agent.as_str(), &agent.agent_id.as_str(), &user.as_str()],
+        &[
+            &old_agent.as_str(),
+            &agent.agent_id.as_str(),
+            &user.as_str(),
+        ],
     )
     .await?;
     tx.execute(

@@ -13,7 +13,8 @@ use crate::domain::{CreditGrantId, UserId};
 
 /// Takes one credit for an inbound message's reply, at most once per message and never
 /// below zero: one conditional UPDATE on the balance, in the same transaction as the mark
-/// on the tenant's inbox row. `false` when the tenant has no credit left.
+/// on the tenant's inbox row. `false` when the tenant has no credit left (or no such inbox
+/// row).
 pub async fn take_credit(
     tx: &Transaction<'_>,
     user: &UserId,
@@ -27,7 +28,14 @@ pub async fn take_credit(
         )
         .await?;
     if marked == 0 {
-        return Ok(true); // taken by an earlier attempt of this job
+        // Taken by an earlier attempt of this job, if the row is the tenant's at all.
+        let row = tx
+            .query_opt(
+                "SELECT 1 FROM inbound_messages WHERE platform_message_id = $1 AND user_id = $2",
+                &[&platform_message_id, &user.as_str()],
+            )
+            .await?;
+        return Ok(row.is_some());
     }
     let charged = tx
         .execute(

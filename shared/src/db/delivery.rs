@@ -27,8 +27,12 @@ pub struct StatusOutcome {
 /// Which of the timestamps (`sent_at`, `delivered_at`, `read_at`) a status sets: those of
 /// every step it reaches.
 fn reached(step: Option<DeliveryStep>) -> [bool; 3] {
-    [DeliveryStep::Sent, DeliveryStep::Delivered, DeliveryStep::Read]
-        .map(|level| DeliveryStep::reaches(None, step, level))
+    [
+        DeliveryStep::Sent,
+        DeliveryStep::Delivered,
+        DeliveryStep::Read,
+    ]
+    .map(|level| DeliveryStep::reaches(None, step, level))
 }
 
 /// Applies one status, to messages and template sends of `channel` only (and so of its

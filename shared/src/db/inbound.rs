@@ -86,7 +86,12 @@ pub async fn finish_failed(
             "UPDATE inbound_messages
                 SET state = 'done', outcome = $3, failure_reason = $4, attempts = attempts + 1
               WHERE platform_message_id = $1 AND user_id = $2 AND state <> 'done'",
-            &[&platform_message_id, &user.as_str(), &outcome.as_str(), &reason],
+            &[
+                &platform_message_id,
+                &user.as_str(),
+                &outcome.as_str(),
+                &reason,
+            ],
         )
         .await?;
     Ok(())

@@ -161,7 +161,11 @@ mod tests {
         assert!(DeliveryStep::reaches(sent, read, DeliveryStep::Delivered));
         assert!(DeliveryStep::reaches(sent, read, DeliveryStep::Read));
         let failed = Some(DeliveryStep::Failed);
-        assert!(!DeliveryStep::reaches(sent, failed, DeliveryStep::Delivered));
+        assert!(!DeliveryStep::reaches(
+            sent,
+            failed,
+            DeliveryStep::Delivered
+        ));
     }
 
     #[test]

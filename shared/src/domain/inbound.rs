@@ -96,8 +96,14 @@ mod tests {
 
     #[test]
     fn a_whatsapp_customer_is_keyed_in_e164_and_others_as_given() {
-        assert_eq!(customer_key(Platform::WhatsApp, "16505551234"), "+16505551234");
-        assert_eq!(customer_key(Platform::WhatsApp, "+16505551234"), "+16505551234");
+        assert_eq!(
+            customer_key(Platform::WhatsApp, "16505551234"),
+            "+16505551234"
+        );
+        assert_eq!(
+            customer_key(Platform::WhatsApp, "+16505551234"),
+            "+16505551234"
+        );
         assert_eq!(customer_key(Platform::Instagram, "1789"), "1789");
         assert_eq!(customer_key(Platform::Webchat, "vis_01"), "vis_01");
     }

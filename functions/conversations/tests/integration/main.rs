@@ -554,3 +554,45 @@ async fn stored_agent_message(app: &TestApp) -> (String, String, Option<String>,
         .expect("one agent message");
     (row.get(0), row.get(1), row.get(2), row.get(3))
 }
+
+#[tokio::test]
+async fn a_malformed_conversation_cursor_is_a_400_naming_cursor_not_a_silent_first_page() {
+    let app = TestApp::spawn().await;
+    app.conversation(&app.tenant, "1", 2).await;
+    app.conversation(&app.tenant, "2", 1).await;
+    let token = app.tenant.token();
+    let cursors = shared::api::Cursors::new(&testkit::test_sealing_key(), "conversations");
+    // Signed by this API for this list, but not a key the list reads: a cursor of the
+    // pagination before it was keyed by last activity, a bare id, a time without an id.
+    let signed_but_unreadable = [
+        cursors.encode("conv_01jd0000000000000000000000"),
+        cursors.encode("2026-01-01T00:00:00.000000Z|not-a-conversation-id"),
+        cursors.encode("yesterday|conv_01jd0000000000000000000000"),
+    ];
+    for cursor in signed_but_unreadable
+        .iter()
+        .map(String::as_str)
+        .chain(["garbage", "v2.e30.AAAA"])
+    {
+        let response = app
+            .api
+            .get(&format!("/conversations?limit=1&cursor={cursor}"), &token)
+            .await;
+        response.expect_problem(400, Some("cursor"));
+    }
+
+    // A cursor the list issued still pages.
+    let first = app.api.get("/conversations?limit=1", &token).await;
+    let cursor = first.expect(200)["next_cursor"]
+        .as_str()
+        .expect("more")
+        .to_owned();
+    let second = app
+        .api
+        .get(&format!("/conversations?limit=1&cursor={cursor}"), &token)
+        .await;
+    assert_eq!(
+        second.expect(200)["items"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
