@@ -35,7 +35,7 @@ impl From<Agent> for AgentResponse {
         Self {
             agent_id: agent.agent_id.into(),
             phone_number_id: agent.phone_number_id.into(),
-            prompt_id: agent.prompt_id,
+            prompt_id: agent.prompt_id.as_str().to_owned(),
             name: agent.name,
             created_at: agent.created_at,
             updated_at: agent.updated_at,

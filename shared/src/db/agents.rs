@@ -11,7 +11,7 @@ use crate::domain::{AgentId, AgentName, ArchiveId, PhoneNumberId, PromptId, User
 pub struct Agent {
     pub agent_id: AgentId,
     pub phone_number_id: PhoneNumberId,
-    pub prompt_id: String,
+    pub prompt_id: PromptId,
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -332,7 +332,7 @@ fn agent_from_row(row: &tokio_postgres::Row) -> Result<Agent, DbError> {
     Ok(Agent {
         agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
         phone_number_id: PhoneNumberId::from_trusted(row.try_get("phone_number_id")?),
-        prompt_id: row.try_get("prompt_id")?,
+        prompt_id: PromptId::from_trusted(row.try_get("prompt_id")?),
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
