@@ -512,3 +512,22 @@ async fn the_rust_delivery_order_and_the_sql_function_agree_on_every_pair_of_sta
     assert_eq!(compared, statuses.len() * statuses.len());
     assert!(statuses.contains(&"QUEUED") && statuses.contains(&"SKIPPED"));
 }
+
+#[test]
+fn the_database_layer_imports_nothing_from_the_provider_clients() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/db");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/db") {
+        let path = entry.expect("an entry").path();
+        let source = std::fs::read_to_string(&path).expect("a source file");
+        for provider in ["meta::", "openai::"] {
+            assert!(
+                !source.contains(provider),
+                "{} uses `{provider}`: provider payloads become domain types before the database layer",
+                path.display()
+            );
+        }
+        read += 1;
+    }
+    assert!(read >= 10, "read {read} files of {}", dir.display());
+}
