@@ -5,6 +5,10 @@
 //! - An AI reply takes one credit ([`take_credit`]) and a reply OpenAI refused for good gives
 //!   it back ([`refund_credit`]), each at most once per inbound message: the mark on the inbox
 //!   row and the balance move in the caller's transaction.
+//!
+//! Two statements on `credits` live elsewhere, on purpose: `users::provision` creates the
+//! balance row in the same statement as the user (so two concurrent first calls cannot
+//! leave a user without one), and `users::account` reads the balance with the account.
 
 use chrono::{DateTime, Utc};
 
