@@ -24,32 +24,28 @@ pub async fn take_credit(
     user: &UserId,
     platform_message_id: &str,
 ) -> Result<bool, DbError> {
-    let marked = tx
-        .execute(
-            "UPDATE inbound_messages SET credit_taken_at = CURRENT_TIMESTAMP
-             WHERE platform_message_id = $1 AND user_id = $2 AND credit_taken_at IS NULL",
+    let moved = mark_then_move(
+        tx,
+        user,
+        platform_message_id,
+        "UPDATE inbound_messages SET credit_taken_at = CURRENT_TIMESTAMP
+         WHERE platform_message_id = $1 AND user_id = $2 AND credit_taken_at IS NULL",
+        "UPDATE credits SET remaining_credits = remaining_credits - 1, total_used = total_used + 1,
+             last_updated = CURRENT_TIMESTAMP
+         WHERE user_id = $1 AND remaining_credits > 0",
+    )
+    .await?;
+    if let Some(charged) = moved {
+        return Ok(charged == 1);
+    }
+    // Taken by an earlier attempt of this job, if the row is the tenant's at all.
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM inbound_messages WHERE platform_message_id = $1 AND user_id = $2",
             &[&platform_message_id, &user.as_str()],
         )
         .await?;
-    if marked == 0 {
-        // Taken by an earlier attempt of this job, if the row is the tenant's at all.
-        let row = tx
-            .query_opt(
-                "SELECT 1 FROM inbound_messages WHERE platform_message_id = $1 AND user_id = $2",
-                &[&platform_message_id, &user.as_str()],
-            )
-            .await?;
-        return Ok(row.is_some());
-    }
-    let charged = tx
-        .execute(
-            "UPDATE credits SET remaining_credits = remaining_credits - 1, total_used = total_used + 1,
-                 last_updated = CURRENT_TIMESTAMP
-             WHERE user_id = $1 AND remaining_credits > 0",
-            &[&user.as_str()],
-        )
-        .await?;
-    Ok(charged == 1)
+    Ok(row.is_some())
 }
 
 /// Gives back the credit an inbound message's reply took, at most once: the mark
@@ -60,25 +56,39 @@ pub async fn refund_credit(
     user: &UserId,
     platform_message_id: &str,
 ) -> Result<bool, DbError> {
-    let marked = tx
-        .execute(
-            "UPDATE inbound_messages SET credit_refunded_at = CURRENT_TIMESTAMP
-             WHERE platform_message_id = $1 AND user_id = $2 AND credit_taken_at IS NOT NULL
-               AND credit_refunded_at IS NULL",
-            &[&platform_message_id, &user.as_str()],
-        )
-        .await?;
-    if marked == 0 {
-        return Ok(false);
-    }
-    tx.execute(
+    let moved = mark_then_move(
+        tx,
+        user,
+        platform_message_id,
+        "UPDATE inbound_messages SET credit_refunded_at = CURRENT_TIMESTAMP
+         WHERE platform_message_id = $1 AND user_id = $2 AND credit_taken_at IS NOT NULL
+           AND credit_refunded_at IS NULL",
         "UPDATE credits SET remaining_credits = remaining_credits + 1,
              total_used = GREATEST(total_used - 1, 0), last_updated = CURRENT_TIMESTAMP
          WHERE user_id = $1",
-        &[&user.as_str()],
     )
     .await?;
-    Ok(true)
+    Ok(moved.is_some())
+}
+
+/// Marks the tenant's inbox row (`mark`: `$1` the provider id, `$2` the tenant) and, only
+/// when the mark was set now, moves the balance (`balance`: `$1` the tenant). `None` when
+/// the mark was set before (or the row is not the tenant's); else the rows the balance
+/// statement changed.
+async fn mark_then_move(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    platform_message_id: &str,
+    mark: &str,
+    balance: &str,
+) -> Result<Option<u64>, DbError> {
+    let marked = tx
+        .execute(mark, &[&platform_message_id, &user.as_str()])
+        .await?;
+    if marked == 0 {
+        return Ok(None);
+    }
+    Ok(Some(tx.execute(balance, &[&user.as_str()]).await?))
 }
 
 /// A recorded grant with the balance after it.

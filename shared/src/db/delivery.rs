@@ -9,6 +9,8 @@
 //! phone_number_id` of the webhook): a tenant's other channels are never touched, even if
 //! an id matched there. Every statement filters by the channel's tenant.
 
+use tokio_postgres::types::ToSql;
+
 use super::{DbError, Transaction, enum_column, inbound::ChannelRoute};
 use crate::domain::{
     CampaignId, CampaignRecipientId, DeliveryOrdered, DeliveryStatus, DeliveryStep, MessageId,
@@ -24,15 +26,37 @@ pub struct StatusOutcome {
     pub template_send_updated: bool,
 }
 
-/// Which of the timestamps (`sent_at`, `delivered_at`, `read_at`) a status sets: those of
-/// every step it reaches.
-fn reached(step: Option<DeliveryStep>) -> [bool; 3] {
-    [
+/// The start of a status update of a template send or a campaign recipient (the row is `x`):
+/// the status (`$2`), and the timestamps of every step it reaches (`sent_at`,
+/// `delivered_at`, `read_at`, each set once, to `$3`, when `$4`, `$5`, `$6` say it reaches
+/// them). `$1` is the row's id; the statement goes on from `$7`.
+const SET_STATUS_AND_STEPS: &str = "SET status = $2,
+     sent_at = CASE WHEN $4 THEN COALESCE(x.sent_at, $3) ELSE x.sent_at END,
+     delivered_at = CASE WHEN $5 THEN COALESCE(x.delivered_at, $3) ELSE x.delivered_at END,
+     read_at = CASE WHEN $6 THEN COALESCE(x.read_at, $3) ELSE x.read_at END";
+
+/// Runs a statement that starts with [`SET_STATUS_AND_STEPS`] for the row `id` moving to
+/// `status` at `update`'s time, with `rest` as `$7`, `$8`, …; returns the rows changed.
+async fn set_status_and_steps(
+    tx: &Transaction<'_>,
+    statement: &str,
+    id: &str,
+    status: impl DeliveryOrdered,
+    update: &StatusUpdate,
+    rest: &[&(dyn ToSql + Sync)],
+) -> Result<u64, DbError> {
+    let steps = [
         DeliveryStep::Sent,
         DeliveryStep::Delivered,
         DeliveryStep::Read,
-    ]
-    .map(|level| DeliveryStep::reaches(None, step, level))
+    ];
+    let [sent, delivered, read] =
+        steps.map(|level| DeliveryStep::reaches(None, status.step(), level));
+    let status = status.status_str();
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&id, &status, &update.timestamp, &sent, &delivered, &read];
+    params.extend_from_slice(rest);
+    Ok(tx.execute(statement, &params).await?)
 }
 
 /// Applies one status, to messages and template sends of `channel` only (and so of its
@@ -94,31 +118,22 @@ pub async fn apply(
     let mut template_send_updated = false;
     if let Some(send) = send {
         let send_id = TemplateSendId::from_trusted(send.try_get("send_id")?);
-        let [sets_sent, sets_delivered, sets_read] = reached(send_status.step());
-        let changed = tx
-            .execute(
-                "UPDATE template_sends ts SET status = $2,
-                     sent_at = CASE WHEN $6 THEN COALESCE(ts.sent_at, $3) ELSE ts.sent_at END,
-                     delivered_at = CASE WHEN $7 THEN COALESCE(ts.delivered_at, $3) ELSE ts.delivered_at END,
-                     read_at = CASE WHEN $8 THEN COALESCE(ts.read_at, $3) ELSE ts.read_at END,
-                     error_code = COALESCE($4, ts.error_code),
-                     error_message = COALESCE($5, ts.error_message)
+        let changed = set_status_and_steps(
+            tx,
+            &format!(
+                "UPDATE template_sends x {SET_STATUS_AND_STEPS},
+                     error_message = COALESCE($7, x.error_message),
+                     error_code = COALESCE($9, x.error_code)
                  FROM templates t
-                 WHERE ts.send_id = $1 AND t.template_id = ts.template_id AND t.user_id = $9
-                   AND delivery_status_advances(ts.status, $2)",
-                &[
-                    &send_id.as_str(),
-                    &send_status.as_str(),
-                    &update.timestamp,
-                    &error_code,
-                    &error_text,
-                    &sets_sent,
-                    &sets_delivered,
-                    &sets_read,
-                    &tenant,
-                ],
-            )
-            .await?;
+                 WHERE x.send_id = $1 AND t.template_id = x.template_id AND t.user_id = $8
+                   AND delivery_status_advances(x.status, $2)"
+            ),
+            send_id.as_str(),
+            send_status,
+            update,
+            &[&error_text, &tenant, &error_code],
+        )
+        .await?;
         template_send_updated = changed == 1;
         if template_send_updated {
             advance_recipient(tx, channel, &send_id, update, error_text.as_deref()).await?;
@@ -156,29 +171,21 @@ async fn advance_recipient(
     let campaign_id = CampaignId::from_trusted(recipient.try_get("campaign_id")?);
     let previous: RecipientStatus = enum_column(&recipient, "status")?;
     let status = RecipientStatus::from(update.status);
-    let [sets_sent, sets_delivered, sets_read] = reached(status.step());
-    let changed = tx
-        .execute(
-            "UPDATE campaign_recipients r SET status = $2,
-                 sent_at = CASE WHEN $5 THEN COALESCE(r.sent_at, $3) ELSE r.sent_at END,
-                 delivered_at = CASE WHEN $6 THEN COALESCE(r.delivered_at, $3) ELSE r.delivered_at END,
-                 read_at = CASE WHEN $7 THEN COALESCE(r.read_at, $3) ELSE r.read_at END,
-                 error_message = COALESCE($4, r.error_message)
+    let changed = set_status_and_steps(
+        tx,
+        &format!(
+            "UPDATE campaign_recipients x {SET_STATUS_AND_STEPS},
+                 error_message = COALESCE($7, x.error_message)
              FROM campaigns cm
-             WHERE r.recipient_id = $1 AND cm.campaign_id = r.campaign_id AND cm.user_id = $8
-               AND delivery_status_advances(r.status, $2)",
-            &[
-                &recipient_id.as_str(),
-                &status.as_str(),
-                &update.timestamp,
-                &error_text,
-                &sets_sent,
-                &sets_delivered,
-                &sets_read,
-                &tenant,
-            ],
-        )
-        .await?;
+             WHERE x.recipient_id = $1 AND cm.campaign_id = x.campaign_id AND cm.user_id = $8
+               AND delivery_status_advances(x.status, $2)"
+        ),
+        recipient_id.as_str(),
+        status,
+        update,
+        &[&error_text, &tenant],
+    )
+    .await?;
     if changed == 0 {
         return Ok(());
     }

@@ -110,31 +110,24 @@ impl DeliveryOrdered for RecipientStatus {
     }
 }
 
-impl From<DeliveryStatus> for TemplateSendStatus {
-    /// The same status in `template_sends`' spelling.
-    fn from(status: DeliveryStatus) -> Self {
-        match status {
-            DeliveryStatus::Pending => Self::Pending,
-            DeliveryStatus::Sent => Self::Sent,
-            DeliveryStatus::Delivered => Self::Delivered,
-            DeliveryStatus::Read => Self::Read,
-            DeliveryStatus::Failed => Self::Failed,
+/// The same status in another column's spelling (`template_sends`, `campaign_recipients`).
+macro_rules! from_delivery_status {
+    ($($target:ident),+) => {$(
+        impl From<DeliveryStatus> for $target {
+            fn from(status: DeliveryStatus) -> Self {
+                match status {
+                    DeliveryStatus::Pending => Self::Pending,
+                    DeliveryStatus::Sent => Self::Sent,
+                    DeliveryStatus::Delivered => Self::Delivered,
+                    DeliveryStatus::Read => Self::Read,
+                    DeliveryStatus::Failed => Self::Failed,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl From<DeliveryStatus> for RecipientStatus {
-    /// The same status in `campaign_recipients`' spelling.
-    fn from(status: DeliveryStatus) -> Self {
-        match status {
-            DeliveryStatus::Pending => Self::Pending,
-            DeliveryStatus::Sent => Self::Sent,
-            DeliveryStatus::Delivered => Self::Delivered,
-            DeliveryStatus::Read => Self::Read,
-            DeliveryStatus::Failed => Self::Failed,
-        }
-    }
-}
+from_delivery_status!(TemplateSendStatus, RecipientStatus);
 
 #[cfg(test)]
 mod tests {
