@@ -257,6 +257,36 @@ pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'sta
             values(SendFailure::ALL, SendFailure::as_str),
         ),
         (
+            "messages",
+            "author",
+            values(MessageAuthor::ALL, MessageAuthor::as_str),
+        ),
+        (
+            "conversations",
+            "owner",
+            values(ConversationOwner::ALL, ConversationOwner::as_str),
+        ),
+        (
+            "conversations",
+            "reply_blocked_reason",
+            values(ReplyBlockedReason::ALL, ReplyBlockedReason::as_str),
+        ),
+        (
+            "inbound_messages",
+            "state",
+            values(InboundState::ALL, InboundState::as_str),
+        ),
+        (
+            "inbound_messages",
+            "outcome",
+            values(InboundOutcome::ALL, InboundOutcome::as_str),
+        ),
+        (
+            "phone_numbers",
+            "instagram_api",
+            values(InstagramApi::ALL, InstagramApi::as_str),
+        ),
+        (
             "message_delivery_status",
             "status",
             values(DeliveryStatus::ALL, DeliveryStatus::as_str),
