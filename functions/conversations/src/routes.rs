@@ -9,7 +9,8 @@ use shared::api::openapi::responses::{
     BearerErrors, JsonBodyErrors, ListErrors, PathErrors, QueryErrors,
 };
 use shared::{
-    api::{ApiError, Cursors, Json, Page, PageParams, Problem, Query, Tenant},
+    api::{ApiError, ApiState, Json, Page, Paging, Problem, Query, Tenant},
+    crypto::SealingKey,
     db::{
         PooledClient,
         conversation_views::{self, ConversationFilter, ConversationView, MessageView},
@@ -18,11 +19,10 @@ use shared::{
     domain::{
         ConversationId, ConversationOwner, MessageAuthor, MessageStatus, Platform, TakeoverReason,
     },
+    meta::graph::Graph,
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
 use utoipa::{IntoParams, ToSchema};
-
-use crate::ConversationsState;
 
 /// A conversation, with who owns it and whether a free-form reply is possible.
 #[derive(Debug, Serialize, ToSchema)]
@@ -196,38 +196,32 @@ async fn load(
     )
 )]
 pub async fn list_conversations(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Query(query): Query<ListConversations>,
 ) -> Result<axum::Json<Page<ConversationResponse>>, ApiError> {
-    let cursors = Cursors::new(&state.api.sealing_key, "conversations");
-    let (page, limit) = PageParams {
-        limit: query.limit,
-        cursor: query.cursor.as_deref(),
-    }
-    .into_request(&cursors)?;
+    let paging = Paging::new(
+        &state.sealing_key,
+        "conversations",
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
     let filter = ConversationFilter {
         agent_id: query.agent_id,
         is_active: query.is_active,
         owner: query.owner,
         customer_phone: query.customer_phone,
     };
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     let rows = conversation_views::list(
         &client,
         &tenant.user_id,
         &filter,
-        page.before.as_deref(),
-        page.fetch,
+        paging.request().before.as_deref(),
+        paging.request().fetch,
     )
     .await?;
-    Ok(axum::Json(Page::from_rows(
-        rows,
-        limit,
-        &cursors,
-        ConversationView::cursor_key,
-        Into::into,
-    )))
+    Ok(axum::Json(paging.page(rows, ConversationView::cursor_key)))
 }
 
 /// One conversation, with its owner, window and last message.
@@ -240,11 +234,11 @@ pub async fn list_conversations(
     )
 )]
 pub async fn get_conversation(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     Ok(axum::Json(load(&client, &tenant, &id).await?.into()))
 }
 
@@ -258,22 +252,19 @@ pub async fn get_conversation(
     )
 )]
 pub async fn list_messages(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
     Query(query): Query<ListMessages>,
 ) -> Result<axum::Json<Vec<MessageResponse>>, ApiError> {
     let id = conversation_id(&id)?;
-    let (_, limit) = PageParams {
-        limit: query.limit,
-        cursor: None,
-    }
-    .into_request(&Cursors::new(&state.api.sealing_key, "messages"))?;
+    // Paged by sequence number (`after`), not by cursor: only the limit is checked here.
+    let limit = Paging::new(&state.sealing_key, "messages", query.limit, None)?.limit();
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::invalid("after", "must be 0 or more"));
     }
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     let messages =
         conversation_views::messages(&client, &tenant.user_id, &id, after, i64::from(limit))
             .await?
@@ -293,7 +284,7 @@ pub async fn list_messages(
     )
 )]
 pub async fn takeover(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
@@ -340,7 +331,7 @@ pub async fn takeover(
     )
 )]
 pub async fn handback(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
@@ -348,13 +339,13 @@ pub async fn handback(
 }
 
 async fn set_owner(
-    state: &ConversationsState,
+    state: &ApiState,
     tenant: &Tenant,
     raw_id: &str,
     owner: ConversationOwner,
     reason: Option<&str>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     let view = load(&client, tenant, raw_id).await?;
     convo::set_owner(&client, &view.conversation_id, owner, reason).await?;
     tracing::info!(conversation.id = %view.conversation_id, owner = %owner, "conversation owner changed");
@@ -380,7 +371,8 @@ async fn set_owner(
     )
 )]
 pub async fn send_message(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
+    State(graph): State<Graph>,
     tenant: Tenant,
     Path(id): Path<String>,
     Json(body): Json<SendMessageRequest>,
@@ -389,7 +381,7 @@ pub async fn send_message(
     if text.is_empty() || text.chars().count() > 4096 {
         return Err(ApiError::invalid("text", "must be 1 to 4096 characters"));
     }
-    let mut client = state.api.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;
     if !view.window_is_open(Utc::now()) {
         return Err(outside_window());
@@ -407,7 +399,15 @@ pub async fn send_message(
             .await?;
     tx.commit().await?;
 
-    send_stored(&state, &mut client, &tenant, &view, message_id.as_str()).await?;
+    send_stored(
+        &graph,
+        &state.sealing_key,
+        &mut client,
+        &tenant,
+        &view,
+        message_id.as_str(),
+    )
+    .await?;
     let message = conversation_views::message(&client, message_id.as_str())
         .await?
         .ok_or_else(not_found)?;
@@ -433,11 +433,12 @@ pub async fn send_message(
     )
 )]
 pub async fn resend_message(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
+    State(graph): State<Graph>,
     tenant: Tenant,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<axum::Json<MessageResponse>, ApiError> {
-    let mut client = state.api.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;
     let message = convo::agent_message_in(&client, &view.conversation_id, &message_id)
         .await?
@@ -451,7 +452,15 @@ pub async fn resend_message(
     if !view.window_is_open(Utc::now()) {
         return Err(outside_window());
     }
-    send_stored(&state, &mut client, &tenant, &view, &message.message_id).await?;
+    send_stored(
+        &graph,
+        &state.sealing_key,
+        &mut client,
+        &tenant,
+        &view,
+        &message.message_id,
+    )
+    .await?;
     let message = conversation_views::message(&client, &message.message_id)
         .await?
         .ok_or_else(not_found)?;
@@ -470,7 +479,8 @@ fn outside_window() -> ApiError {
 /// worker (the rows say the same thing whichever of them sent), and answers Meta's refusal
 /// with 502 (marked failed) and a retryable failure with 503 (kept pending).
 async fn send_stored(
-    state: &ConversationsState,
+    graph: &Graph,
+    sealing_key: &SealingKey,
     client: &mut PooledClient,
     tenant: &Tenant,
     view: &ConversationView,
@@ -486,8 +496,8 @@ async fn send_stored(
     };
     let outcome = send_and_record(
         client,
-        &state.graph,
-        &state.api.sealing_key,
+        graph,
+        sealing_key,
         destination,
         message_id,
         Payload::StoredText,
