@@ -227,6 +227,7 @@ async fn a_visitor_message_is_accepted_stored_under_the_server_issued_visitor_an
         1
     );
     assert_eq!(app.queue.published_count(), 1);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -422,6 +423,7 @@ async fn bad_visitor_messages_are_422_naming_the_field_and_store_nothing() {
             .await,
         1
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -496,6 +498,7 @@ async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     )
     .await
     .expect(202);
+    app.take_published_jobs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -598,6 +601,7 @@ async fn one_address_may_post_twenty_messages_a_minute_across_visitors() {
             .await,
         20
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -642,6 +646,7 @@ async fn a_widget_takes_at_most_its_messages_per_minute_from_everyone_together()
     )
     .await
     .expect(202);
+    app.take_published_jobs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -704,6 +709,7 @@ async fn the_tenants_daily_reply_cap_holds_under_concurrency_across_its_widgets(
     )
     .await
     .expect(202);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -974,6 +980,7 @@ async fn refused_posts_use_up_nothing_so_a_raised_daily_cap_applies_at_once() {
         .await,
         3
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -994,4 +1001,5 @@ async fn the_bearer_scheme_is_case_insensitive_for_visitors_as_for_tenants() {
     );
 
     app.api.send_request(lower).await.expect(202);
+    app.take_published_jobs();
 }
