@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use axum::{body::Body, extract::ConnectInfo};
 use http::{Method, Request, header};
 use serde_json::{Value, json};
-use testkit::{TestClient, TestResponse};
+use shared::{
+    db::phone_numbers,
+    domain::{PhoneNumberId, UserId},
+};
+use testkit::{ConversationSeed, TestClient, TestResponse};
 use webhook::WebchatLimits;
 
 use crate::helpers::{TestApp, WA_CHANNEL};
@@ -16,6 +20,7 @@ fn from(n: u8) -> SocketAddr {
 }
 
 struct Widget {
+    tenant: String,
     channel: String,
     key: String,
 }
@@ -35,7 +40,11 @@ async fn widget(app: &TestApp, tenant: &str, origins: &[&str], cap: Option<i32>)
         )
         .await
         .expect("widget settings");
-    Widget { channel, key }
+    Widget {
+        tenant: tenant.to_owned(),
+        channel,
+        key,
+    }
 }
 
 fn request(
@@ -280,45 +289,28 @@ async fn message_routes_refuse_missing_invalid_expired_and_other_widgets_tokens_
     assert_eq!(app.queue.published_count(), 0);
 }
 
-/// Inserts an agent on the channel and an active conversation of `visitor` with messages.
+/// Gives the widget an agent (once) and `visitor` an active conversation whose messages
+/// alternate visitor, agent, visitor…, seeded through `shared::db`.
 async fn transcript(app: &TestApp, site: &Widget, visitor: &str, texts: &[&str]) {
-    let client = app.db.client().await;
-    let agent = format!("agt_{}", ulid::Ulid::new().to_string().to_lowercase());
-    client
-        .execute(
-            "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name)
-             SELECT $1, user_id, id, 'pmpt_x', 'Ava' FROM phone_numbers p WHERE id = $2
-               AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.phone_number_id = p.id)",
-            &[&agent, &site.channel],
-        )
+    let seed = app.db.seed();
+    let user = UserId::parse(&site.tenant).expect("tenant");
+    let channel_id = PhoneNumberId::parse(&site.channel).expect("channel id");
+    let channel = phone_numbers::get(&app.db.client().await, &user, &channel_id)
         .await
-        .expect("agent");
-    let conversation = format!("conv_{}", ulid::Ulid::new().to_string().to_lowercase());
-    client
-        .execute(
-            "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
-             SELECT $1, agent_id, $3 FROM agents WHERE phone_number_id = $2",
-            &[&conversation, &site.channel, &visitor],
-        )
-        .await
-        .expect("conversation");
+        .expect("channel")
+        .expect("the widget's channel");
+    let agent = match &channel.agent_id {
+        Some(agent) => agent.clone(),
+        None => seed.agent(&user, &channel, "pmpt_x", "Ava").await.agent_id,
+    };
+    let mut conversation = None;
     for (i, text) in texts.iter().enumerate() {
-        let sequence_no = i32::try_from(i).expect("small") + 1;
-        let sender = if i % 2 == 0 { "user" } else { "agent" };
-        client
-            .execute(
-                "INSERT INTO messages (message_id, conversation_id, sender, text, sequence_no)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &format!("msg_{}", ulid::Ulid::new().to_string().to_lowercase()),
-                    &conversation,
-                    &sender,
-                    text,
-                    &sequence_no,
-                ],
-            )
-            .await
-            .expect("message");
+        if i % 2 == 0 {
+            let customer = ConversationSeed::from_customer(visitor).text(text);
+            conversation = Some(seed.conversation(&user, &channel, &agent, customer).await);
+        } else if let Some(conversation) = &conversation {
+            seed.agent_message(conversation, text).await;
+        }
     }
 }
 
