@@ -149,6 +149,16 @@ impl TestApp {
             .collect()
     }
 
+    /// The JSON bodies of the requests a fake received whose path ends with `suffix`, in
+    /// order (`null` for a body that is not JSON).
+    pub async fn json_bodies_to(server: &MockServer, suffix: &str) -> Vec<serde_json::Value> {
+        Self::requests_to(server, suffix)
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+
     /// Takes every job waiting in the queue, oldest first (the test asserts on them).
     pub fn take_jobs(&self) -> Vec<ReplyJob> {
         self.queue.drain()

@@ -20,7 +20,7 @@ pub use aws::{
     create_fifo_queue, create_secret, moto_sdk_config, moto_secrets_client, moto_sqs_client,
 };
 pub use db::TestDb;
-pub use http::{TestClient, TestResponse};
+pub use http::{TestClient, TestResponse, request};
 
 use secrecy::SecretString;
 use shared::{

@@ -79,14 +79,9 @@ impl TestApp {
             .await;
     }
 
+    /// Every request Meta received, as JSON (the fake only serves sends).
     async fn sends(&self) -> Vec<Value> {
-        self.meta
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-            .collect()
+        testkit::TestApp::json_bodies_to(&self.meta, "").await
     }
 }
 

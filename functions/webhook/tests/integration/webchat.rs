@@ -54,18 +54,7 @@ fn request(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(json) => {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-            Body::from(json.to_string())
-        }
-        None => Body::empty(),
-    };
-    let mut request = builder.body(body).expect("request");
+    let mut request = testkit::request(method, uri, token, body);
     if let Some(address) = client {
         request.extensions_mut().insert(ConnectInfo(address));
     }
