@@ -12,9 +12,11 @@ mod aws;
 mod db;
 mod http;
 mod seed;
+pub mod simulators;
 
 pub use app::TestApp;
 pub use seed::{ChannelSeed, ConversationSeed, Seed};
+pub use simulators::Simulators;
 
 pub use aws::{
     create_fifo_queue, create_secret, moto_sdk_config, moto_secrets_client, moto_sqs_client,
