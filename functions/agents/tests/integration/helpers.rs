@@ -61,21 +61,20 @@ impl TestApp {
     }
 
     pub async fn create_whatsapp_channel(&self, tenant: &TestTenant, meta_id: &str) -> Value {
-        self.api
-            .post(
-                "/phone-numbers",
-                &tenant.token(),
-                &json!({
-                    "platform": "whatsapp",
-                    "meta_phone_number_id": meta_id,
-                    "access_token": "EAAG-plaintext-token",
-                    "display_name": "Main line",
-                    "waba_id": waba_of(meta_id),
-                }),
-            )
-            .await
-            .expect(201)
-            .clone()
+        self.post_as(
+            &tenant,
+            "/phone-numbers",
+            &json!({
+                "platform": "whatsapp",
+                "meta_phone_number_id": meta_id,
+                "access_token": "EAAG-plaintext-token",
+                "display_name": "Main line",
+                "waba_id": waba_of(meta_id),
+            }),
+        )
+        .await
+        .expect(201)
+        .clone()
     }
 
     pub async fn create_agent(
@@ -84,13 +83,12 @@ impl TestApp {
         channel_id: &str,
         name: &str,
     ) -> TestResponse {
-        self.api
-            .post(
-                "/agents",
-                &tenant.token(),
-                &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v1", "name": name }),
-            )
-            .await
+        self.post_as(
+            &tenant,
+            "/agents",
+            &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v1", "name": name }),
+        )
+        .await
     }
 
     /// Gives an agent conversations (the worker creates them in production), seeded through

@@ -226,10 +226,9 @@ async fn a_persons_reply_is_sent_stored_and_takes_the_conversation_over() {
     let id = app.conversation(&app.tenant, "106540352242922", 2).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": " Hi, Sam here. " }),
         )
         .await;
@@ -261,10 +260,9 @@ async fn a_free_form_reply_outside_the_24_hour_window_is_refused_and_nothing_is_
     let id = app.conversation(&app.tenant, "1", 25).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": "Hello" }),
         )
         .await;
@@ -298,10 +296,9 @@ async fn a_reply_meta_refuses_is_a_502_and_the_message_is_marked_failed() {
     let id = app.conversation(&app.tenant, "1", 1).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": "Hello" }),
         )
         .await;
@@ -457,10 +454,9 @@ async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
     let id = app.conversation(&app.tenant, "1", 1).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": "Hello" }),
         )
         .await;
@@ -472,20 +468,18 @@ async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
 
     // Another tenant cannot resend it.
     let other = TestTenant::new("other");
-    app.api
-        .post(
-            &format!("/conversations/{id}/messages/{message_id}/resend"),
-            &other.token(),
-            &json!({}),
-        )
-        .await
-        .expect_problem(404, None);
+    app.post_as(
+        &other,
+        &format!("/conversations/{id}/messages/{message_id}/resend"),
+        &json!({}),
+    )
+    .await
+    .expect_problem(404, None);
 
     let resent = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages/{message_id}/resend"),
-            &app.tenant.token(),
             &json!({}),
         )
         .await;
@@ -495,14 +489,13 @@ async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
     assert_eq!((code, class), (None, None));
 
     // Sent is final: a second resend sends nothing.
-    app.api
-        .post(
-            &format!("/conversations/{id}/messages/{message_id}/resend"),
-            &app.tenant.token(),
-            &json!({}),
-        )
-        .await
-        .expect_problem(409, None);
+    app.post_as(
+        &app.tenant,
+        &format!("/conversations/{id}/messages/{message_id}/resend"),
+        &json!({}),
+    )
+    .await
+    .expect_problem(409, None);
     assert_eq!(app.sends().await.len(), 2, "one throttled, one sent");
 }
 
