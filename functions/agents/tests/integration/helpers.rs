@@ -62,7 +62,7 @@ impl TestApp {
 
     pub async fn create_whatsapp_channel(&self, tenant: &TestTenant, meta_id: &str) -> Value {
         self.post_as(
-            &tenant,
+            tenant,
             "/phone-numbers",
             &json!({
                 "platform": "whatsapp",
@@ -84,7 +84,7 @@ impl TestApp {
         name: &str,
     ) -> TestResponse {
         self.post_as(
-            &tenant,
+            tenant,
             "/agents",
             &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v1", "name": name }),
         )
