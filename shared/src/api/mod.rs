@@ -27,11 +27,13 @@ pub use problem::{ApiError, FieldError, FieldErrors, Problem, error_chain};
 /// Everything the HTTP functions of this workspace share: the pool, token verification and
 /// the sealing key. Built once per execution environment, by [`ApiState::from_config`].
 ///
-/// `#[derive(FromRef)]` makes each part a sub-state: a handler extracts `State<Pool>` or
-/// `State<SealingKey>` when that is all it needs, and [`Tenant`] finds `Arc<Auth>`. A
-/// function's own state (`AgentsState`, `ConversationsState`) holds an `ApiState` plus its
-/// provider clients and derives `FromRef` too, so its handlers extract `State<ApiState>` or
-/// one client; [`Tenant`] and the admin check take what they need from the `ApiState`.
+/// A function's own state (`AgentsState`, `ConversationsState`) holds an `ApiState` plus its
+/// provider clients and derives `FromRef`, so a handler extracts `State<ApiState>` for the
+/// database and keys and `State<Graph>` (or another client) only where it calls it;
+/// [`Tenant`] and the admin check need only `ApiState: FromRef<S>`. `ApiState` derives
+/// `FromRef` too, so a router whose state is `ApiState` itself can hand out `State<Pool>`,
+/// `State<Arc<Auth>>` or `State<SealingKey>` alone (axum does not reach through nested
+/// fields, so a function state exposes its `ApiState`, not the parts).
 #[derive(Clone, Debug, axum::extract::FromRef)]
 pub struct ApiState {
     /// PostgreSQL.
