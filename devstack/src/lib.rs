@@ -6,7 +6,6 @@
 
 pub mod bench;
 pub mod postgres;
-pub mod simulators;
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +21,9 @@ use shared::{
 };
 use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
-pub use simulators::Simulators;
+/// The provider simulators live in `testkit` (`testkit::simulators`), so devstack and the
+/// tests share one set of Meta and OpenAI fakes.
+pub use testkit::simulators::{self, Simulators};
 
 /// Meta's app secret devstack signs and checks webhooks with when `META_APP_SECRET` is unset.
 pub const DEV_META_APP_SECRET: &str = "devstack-meta-app-secret";

@@ -1,13 +1,15 @@
 //! `cargo run -p devstack` runs the system locally; `devstack token` mints a dev token.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use shared::{
-    api::{ApiState, Auth, Authenticator},
-    config::{AuthConfig, DEV_JWT_SECRET, DatabaseConfig, JwtKeys, optional_var, parsed_var},
+    api::ApiState,
+    config::{
+        ApiConfig, AuthConfig, DEV_JWT_SECRET, DatabaseConfig, JwtKeys, optional_var, parsed_var,
+    },
     crypto::SealingKey,
 };
 
@@ -199,23 +201,20 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let (pool, postgres) = database().await?;
-    let report = shared::db::migrate::run(&pool).await?;
-    tracing::info!(applied = report.applied.len(), "migrations up to date");
-
+    let (database, postgres) = database_config()?;
     let auth = auth_config()?;
     let http = shared::http::client()?;
-    let api = ApiState {
-        auth: Arc::new(Auth::new(
-            Authenticator::new(&auth, http.clone()),
-            pool.clone(),
-        )),
-        pool,
+    let config = ApiConfig {
+        database,
+        auth: auth.clone(),
         sealing_key: sealing_key()?,
         admin_secret: Some(SecretString::from(
             optional_var("ADMIN_API_SECRET")?.unwrap_or_else(|| DEV_ADMIN_SECRET.to_owned()),
         )),
     };
+    let api = ApiState::from_config(&config, http.clone())?;
+    let report = shared::db::migrate::run(&api.pool).await?;
+    tracing::info!(applied = report.applied.len(), "migrations up to date");
     let port: u16 = parsed_var("PORT", 3000)?;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let base_url = format!("http://{address}");
@@ -295,6 +294,12 @@ fn state_dir() -> PathBuf {
 }
 
 async fn database() -> anyhow::Result<(shared::db::Pool, Option<LocalPostgres>)> {
+    let (config, postgres) = database_config()?;
+    Ok((shared::db::connect(&config)?, postgres))
+}
+
+/// `DATABASE_URL`, or a local PostgreSQL started for devstack.
+fn database_config() -> anyhow::Result<(DatabaseConfig, Option<LocalPostgres>)> {
     let (url, postgres) = match optional_var("DATABASE_URL")? {
         Some(url) => (url, None),
         None => {
@@ -304,8 +309,7 @@ async fn database() -> anyhow::Result<(shared::db::Pool, Option<LocalPostgres>)>
             (postgres.url.clone(), Some(postgres))
         }
     };
-    let pool = shared::db::connect(&DatabaseConfig::for_url(url, 10))?;
-    Ok((pool, postgres))
+    Ok((DatabaseConfig::for_url(url, 10), postgres))
 }
 
 fn jwt_secret() -> anyhow::Result<SecretString> {

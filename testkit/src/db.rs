@@ -25,6 +25,9 @@ pub struct TestDb {
 const TEMPLATE_LOCK_KEY: i64 = 0x5A1E_5A6E_7E57;
 
 impl TestDb {
+    /// Connections of a test's pool (shared by the app under test and the assertions).
+    pub const POOL_SIZE: usize = 8;
+
     /// Creates the database. Panics (failing the test) with a clear message when PostgreSQL
     /// is not reachable.
     pub async fn new() -> Self {
@@ -42,7 +45,7 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("creating test database {name}: {e:?}"));
         let url = url_with_database(&admin_url, &name);
-        let pool = shared::db::connect(&DatabaseConfig::for_url(&url, 8))
+        let pool = shared::db::connect(&DatabaseConfig::for_url(&url, Self::POOL_SIZE))
             .unwrap_or_else(|e| panic!("test pool: {e}"));
         Self {
             pool,

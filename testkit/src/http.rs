@@ -22,6 +22,30 @@ pub struct TestResponse {
     pub body: Value,
 }
 
+/// A request with an optional bearer token and JSON body, for a test that adds to it (an
+/// extension, an odd header) before [`TestClient::send_request`].
+pub fn request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(json) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|e| panic!("building request: {e}"))
+}
+
 impl TestClient {
     /// Wraps a router.
     pub fn new(router: Router) -> Self {
@@ -36,21 +60,7 @@ impl TestClient {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> TestResponse {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(json) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        let request = builder
-            .body(body)
-            .unwrap_or_else(|e| panic!("building request: {e}"));
-        self.send_request(request).await
+        self.send_request(request(method, path, token, body)).await
     }
 
     /// Sends a request built by the test (raw bodies, odd headers).

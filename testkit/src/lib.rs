@@ -1,26 +1,33 @@
 //! The test harness: a fresh database per test cloned from a migrated template, an
-//! [`ApiState`] wired to it, tenants that sign their own tokens, and a client that drives a
-//! router the way API Gateway would.
+//! [`ApiState`] wired to it, tenants that sign their own tokens, a client that drives a
+//! router the way API Gateway would, seed builders that write through `shared::db`
+//! ([`Seed`]), and [`TestApp`], which every function's integration tests start from (router,
+//! database, provider fakes, the reply queue checked empty at the end).
 //!
 //! Tests need `DATABASE_URL` (a server where the test user may create databases).
 //! `scripts/test.sh` starts a throwaway cluster and sets it.
 
+mod app;
 mod aws;
 mod db;
 mod http;
+mod seed;
+pub mod simulators;
+
+pub use app::TestApp;
+pub use seed::{ChannelSeed, ConversationSeed, Seed};
+pub use simulators::Simulators;
 
 pub use aws::{
     create_fifo_queue, create_secret, moto_sdk_config, moto_secrets_client, moto_sqs_client,
 };
 pub use db::TestDb;
-pub use http::{TestClient, TestResponse};
-
-use std::sync::Arc;
+pub use http::{TestClient, TestResponse, request};
 
 use secrecy::SecretString;
 use shared::{
-    api::{ApiState, Auth, Authenticator},
-    config::{AuthConfig, JwtKeys},
+    api::ApiState,
+    config::{ApiConfig, AuthConfig, DatabaseConfig, JwtKeys},
     crypto::SealingKey,
 };
 
@@ -44,15 +51,25 @@ pub fn test_auth_config() -> AuthConfig {
     }
 }
 
-/// The state of an HTTP function, on the test database, verifying tokens with `auth`.
-pub fn api_state_with_auth(db: &TestDb, auth: &AuthConfig) -> ApiState {
-    let authenticator = Authenticator::new(auth, reqwest::Client::new());
-    ApiState {
-        pool: db.pool.clone(),
-        auth: Arc::new(Auth::new(authenticator, db.pool.clone())),
+/// The configuration of an HTTP function on the test database, verifying tokens with
+/// `auth`, with the test sealing key and operators' secret.
+pub fn api_config(db: &TestDb, auth: &AuthConfig) -> ApiConfig {
+    ApiConfig {
+        database: DatabaseConfig::for_url(&db.url, TestDb::POOL_SIZE),
+        auth: auth.clone(),
         sealing_key: test_sealing_key(),
         admin_secret: Some(SecretString::from(TEST_ADMIN_SECRET)),
     }
+}
+
+/// The state of an HTTP function, on the test database, verifying tokens with `auth`: built
+/// by [`ApiState::with_pool`] like production's, on the test's own pool.
+pub fn api_state_with_auth(db: &TestDb, auth: &AuthConfig) -> ApiState {
+    ApiState::with_pool(
+        db.pool.clone(),
+        &api_config(db, auth),
+        reqwest::Client::new(),
+    )
 }
 
 /// The state of an HTTP function on the test database, with test tokens.

@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, PathErrors};
 use shared::{
-    api::{
-        ApiError, ApiState, Cursors, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
-    },
+    api::{ApiError, ApiState, FieldErrors, Json, Page, Paging, Problem, Query, Tenant},
     db::agents::{self, Agent, AgentPatch, Archive, DeleteOutcome, LinkOutcome, NewAgent},
     domain::{AgentId, AgentName, PhoneNumberId, PromptId},
 };
@@ -229,21 +227,15 @@ pub async fn list_agents(
                 .ok_or_else(|| ApiError::invalid("phone_number_id", "is not a channel id (`pn_…`)"))
         })
         .transpose()?;
-    let cursors = Cursors::new(&state.sealing_key, "agents");
-    let (page, limit) = PageParams {
-        limit: query.limit,
-        cursor: query.cursor.as_deref(),
-    }
-    .into_request(&cursors)?;
+    let paging = Paging::new(
+        &state.sealing_key,
+        "agents",
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
     let client = state.pool.get().await?;
-    let rows = agents::list(&client, &tenant.user_id, channel.as_ref(), &page).await?;
-    Ok(axum::Json(Page::from_rows(
-        rows,
-        limit,
-        &cursors,
-        |a| a.agent_id.to_string(),
-        Into::into,
-    )))
+    let rows = agents::list(&client, &tenant.user_id, channel.as_ref(), paging.request()).await?;
+    Ok(axum::Json(paging.page(rows, |a| a.agent_id.to_string())))
 }
 
 /// One agent.
@@ -354,21 +346,15 @@ pub async fn list_archives(
 ) -> Result<axum::Json<Page<ArchiveResponse>>, ApiError> {
     let id = channel_id(&id)?;
     // Bound to the channel too: a cursor of one channel's archives does not page another's.
-    let cursors = Cursors::new(&state.sealing_key, format!("archives:{id}"));
-    let (page, limit) = PageParams {
-        limit: query.limit,
-        cursor: query.cursor.as_deref(),
-    }
-    .into_request(&cursors)?;
+    let paging = Paging::new(
+        &state.sealing_key,
+        format!("archives:{id}"),
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
     let client = state.pool.get().await?;
-    let rows = agents::archives(&client, &tenant.user_id, &id, &page)
+    let rows = agents::archives(&client, &tenant.user_id, &id, paging.request())
         .await?
         .ok_or_else(channel_not_found)?;
-    Ok(axum::Json(Page::from_rows(
-        rows,
-        limit,
-        &cursors,
-        |a| a.archive_id.to_string(),
-        Into::into,
-    )))
+    Ok(axum::Json(paging.page(rows, |a| a.archive_id.to_string())))
 }

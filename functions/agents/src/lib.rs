@@ -10,33 +10,20 @@ mod agents;
 mod me;
 mod phone_numbers;
 
-use std::sync::Arc;
-
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiState, Auth, layers},
+    api::{ApiState, layers},
     meta::graph::Graph,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The function's state: the common API state plus the Graph client that checks a channel's
-/// ownership before it is connected.
-#[derive(Debug, Clone)]
+/// ownership before it is connected. Handlers extract the part they use (`State<ApiState>`,
+/// and `State<Graph>` only where Meta is called).
+#[derive(Debug, Clone, FromRef)]
 pub struct AgentsState {
     pub api: ApiState,
     pub graph: Graph,
-}
-
-impl FromRef<AgentsState> for ApiState {
-    fn from_ref(state: &AgentsState) -> Self {
-        state.api.clone()
-    }
-}
-
-impl FromRef<AgentsState> for Arc<Auth> {
-    fn from_ref(state: &AgentsState) -> Self {
-        state.api.auth.clone()
-    }
 }
 
 /// The routes with their OpenAPI descriptions, before state and layers.

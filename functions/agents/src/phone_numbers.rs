@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors, ListErrors, PathErrors};
 use shared::{
     api::{
-        ApiError, ApiState, Cursors, FieldErrors, Json, Page, PageParams, Problem, Query, Tenant,
+        ApiError, ApiState, FieldErrors, Json, Page, Paging, Problem, Query, Tenant,
         openapi::nullable,
     },
     crypto::{SealingKey, SecretKind},
@@ -22,8 +22,6 @@ use shared::{
     },
 };
 use utoipa::{IntoParams, ToSchema};
-
-use crate::AgentsState;
 
 /// A channel: a WhatsApp number, an Instagram account or a website chat widget. The provider
 /// token is never returned; `has_access_token` says whether one is stored.
@@ -498,16 +496,17 @@ pub(crate) fn channel_not_found() -> ApiError {
     ),
 )]
 pub async fn create_phone_number(
-    State(state): State<AgentsState>,
+    State(api): State<ApiState>,
+    State(graph): State<Graph>,
     tenant: Tenant,
     Json(body): Json<CreatePhoneNumber>,
 ) -> Result<(StatusCode, axum::Json<PhoneNumberResponse>), ApiError> {
-    let (new, token) = body.validate(&state.api.sealing_key)?;
+    let (new, token) = body.validate(&api.sealing_key)?;
     if let Some(token) = &token {
         // Before the insert, so a tenant who cannot prove ownership learns nothing, not even
         // whether the id is already connected.
         verify_ownership(
-            &state.graph,
+            &graph,
             Claim {
                 platform: new.platform,
                 meta_id: new.meta_phone_number_id.as_str(),
@@ -518,7 +517,7 @@ pub async fn create_phone_number(
         )
         .await?;
     }
-    let client = state.api.pool.get().await?;
+    let client = api.pool.get().await?;
     let channel = phone_numbers::insert(&client, &tenant.user_id, &new).await?;
     tracing::info!(channel.id = %channel.id, platform = %channel.platform, "channel connected");
     Ok((StatusCode::CREATED, axum::Json(channel.into())))
@@ -538,21 +537,16 @@ pub async fn list_phone_numbers(
     tenant: Tenant,
     Query(query): Query<ListPhoneNumbers>,
 ) -> Result<axum::Json<Page<PhoneNumberResponse>>, ApiError> {
-    let cursors = Cursors::new(&state.sealing_key, "phone-numbers");
-    let (page, limit) = PageParams {
-        limit: query.limit,
-        cursor: query.cursor.as_deref(),
-    }
-    .into_request(&cursors)?;
+    let paging = Paging::new(
+        &state.sealing_key,
+        "phone-numbers",
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
     let client = state.pool.get().await?;
-    let rows = phone_numbers::list(&client, &tenant.user_id, query.platform, &page).await?;
-    Ok(axum::Json(Page::from_rows(
-        rows,
-        limit,
-        &cursors,
-        |c| c.id.to_string(),
-        Into::into,
-    )))
+    let rows =
+        phone_numbers::list(&client, &tenant.user_id, query.platform, paging.request()).await?;
+    Ok(axum::Json(paging.page(rows, |c| c.id.to_string())))
 }
 
 /// One channel.
@@ -591,7 +585,8 @@ pub async fn get_phone_number(
     ),
 )]
 pub async fn patch_phone_number(
-    State(state): State<AgentsState>,
+    State(api): State<ApiState>,
+    State(graph): State<Graph>,
     tenant: Tenant,
     Path(id): Path<String>,
     Json(body): Json<PatchPhoneNumber>,
@@ -599,32 +594,28 @@ pub async fn patch_phone_number(
     let id = channel_id(&id)?;
     // The platform decides which fields apply, and it never changes, so reading it first
     // cannot race with another update.
-    let current = phone_numbers::get(&state.api.pool.get().await?, &tenant.user_id, &id)
+    let current = phone_numbers::get(&api.pool.get().await?, &tenant.user_id, &id)
         .await?
         .ok_or_else(channel_not_found)?;
-    let (mut patch, new_token) = body.validate(current.platform, &state.api.sealing_key)?;
+    let (mut patch, new_token) = body.validate(current.platform, &api.sealing_key)?;
     let new_waba = patch.waba_id.clone().flatten();
     if current.platform != Platform::Webchat && (new_token.is_some() || new_waba.is_some()) {
         // A new token or WABA must prove ownership again, as on create. The update then
         // applies only if nobody changed the credentials it was verified against meanwhile.
         // Only this path needs them, so only it reads them.
-        let credentials =
-            phone_numbers::credentials(&state.api.pool.get().await?, &tenant.user_id, &id)
-                .await?
-                .ok_or_else(channel_not_found)?;
+        let credentials = phone_numbers::credentials(&api.pool.get().await?, &tenant.user_id, &id)
+            .await?
+            .ok_or_else(channel_not_found)?;
         let token = match &new_token {
             Some(token) => token.expose().to_owned(),
-            None => open_token(
-                &state.api.sealing_key,
-                credentials.sealed_access_token.as_deref(),
-            )?,
+            None => open_token(&api.sealing_key, credentials.sealed_access_token.as_deref())?,
         };
         let waba = new_waba
             .as_ref()
             .map(|w| w.as_str().to_owned())
             .or_else(|| credentials.waba_id.clone());
         verify_ownership(
-            &state.graph,
+            &graph,
             Claim {
                 platform: current.platform,
                 meta_id: &current.meta_phone_number_id,
@@ -636,7 +627,7 @@ pub async fn patch_phone_number(
         .await?;
         patch.only_if_unchanged = Some(credentials);
     }
-    let client = state.api.pool.get().await?;
+    let client = api.pool.get().await?;
     match phone_numbers::update(&client, &tenant.user_id, &id, &patch).await? {
         Some(channel) => Ok(axum::Json(channel.into())),
         None if patch.only_if_unchanged.is_some()

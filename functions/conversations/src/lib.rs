@@ -7,26 +7,19 @@
 
 mod routes;
 
-use std::sync::Arc;
-
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiState, Auth, layers},
+    api::{ApiState, layers},
     meta::graph::Graph,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// The API state plus the Graph client for a person's replies.
-#[derive(Debug, Clone)]
+/// The API state plus the Graph client for a person's replies. Handlers extract the part
+/// they use (`State<ApiState>`, and `State<Graph>` only where a reply is sent).
+#[derive(Debug, Clone, FromRef)]
 pub struct ConversationsState {
     pub api: ApiState,
     pub graph: Graph,
-}
-
-impl FromRef<ConversationsState> for Arc<Auth> {
-    fn from_ref(state: &ConversationsState) -> Self {
-        state.api.auth.clone()
-    }
 }
 
 /// The routes with their OpenAPI descriptions.

@@ -1,8 +1,6 @@
-use std::sync::Arc;
-
 use conversations::ConversationsState;
 use shared::{
-    api::{ApiState, Auth, Authenticator},
+    api::ApiState,
     config::ApiConfig,
     meta::graph::{Graph, GraphConfig},
 };
@@ -12,19 +10,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     // Secrets Manager values (`*_ARN` variables), read once per execution environment.
     shared::secrets::load_from_env().await?;
-    let config = ApiConfig::from_env()?;
-    let pool = shared::db::connect(&config.database)?;
+    // Built once per execution environment and shared by every invocation.
     let http = shared::http::client()?;
     let state = ConversationsState {
-        api: ApiState {
-            auth: Arc::new(Auth::new(
-                Authenticator::new(&config.auth, http.clone()),
-                pool.clone(),
-            )),
-            pool,
-            sealing_key: config.sealing_key,
-            admin_secret: config.admin_secret,
-        },
+        api: ApiState::from_config(&ApiConfig::from_env()?, http.clone())?,
         graph: Graph::new(http, GraphConfig::from_env()?),
     };
     lambda_http::run(conversations::router(state)).await

@@ -9,7 +9,8 @@ use shared::api::openapi::responses::{
     BearerErrors, JsonBodyErrors, ListErrors, PathErrors, QueryErrors,
 };
 use shared::{
-    api::{ApiError, Cursors, Json, Page, PageParams, Problem, Query, Tenant},
+    api::{ApiError, ApiState, Json, Page, Paging, Problem, Query, Tenant},
+    crypto::SealingKey,
     db::{
         PooledClient,
         conversation_views::{
@@ -21,11 +22,10 @@ use shared::{
         AgentId, ConversationId, ConversationOwner, DeliveryStatus, MessageAuthor, MessageId,
         MessageSender, MessageStatus, Platform, ReplyBlockedReason, TakeoverReason,
     },
+    meta::graph::Graph,
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
 use utoipa::{IntoParams, ToSchema};
-
-use crate::ConversationsState;
 
 /// A conversation, with who owns it and whether a free-form reply is possible.
 #[derive(Debug, Serialize, ToSchema)]
@@ -199,16 +199,17 @@ async fn load(
     )
 )]
 pub async fn list_conversations(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Query(query): Query<ListConversations>,
 ) -> Result<axum::Json<Page<ConversationResponse>>, ApiError> {
-    let cursors = Cursors::new(&state.api.sealing_key, "conversations");
-    let (page, limit) = PageParams {
-        limit: query.limit,
-        cursor: query.cursor.as_deref(),
-    }
-    .into_keyed_request(&cursors, ConversationKey::parse)?;
+    let paging = Paging::keyed(
+        &state.sealing_key,
+        "conversations",
+        query.limit,
+        query.cursor.as_deref(),
+        ConversationKey::parse,
+    )?;
     // An agent id that is not one names no agent of the tenant: an empty list, as before.
     let agent_id = match query.agent_id.as_deref().map(AgentId::parse) {
         Some(None) => {
@@ -225,15 +226,10 @@ pub async fn list_conversations(
         owner: query.owner,
         customer_phone: query.customer_phone,
     };
-    let client = state.api.pool.get().await?;
-    let rows = conversation_views::list(&client, &tenant.user_id, &filter, &page).await?;
-    Ok(axum::Json(Page::from_rows(
-        rows,
-        limit,
-        &cursors,
-        ConversationView::cursor_key,
-        Into::into,
-    )))
+    let client = state.pool.get().await?;
+    let rows =
+        conversation_views::list(&client, &tenant.user_id, &filter, paging.request()).await?;
+    Ok(axum::Json(paging.page(rows, ConversationView::cursor_key)))
 }
 
 /// One conversation, with its owner, window and last message.
@@ -246,11 +242,11 @@ pub async fn list_conversations(
     )
 )]
 pub async fn get_conversation(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     Ok(axum::Json(load(&client, &tenant, &id).await?.into()))
 }
 
@@ -264,22 +260,19 @@ pub async fn get_conversation(
     )
 )]
 pub async fn list_messages(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
     Query(query): Query<ListMessages>,
 ) -> Result<axum::Json<Vec<MessageResponse>>, ApiError> {
     let id = conversation_id(&id)?;
-    let (_, limit) = PageParams {
-        limit: query.limit,
-        cursor: None,
-    }
-    .into_request(&Cursors::new(&state.api.sealing_key, "messages"))?;
+    // Paged by sequence number (`after`), not by cursor: only the limit is checked here.
+    let limit = Paging::new(&state.sealing_key, "messages", query.limit, None)?.limit();
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::invalid("after", "must be 0 or more"));
     }
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     let messages =
         conversation_views::messages(&client, &tenant.user_id, &id, after, i64::from(limit))
             .await?
@@ -299,7 +292,7 @@ pub async fn list_messages(
     )
 )]
 pub async fn takeover(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
@@ -346,7 +339,7 @@ pub async fn takeover(
     )
 )]
 pub async fn handback(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
@@ -354,13 +347,13 @@ pub async fn handback(
 }
 
 async fn set_owner(
-    state: &ConversationsState,
+    state: &ApiState,
     tenant: &Tenant,
     raw_id: &str,
     owner: ConversationOwner,
     reason: Option<&str>,
 ) -> Result<axum::Json<ConversationResponse>, ApiError> {
-    let client = state.api.pool.get().await?;
+    let client = state.pool.get().await?;
     let view = load(&client, tenant, raw_id).await?;
     if !convo::set_owner(
         &client,
@@ -396,7 +389,8 @@ async fn set_owner(
     )
 )]
 pub async fn send_message(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
+    State(graph): State<Graph>,
     tenant: Tenant,
     Path(id): Path<String>,
     Json(body): Json<SendMessageRequest>,
@@ -405,7 +399,7 @@ pub async fn send_message(
     if text.is_empty() || text.chars().count() > 4096 {
         return Err(ApiError::invalid("text", "must be 1 to 4096 characters"));
     }
-    let mut client = state.api.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;
     if !view.window_is_open(Utc::now()) {
         return Err(outside_window());
@@ -431,7 +425,15 @@ pub async fn send_message(
     .ok_or_else(not_found)?;
     tx.commit().await?;
 
-    send_stored(&state, &mut client, &tenant, &view, &message_id).await?;
+    send_stored(
+        &graph,
+        &state.sealing_key,
+        &mut client,
+        &tenant,
+        &view,
+        &message_id,
+    )
+    .await?;
     let message = conversation_views::message(&client, &message_id)
         .await?
         .ok_or_else(not_found)?;
@@ -457,11 +459,12 @@ pub async fn send_message(
     )
 )]
 pub async fn resend_message(
-    State(state): State<ConversationsState>,
+    State(state): State<ApiState>,
+    State(graph): State<Graph>,
     tenant: Tenant,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<axum::Json<MessageResponse>, ApiError> {
-    let mut client = state.api.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let view = load(&client, &tenant, &id).await?;
     let no_message = || ApiError::NotFound("no such message in this conversation".to_owned());
     let message_id = MessageId::parse(&message_id).ok_or_else(no_message)?;
@@ -477,7 +480,15 @@ pub async fn resend_message(
     if !view.window_is_open(Utc::now()) {
         return Err(outside_window());
     }
-    send_stored(&state, &mut client, &tenant, &view, &message.message_id).await?;
+    send_stored(
+        &graph,
+        &state.sealing_key,
+        &mut client,
+        &tenant,
+        &view,
+        &message.message_id,
+    )
+    .await?;
     let message = conversation_views::message(&client, &message.message_id)
         .await?
         .ok_or_else(not_found)?;
@@ -496,7 +507,8 @@ fn outside_window() -> ApiError {
 /// worker (the rows say the same thing whichever of them sent), and answers Meta's refusal
 /// with 502 (marked failed) and a retryable failure with 503 (kept pending).
 async fn send_stored(
-    state: &ConversationsState,
+    graph: &Graph,
+    sealing_key: &SealingKey,
     client: &mut PooledClient,
     tenant: &Tenant,
     view: &ConversationView,
@@ -512,8 +524,8 @@ async fn send_stored(
     };
     let outcome = send_and_record(
         client,
-        &state.graph,
-        &state.api.sealing_key,
+        graph,
+        sealing_key,
         destination,
         message_id,
         Payload::StoredText,

@@ -221,6 +221,7 @@ struct Subscription {
         ("hub.challenge" = Option<String>, Query, description = "Echoed back on success"),
     ),
     responses(
+        ServerErrors,
         (status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
         (status = 403, description = "Wrong mode or verify token, or no challenge", body = Problem, content_type = "application/problem+json"),
     ),

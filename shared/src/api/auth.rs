@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -332,7 +332,7 @@ pub struct Tenant {
 
 impl<S> FromRequestParts<S> for Tenant
 where
-    Arc<Auth>: FromRef<S>,
+    super::ApiState: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -340,7 +340,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token =
             bearer_token(&parts.headers).ok_or_else(|| ApiError::from(AuthError::MissingToken))?;
-        let auth = Arc::<Auth>::from_ref(state);
+        let auth = super::ApiState::from_ref(state).auth;
         let user_id = auth.authenticate(token).await?;
         tracing::Span::current().record("tenant.id", user_id.as_str());
         Ok(Self { user_id })

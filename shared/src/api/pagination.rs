@@ -183,6 +183,79 @@ impl PageParams<'_> {
     }
 }
 
+/// One list request's paging: the validated `?limit=` and `?cursor=`, and the cursors that
+/// sign the next page's. Every list handler goes through it, in three lines:
+///
+/// ```ignore
+/// let paging = Paging::new(&state.sealing_key, "agents", query.limit, query.cursor.as_deref())?;
+/// let rows = agents::list(&client, &tenant.user_id, paging.request()).await?;
+/// Ok(Json(paging.page(rows, |a| a.agent_id.to_string())))
+/// ```
+#[derive(Debug)]
+pub struct Paging<K = String> {
+    cursors: Cursors,
+    request: PageRequest<K>,
+    limit: u32,
+}
+
+impl Paging {
+    /// Checks the parameters of the list named `list` (see [`Cursors::new`]): a limit out of
+    /// range is a 422, a cursor of another list or tampered with a 400, both naming the
+    /// parameter.
+    pub fn new(
+        key: &SealingKey,
+        list: impl Into<String>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let cursors = Cursors::new(key, list);
+        let (request, limit) = PageParams { limit, cursor }.into_request(&cursors)?;
+        Ok(Self {
+            cursors,
+            request,
+            limit,
+        })
+    }
+}
+
+impl<K> Paging<K> {
+    /// Like [`Paging::new`] for a list whose key is more than an id (the conversation
+    /// list's `(last activity, id)`): `parse` reads the cursor's key, and a key it refuses
+    /// is a 400 naming `cursor`.
+    pub fn keyed(
+        key: &SealingKey,
+        list: impl Into<String>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+        parse: impl FnOnce(&str) -> Option<K>,
+    ) -> Result<Self, ApiError> {
+        let cursors = Cursors::new(key, list);
+        let (request, limit) = PageParams { limit, cursor }.into_keyed_request(&cursors, parse)?;
+        Ok(Self {
+            cursors,
+            request,
+            limit,
+        })
+    }
+
+    /// What the database query takes: the key to start below and how many rows to fetch
+    /// (one more than the limit, to learn whether a next page exists).
+    pub fn request(&self) -> &PageRequest<K> {
+        &self.request
+    }
+
+    /// The page size asked for (checked: 1 to [`MAX_LIMIT`]).
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The page of the rows fetched for [`Paging::request`]; `key` is a row's sort key, the
+    /// one the next page's cursor carries.
+    pub fn page<R, T: From<R>>(&self, rows: Vec<R>, key: impl Fn(&R) -> String) -> Page<T> {
+        Page::from_rows(rows, self.limit, &self.cursors, key, T::from)
+    }
+}
+
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched for it.
     pub fn from_rows<R>(

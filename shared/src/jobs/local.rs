@@ -114,6 +114,14 @@ impl<J: Job> LocalQueue<J> {
         self.published.load(Ordering::SeqCst)
     }
 
+    /// How many jobs are still in the queue (waiting, hidden after a failure, or in flight),
+    /// without taking them: what a test harness checks is zero when a test ends.
+    pub fn waiting_count(&self) -> usize {
+        self.lock()
+            .map(|messages| messages.queued.len())
+            .unwrap_or_default()
+    }
+
     /// Takes every waiting job, oldest first.
     pub fn drain(&self) -> Vec<J> {
         self.lock()

@@ -8,7 +8,7 @@ async fn get_me_returns_the_account_with_its_credits() {
     let app = TestApp::spawn().await;
     let tenant = testkit::TestTenant::new("acme");
 
-    let response = app.api.get("/me", &tenant.token()).await;
+    let response = app.get_as(&tenant, "/me").await;
 
     let body = response.expect(200);
     assert_eq!(body["user_id"], tenant.sub);
@@ -26,12 +26,7 @@ async fn patch_me_sets_and_clears_the_company_name() {
     let tenant = app.tenant("acme").await;
 
     let set = app
-        .api
-        .patch(
-            "/me",
-            &tenant.token(),
-            &json!({ "company_name": "  Acme Inc " }),
-        )
+        .patch_as(&tenant, "/me", &json!({ "company_name": "  Acme Inc " }))
         .await;
     assert_eq!(set.expect(200)["company_name"], "Acme Inc");
     let stored = app
@@ -42,12 +37,11 @@ async fn patch_me_sets_and_clears_the_company_name() {
         .await;
     assert_eq!(stored, 1);
 
-    let untouched = app.api.patch("/me", &tenant.token(), &json!({})).await;
+    let untouched = app.patch_as(&tenant, "/me", &json!({})).await;
     assert_eq!(untouched.expect(200)["company_name"], "Acme Inc");
 
     let cleared = app
-        .api
-        .patch("/me", &tenant.token(), &json!({ "company_name": null }))
+        .patch_as(&tenant, "/me", &json!({ "company_name": null }))
         .await;
     assert_eq!(cleared.expect(200)["company_name"], json!(null));
 }
@@ -113,8 +107,7 @@ async fn a_body_over_the_limit_is_413() {
     let tenant = app.tenant("acme").await;
     let huge = json!({ "company_name": "x".repeat(300 * 1024) });
 
-    app.api
-        .patch("/me", &tenant.token(), &huge)
+    app.patch_as(&tenant, "/me", &huge)
         .await
         .expect_problem(413, None);
 }
@@ -124,10 +117,7 @@ async fn unknown_routes_and_methods_answer_problem_json() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
 
-    app.api
-        .get("/nope", &tenant.token())
-        .await
-        .expect_problem(404, None);
+    app.get_as(&tenant, "/nope").await.expect_problem(404, None);
     app.api
         .send(Method::PUT, "/me", Some(&tenant.token()), None)
         .await
@@ -139,7 +129,7 @@ async fn responses_carry_a_request_id() {
     let app = TestApp::spawn().await;
     let tenant = testkit::TestTenant::new("acme");
 
-    let response = app.api.get("/me", &tenant.token()).await;
+    let response = app.get_as(&tenant, "/me").await;
 
     assert!(response.headers.get("x-request-id").is_some());
 }

@@ -60,7 +60,7 @@ async fn an_operator_grants_credits_and_the_grant_is_recorded() {
         .await,
         2
     );
-    let me = app.api.get("/me", &tenant.token()).await;
+    let me = app.get_as(&tenant, "/me").await;
     assert_eq!(me.expect(200)["credits"]["remaining_credits"], 150);
 }
 
@@ -79,8 +79,7 @@ async fn grants_without_the_secret_for_unknown_tenants_or_with_bad_amounts_are_r
     .await
     .expect_problem(401, None);
     // A tenant token is not an operator's secret.
-    app.api
-        .post("/admin/credits", &tenant.token(), &valid)
+    app.post_as(&tenant, "/admin/credits", &valid)
         .await
         .expect_problem(401, None);
     grant(

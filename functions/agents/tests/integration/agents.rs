@@ -49,10 +49,9 @@ async fn a_channel_that_already_has_an_agent_is_a_409_without_replace_existing()
     );
     assert_eq!(app.count("SELECT count(*) FROM agents", &[]).await, 1);
     let kept = app
-        .api
-        .get(
+        .get_as(
+            &tenant,
             &format!("/agents/{}", str_field(&first, "agent_id")),
-            &tenant.token(),
         )
         .await;
     assert_eq!(kept.expect(200)["name"], "Ava");
@@ -64,10 +63,9 @@ async fn invalid_agents_are_refused_with_every_field_named() {
     let tenant = app.tenant("acme").await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &tenant,
             "/agents",
-            &tenant.token(),
             &json!({ "phone_number_id": "123", "prompt_id": "prompt-1", "name": " " }),
         )
         .await;
@@ -89,8 +87,7 @@ async fn invalid_agents_are_refused_with_every_field_named() {
             "model",
         ),
     ] {
-        app.api
-            .post("/agents", &tenant.token(), &body)
+        app.post_as(&tenant, "/agents", &body)
             .await
             .expect_problem(422, Some(field));
     }
@@ -191,10 +188,7 @@ async fn an_agent_with_conversations_cannot_be_deleted() {
     let agent_id = str_field(&agent, "agent_id");
     app.seed_conversations(agent_id, 1, 0).await;
 
-    let response = app
-        .api
-        .delete(&format!("/agents/{agent_id}"), &tenant.token())
-        .await;
+    let response = app.delete_as(&tenant, &format!("/agents/{agent_id}")).await;
 
     let detail = response.expect_problem(409, None)["detail"].clone();
     assert!(
@@ -230,10 +224,7 @@ async fn another_tenants_agent_is_404_on_every_route_and_stays_untouched() {
     let listed = app.api.get("/agents", &token).await;
 
     assert_eq!(listed.expect(200)["items"], json!([]));
-    assert_eq!(
-        app.api.get(&route, &alice.token()).await.expect(200)["name"],
-        "Ava"
-    );
+    assert_eq!(app.get_as(&alice, &route).await.expect(200)["name"], "Ava");
 }
 
 #[tokio::test]

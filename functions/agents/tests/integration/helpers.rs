@@ -3,16 +3,26 @@ use shared::{
     api::ApiState,
     meta::graph::{Graph, GraphConfig},
 };
-use testkit::{TestClient, TestDb, TestResponse, TestTenant};
+use shared::{
+    db::phone_numbers,
+    domain::{AgentId, PhoneNumberId, UserId},
+};
+use testkit::{ConversationSeed, TestResponse, TestTenant};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
-/// The `agents` router on a database of its own, with Meta's Graph API faked.
+/// The `agents` router on [`testkit::TestApp`]. Its Meta fake answers like devstack's
+/// simulator (see [`FakeMeta`]); tests mount mocks with a higher priority to make Meta
+/// refuse or fail.
 pub struct TestApp {
-    pub db: TestDb,
-    pub api: TestClient,
-    /// Answers like devstack's Meta simulator (see [`FakeMeta`]); tests mount mocks with a
-    /// higher priority to make Meta refuse or fail.
-    pub meta: MockServer,
+    pub kit: testkit::TestApp,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.kit
+    }
 }
 
 /// The `agents` state on `api`, with the Graph client at `meta`.
@@ -28,51 +38,43 @@ pub fn agents_state(api: ApiState, meta: &MockServer) -> agents::AgentsState {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let db = TestDb::new().await;
-        let meta = MockServer::start().await;
+        let kit = testkit::TestApp::new().await;
         Mock::given(any())
             .respond_with(FakeMeta)
             .with_priority(10)
-            .mount(&meta)
+            .mount(&kit.meta)
             .await;
-        let api = TestClient::new(agents::router(agents_state(testkit::api_state(&db), &meta)));
-        Self { db, api, meta }
+        let router = agents::router(agents_state(kit.api_state(), &kit.meta));
+        Self {
+            kit: kit.serve(router),
+        }
     }
 
     /// The requests Meta received whose path ends with `suffix`.
     pub async fn meta_requests(&self, suffix: &str) -> Vec<Request> {
-        self.meta
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path().ends_with(suffix))
-            .collect()
+        testkit::TestApp::requests_to(&self.meta, suffix).await
     }
 
     /// A tenant with an account (provisioned by a first call, as in production).
     pub async fn tenant(&self, label: &str) -> TestTenant {
-        let tenant = TestTenant::new(label);
-        self.api.get("/me", &tenant.token()).await.expect(200);
-        tenant
+        self.tenant_via(label, "/me").await
     }
 
     pub async fn create_whatsapp_channel(&self, tenant: &TestTenant, meta_id: &str) -> Value {
-        self.api
-            .post(
-                "/phone-numbers",
-                &tenant.token(),
-                &json!({
-                    "platform": "whatsapp",
-                    "meta_phone_number_id": meta_id,
-                    "access_token": "EAAG-plaintext-token",
-                    "display_name": "Main line",
-                    "waba_id": waba_of(meta_id),
-                }),
-            )
-            .await
-            .expect(201)
-            .clone()
+        self.post_as(
+            tenant,
+            "/phone-numbers",
+            &json!({
+                "platform": "whatsapp",
+                "meta_phone_number_id": meta_id,
+                "access_token": "EAAG-plaintext-token",
+                "display_name": "Main line",
+                "waba_id": waba_of(meta_id),
+            }),
+        )
+        .await
+        .expect(201)
+        .clone()
     }
 
     pub async fn create_agent(
@@ -81,47 +83,49 @@ impl TestApp {
         channel_id: &str,
         name: &str,
     ) -> TestResponse {
-        self.api
-            .post(
-                "/agents",
-                &tenant.token(),
-                &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v1", "name": name }),
+        self.post_as(
+            tenant,
+            "/agents",
+            &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v1", "name": name }),
+        )
+        .await
+    }
+
+    /// Gives an agent conversations (the worker creates them in production), seeded through
+    /// `shared::db`: `active` active ones with one customer message each, and `inactive`
+    /// ended ones.
+    pub async fn seed_conversations(&self, agent_id: &str, active: usize, inactive: usize) {
+        let row = self
+            .db
+            .client()
+            .await
+            .query_one(
+                "SELECT user_id, phone_number_id FROM agents WHERE agent_id = $1",
+                &[&agent_id],
             )
             .await
-    }
-
-    /// How many rows a query counts.
-    pub async fn count(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> i64 {
-        self.db.count(sql, params).await
-    }
-
-    /// Gives an agent conversations straight in the database (the worker creates them in
-    /// production): `active` active ones with one message each, and `inactive` archived ones.
-    pub async fn seed_conversations(&self, agent_id: &str, active: usize, inactive: usize) {
-        let client = self.db.client().await;
+            .expect("the agent");
+        let user = UserId::parse(row.get(0)).expect("user id");
+        let channel_id = PhoneNumberId::parse(row.get(1)).expect("channel id");
+        let channel = phone_numbers::get(&self.db.client().await, &user, &channel_id)
+            .await
+            .expect("channel")
+            .expect("the agent's channel");
+        let agent = AgentId::parse(agent_id).expect("agent id");
+        let seed = self.db.seed();
         for i in 0..active + inactive {
-            let conversation_id = format!("conv_seed_{agent_id}_{i}");
-            let customer = format!("+1415555{:04}", 1000 + i);
-            client
-                .execute(
-                    "INSERT INTO conversations (conversation_id, agent_id, customer_phone, is_active)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&conversation_id, &agent_id, &customer, &(i < active)],
+            let customer = format!("1415555{:04}", 1000 + i);
+            let conversation = seed
+                .conversation(
+                    &user,
+                    &channel,
+                    &agent,
+                    ConversationSeed::from_customer(&customer).text("hello"),
                 )
-                .await
-                .expect("seed conversation");
-            client
-                .execute(
-                    "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no)
-                     VALUES ($1, $2, 'user', 'hello', 'sent', 1)",
-                    &[&format!("msg_seed_{agent_id}_{i}"), &conversation_id],
-                )
-                .await
-                .expect("seed message");
+                .await;
+            if i >= active {
+                seed.end_conversation(&conversation).await;
+            }
         }
     }
 }

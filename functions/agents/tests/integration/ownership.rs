@@ -21,10 +21,9 @@ async fn a_whatsapp_number_is_connected_after_meta_lists_it_in_the_waba_and_the_
     let tenant = app.tenant("acme").await;
 
     let created = app
-        .api
-        .post(
+        .post_as(
+            &tenant,
             "/phone-numbers",
-            &tenant.token(),
             &whatsapp("106540352242922", "10654035224292", "EAAG-owner"),
         )
         .await;
@@ -53,10 +52,9 @@ async fn a_number_of_another_business_cannot_be_claimed_and_nothing_is_written()
 
     // Mallory names her own WABA and a valid token, but the number belongs to another WABA.
     let response = app
-        .api
-        .post(
+        .post_as(
+            &mallory,
             "/phone-numbers",
-            &mallory.token(),
             &whatsapp("106540352242922", "20000000000000", "EAAG-mallory"),
         )
         .await;
@@ -89,7 +87,7 @@ async fn a_token_meta_refuses_is_422_naming_access_token_with_metas_reason() {
     ];
 
     for body in bodies {
-        let response = app.api.post("/phone-numbers", &tenant.token(), &body).await;
+        let response = app.post_as(&tenant, "/phone-numbers", &body).await;
         let problem = response.expect_problem(422, Some("access_token"));
         assert!(
             problem["errors"][0]["message"]
@@ -120,10 +118,9 @@ async fn a_waba_the_token_cannot_read_is_422_naming_waba_id() {
         .await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &tenant,
             "/phone-numbers",
-            &tenant.token(),
             &whatsapp("300000000000001", "30000000000000", "EAAG"),
         )
         .await;
@@ -148,10 +145,9 @@ async fn a_subscription_meta_refuses_is_422_and_nothing_is_written() {
         .await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &tenant,
             "/phone-numbers",
-            &tenant.token(),
             &whatsapp("106540352242922", "10654035224292", "EAAG-read-only"),
         )
         .await;
@@ -184,7 +180,7 @@ async fn meta_being_down_is_a_502_problem_and_nothing_is_written() {
     ];
 
     for body in bodies {
-        let response = app.api.post("/phone-numbers", &tenant.token(), &body).await;
+        let response = app.post_as(&tenant, "/phone-numbers", &body).await;
         let problem = response.expect_problem(502, None);
         assert_eq!(problem["type"], "urn:problem:bad-gateway");
     }
@@ -209,20 +205,10 @@ async fn an_instagram_account_is_read_with_the_token_and_must_be_that_account() 
         .await;
 
     let own = app
-        .api
-        .post(
-            "/phone-numbers",
-            &tenant.token(),
-            &json!({ "platform": "instagram", "meta_phone_number_id": "17841400000000", "access_token": "IGQV-own" }),
-        )
+        .post_as(&tenant, "/phone-numbers", &json!({ "platform": "instagram", "meta_phone_number_id": "17841400000000", "access_token": "IGQV-own" }))
         .await;
     let other = app
-        .api
-        .post(
-            "/phone-numbers",
-            &tenant.token(),
-            &json!({ "platform": "instagram", "meta_phone_number_id": "17841400000009", "access_token": "IGQV-own" }),
-        )
+        .post_as(&tenant, "/phone-numbers", &json!({ "platform": "instagram", "meta_phone_number_id": "17841400000009", "access_token": "IGQV-own" }))
         .await;
 
     own.expect(201);
@@ -335,10 +321,9 @@ async fn a_number_on_a_later_page_of_the_wabas_numbers_is_found() {
         .await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &tenant,
             "/phone-numbers",
-            &tenant.token(),
             &whatsapp("400000000000009", "40000000000000", "EAAG"),
         )
         .await;

@@ -315,10 +315,9 @@ async fn all_field_errors_are_reported_at_once() {
     let tenant = app.tenant("acme").await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &tenant,
             "/phone-numbers",
-            &tenant.token(),
             &json!({ "platform": "whatsapp", "meta_phone_number_id": "abc", "display_name": "" }),
         )
         .await;
@@ -346,15 +345,10 @@ async fn a_meta_id_already_connected_by_anyone_is_a_409() {
         "platform": "whatsapp", "meta_phone_number_id": "555000", "access_token": "EAAG", "waba_id": "55500",
     });
 
-    let same_tenant = app.api.post("/phone-numbers", &alice.token(), &again).await;
-    let other_tenant = app.api.post("/phone-numbers", &bob.token(), &again).await;
+    let same_tenant = app.post_as(&alice, "/phone-numbers", &again).await;
+    let other_tenant = app.post_as(&bob, "/phone-numbers", &again).await;
     let other_platform = app
-        .api
-        .post(
-            "/phone-numbers",
-            &bob.token(),
-            &json!({ "platform": "instagram", "meta_phone_number_id": "555000", "access_token": "IG" }),
-        )
+        .post_as(&bob, "/phone-numbers", &json!({ "platform": "instagram", "meta_phone_number_id": "555000", "access_token": "IG" }))
         .await;
 
     let detail = same_tenant.expect_problem(409, None)["detail"].clone();
@@ -603,8 +597,7 @@ async fn a_channel_in_use_by_an_agent_cannot_be_deleted() {
         .expect(201);
 
     let response = app
-        .api
-        .delete(&format!("/phone-numbers/{channel_id}"), &tenant.token())
+        .delete_as(&tenant, &format!("/phone-numbers/{channel_id}"))
         .await;
 
     let detail = response.expect_problem(409, None)["detail"].clone();
@@ -617,8 +610,7 @@ async fn a_channel_in_use_by_an_agent_cannot_be_deleted() {
         1
     );
     let listed = app
-        .api
-        .get(&format!("/phone-numbers/{channel_id}"), &tenant.token())
+        .get_as(&tenant, &format!("/phone-numbers/{channel_id}"))
         .await;
     assert!(
         listed.expect(200)["agent_id"]
@@ -653,7 +645,7 @@ async fn another_tenants_channel_is_404_on_every_route_and_stays_untouched() {
         .await
         .expect_problem(404, None);
 
-    let still = app.api.get(&route, &alice.token()).await;
+    let still = app.get_as(&alice, &route).await;
     assert_eq!(still.expect(200)["display_name"], "Main line");
     assert_eq!(app.count("SELECT count(*) FROM agents", &[]).await, 0);
 }
@@ -668,9 +660,6 @@ async fn malformed_ids_in_paths_are_404() {
         "/phone-numbers/agt_01jd0000000000000000000000",
         "/agents/pn_x",
     ] {
-        app.api
-            .get(route, &tenant.token())
-            .await
-            .expect_problem(404, None);
+        app.get_as(&tenant, route).await.expect_problem(404, None);
     }
 }

@@ -17,12 +17,7 @@ async fn relinking_moves_the_conversations_to_the_new_agent_and_records_an_archi
     app.seed_conversations(old_id, 2, 1).await;
 
     let response = app
-        .api
-        .post(
-            "/agents",
-            &tenant.token(),
-            &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v2", "name": "Bob", "replace_existing": true }),
-        )
+        .post_as(&tenant, "/agents", &json!({ "phone_number_id": channel_id, "prompt_id": "pmpt_sales_v2", "name": "Bob", "replace_existing": true }))
         .await;
 
     let created = response.expect(201);
@@ -76,18 +71,13 @@ async fn relinking_moves_the_conversations_to_the_new_agent_and_records_an_archi
     );
 
     let archives = app
-        .api
-        .get(
-            &format!("/phone-numbers/{channel_id}/archives"),
-            &tenant.token(),
-        )
+        .get_as(&tenant, &format!("/phone-numbers/{channel_id}/archives"))
         .await;
     let archives = archives.expect(200);
     assert_eq!(archives["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(archives["items"][0]["archive_id"], archive["archive_id"]);
     let channel_now = app
-        .api
-        .get(&format!("/phone-numbers/{channel_id}"), &tenant.token())
+        .get_as(&tenant, &format!("/phone-numbers/{channel_id}"))
         .await;
     assert_eq!(channel_now.expect(200)["agent_id"], new_id);
 }
@@ -99,12 +89,7 @@ async fn replace_existing_on_a_free_channel_just_links() {
     let channel = app.create_whatsapp_channel(&tenant, "100").await;
 
     let response = app
-        .api
-        .post(
-            "/agents",
-            &tenant.token(),
-            &json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_a", "name": "Ava", "replace_existing": true }),
-        )
+        .post_as(&tenant, "/agents", &json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_a", "name": "Ava", "replace_existing": true }))
         .await;
 
     assert_eq!(response.expect(201)["archive"], json!(null));
@@ -148,10 +133,9 @@ async fn a_chain_of_relinks_keeps_every_archive_and_the_latest_agent_deletable_h
         1
     );
     let page = app
-        .api
-        .get(
+        .get_as(
+            &tenant,
             &format!("/phone-numbers/{channel_id}/archives?limit=1"),
-            &tenant.token(),
         )
         .await;
     let page = page.expect(200);

@@ -79,14 +79,7 @@ pub fn meta_error(code: i64, title: &str) -> ResponseTemplate {
     }))
 }
 
-/// Requests a fake received on a path.
+/// The JSON bodies of the requests a fake received on a path.
 pub async fn requests_to(server: &MockServer, suffix: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.url.path().ends_with(suffix))
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .collect()
+    testkit::TestApp::json_bodies_to(server, suffix).await
 }

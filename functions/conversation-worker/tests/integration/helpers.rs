@@ -2,15 +2,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use conversation_worker::{OptOutWords, WorkerState};
 use serde_json::json;
 use shared::{
-    crypto::SecretKind,
     db::inbound::{self, ChannelRoute},
-    domain::{InboundMessage, PhoneNumberId, Platform, UserId},
+    domain::{InboundMessage, Platform},
     jobs::ReplyJob,
-    meta::graph::{Graph, GraphConfig},
-    openai::{OpenAi, OpenAiConfig},
 };
-use testkit::TestDb;
-use wiremock::MockServer;
+use testkit::ChannelSeed;
 
 use crate::fakes;
 
@@ -18,12 +14,20 @@ pub const TENANT: &str = "acme";
 pub const CUSTOMER: &str = "16505551234";
 pub const META_NUMBER_ID: &str = "106540352242922";
 
+/// The worker on [`testkit::TestApp`] (database, Meta and OpenAI fakes): a tenant `acme`
+/// with credits, a WhatsApp channel and its agent, seeded through `shared::db`.
 pub struct TestApp {
-    pub db: TestDb,
-    pub openai: MockServer,
-    pub meta: MockServer,
+    pub kit: testkit::TestApp,
     pub state: WorkerState,
     pub channel: ChannelRoute,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.kit
+    }
 }
 
 impl TestApp {
@@ -37,58 +41,19 @@ impl TestApp {
 
     /// Same, with fakes that have no routes yet (the test mounts its own).
     pub async fn spawn_without_fakes(credits: i32) -> Self {
-        let db = TestDb::new().await;
-        let openai = MockServer::start().await;
-        let meta = MockServer::start().await;
-        let key = testkit::test_sealing_key();
-        let channel_id = PhoneNumberId::generate();
-        let sealed = key
-            .seal(SecretKind::ChannelAccessToken, "EAAG-channel-token")
-            .expect("seal");
-        let client = db.client().await;
-        client
-            .execute(
-                "INSERT INTO users (user_id, email) VALUES ($1, 'acme@example.test')",
-                &[&TENANT],
-            )
-            .await
-            .expect("user");
-        client
-            .execute(
-                "INSERT INTO credits (user_id, remaining_credits) VALUES ($1, $2)",
-                &[&TENANT, &credits],
-            )
-            .await
-            .expect("credits");
-        client
-            .execute(
-                "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, waba_id)
-                 VALUES ($1, $2, 'whatsapp', $3, $4, '1')",
-                &[&channel_id.as_str(), &TENANT, &META_NUMBER_ID, &sealed],
-            )
-            .await
-            .expect("channel");
-        client
-            .execute(
-                "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name)
-                 VALUES ('agt_acme', $1, $2, 'pmpt_sales', 'Ava')",
-                &[&TENANT, &channel_id.as_str()],
-            )
-            .await
-            .expect("agent");
-        let http = reqwest::Client::new();
+        let kit = testkit::TestApp::new().await;
+        let seed = kit.db.seed();
+        let user = seed.tenant(TENANT).await;
+        seed.credits(&user, credits).await;
+        let channel = seed
+            .channel(&user, ChannelSeed::whatsapp(META_NUMBER_ID))
+            .await;
+        seed.agent(&user, &channel, "pmpt_sales", "Ava").await;
         let state = WorkerState {
-            pool: db.pool.clone(),
-            openai: OpenAi::new(
-                http.clone(),
-                OpenAiConfig {
-                    base_url: openai.uri(),
-                    api_key: "sk-test".to_owned().into(),
-                    timeout: std::time::Duration::from_secs(5),
-                },
-            ),
-            graph: Graph::new(http, GraphConfig::for_base_url(&meta.uri())),
-            sealing_key: key,
+            pool: kit.db.pool.clone(),
+            openai: kit.openai_client(),
+            graph: kit.graph(),
+            sealing_key: testkit::test_sealing_key(),
             opt_out: OptOutWords::default(),
             retry_queue: None,
             lifter: shared::jobs::LifterConfig {
@@ -98,14 +63,12 @@ impl TestApp {
             },
         };
         let channel = ChannelRoute {
-            phone_number_id: channel_id,
-            user_id: UserId::parse(TENANT).expect("user id"),
+            phone_number_id: channel.id,
+            user_id: user,
             platform: Platform::WhatsApp,
         };
         Self {
-            db,
-            openai,
-            meta,
+            kit,
             state,
             channel,
         }
@@ -134,14 +97,6 @@ impl TestApp {
             .await
             .expect("inbox row");
         ReplyJob::new(id, self.channel.phone_number_id.as_str(), customer)
-    }
-
-    pub async fn count(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> i64 {
-        self.db.count(sql, params).await
     }
 
     pub async fn credits(&self) -> (i32, i32) {

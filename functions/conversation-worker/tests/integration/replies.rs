@@ -233,29 +233,19 @@ async fn an_instagram_customer_is_answered_on_the_host_its_connection_uses() {
     };
 
     let app = TestApp::spawn(5).await;
-    let channel_id = shared::domain::PhoneNumberId::generate();
-    let sealed = testkit::test_sealing_key()
-        .seal(
-            shared::crypto::SecretKind::ChannelAccessToken,
-            "IG-page-token",
+    let seed = app.db.seed();
+    let channel = seed
+        .channel(
+            &app.channel.user_id,
+            testkit::ChannelSeed::instagram(
+                "17841400000000",
+                shared::domain::InstagramApi::FacebookPage,
+            ),
         )
-        .expect("seal");
-    let client = app.db.client().await;
-    client
-        .execute(
-            "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, instagram_api)
-             VALUES ($1, 'acme', 'instagram', '17841400000000', $2, 'facebook_page')",
-            &[&channel_id.as_str(), &sealed],
-        )
-        .await
-        .expect("channel");
-    client
-        .execute(
-            "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name) VALUES ('agt_ig', 'acme', $1, 'pmpt_ig', 'Ivy')",
-            &[&channel_id.as_str()],
-        )
-        .await
-        .expect("agent");
+        .await;
+    seed.agent(&app.channel.user_id, &channel, "pmpt_ig", "Ivy")
+        .await;
+    let channel_id = channel.id;
     Mock::given(method("POST"))
         .and(path("/17841400000000/messages"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
@@ -280,7 +270,7 @@ async fn an_instagram_customer_is_answered_on_the_host_its_connection_uses() {
         text: "Is this available?".to_owned(),
         metadata: serde_json::json!({}),
     };
-    shared::db::inbound::record(&client, &route, &message)
+    shared::db::inbound::record(&app.db.client().await, &route, &message)
         .await
         .expect("inbox");
     let job = shared::jobs::ReplyJob::new("mid.IN", channel_id.as_str(), "5612345678901234");

@@ -5,16 +5,12 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
+use chrono::Utc;
 use conversations::ConversationsState;
 use serde_json::{Value, json};
-use shared::{
-    crypto::SecretKind,
-    domain::ConversationId,
-    meta::graph::{Graph, GraphConfig},
-};
-use testkit::{TestClient, TestDb, TestTenant};
+use testkit::{ChannelSeed, ConversationSeed, TestTenant};
 use wiremock::{
-    Mock, MockServer, Request, Respond, ResponseTemplate,
+    Mock, Request, Respond, ResponseTemplate,
     matchers::{method, path_regex},
 };
 
@@ -28,76 +24,51 @@ impl Respond for Accept {
     }
 }
 
+/// The `conversations` router on [`testkit::TestApp`], Meta faked, with a tenant that has
+/// called once.
 struct TestApp {
-    db: TestDb,
-    meta: MockServer,
-    api: TestClient,
+    kit: testkit::TestApp,
     tenant: TestTenant,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.kit
+    }
 }
 
 impl TestApp {
     async fn spawn() -> Self {
-        let db = TestDb::new().await;
-        let meta = MockServer::start().await;
+        let kit = testkit::TestApp::new().await;
         let state = ConversationsState {
-            api: testkit::api_state(&db),
-            graph: Graph::new(
-                reqwest::Client::new(),
-                GraphConfig::for_base_url(&meta.uri()),
-            ),
+            api: kit.api_state(),
+            graph: kit.graph(),
         };
-        let api = TestClient::new(conversations::router(state));
-        let tenant = TestTenant::new("acme");
-        api.get("/conversations", &tenant.token()).await.expect(200);
-        Self {
-            db,
-            meta,
-            api,
-            tenant,
-        }
+        let kit = kit.serve(conversations::router(state));
+        let tenant = kit.tenant_via("acme", "/conversations").await;
+        Self { kit, tenant }
     }
 
-    /// A WhatsApp channel, an agent and a conversation whose customer wrote `hours_ago`.
+    /// A WhatsApp channel, an agent and a conversation whose customer wrote `Hello?`
+    /// `hours_ago`, seeded through `shared::db`.
     async fn conversation(&self, tenant: &TestTenant, meta_id: &str, hours_ago: i64) -> String {
-        let client = self.db.client().await;
-        let channel = shared::domain::PhoneNumberId::generate().to_string();
-        let agent = shared::domain::AgentId::generate().to_string();
-        let conversation = ConversationId::generate().to_string();
-        let sealed = testkit::test_sealing_key()
-            .seal(SecretKind::ChannelAccessToken, "EAAG-token")
-            .expect("seal");
-        client
-            .execute(
-                "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, waba_id)
-                 VALUES ($1, $2, 'whatsapp', $3, $4, '1')",
-                &[&channel, &tenant.sub, &meta_id, &sealed],
-            )
-            .await
-            .expect("channel");
-        client
-            .execute(
-                "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name) VALUES ($1, $2, $3, 'pmpt_a', 'Ava')",
-                &[&agent, &tenant.sub, &channel],
-            )
-            .await
-            .expect("agent");
-        client
-            .execute(
-                "INSERT INTO conversations (conversation_id, agent_id, customer_phone, customer_name, last_customer_message_at, last_message_at)
-                 VALUES ($1, $2, '+16505551234', 'Sheena', now() - make_interval(hours => $3::int), now() - make_interval(hours => $3::int))",
-                &[&conversation, &agent, &(hours_ago as i32)],
-            )
-            .await
-            .expect("conversation");
-        client
-            .execute(
-                "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no, author)
-                 VALUES ($1, $2, 'user', 'Hello?', 'sent', 1, 'customer')",
-                &[&format!("msg_in_{conversation}"), &conversation],
-            )
-            .await
-            .expect("message");
-        conversation
+        let seed = self.db.seed();
+        let user = seed.tenant(&tenant.sub).await;
+        let channel = seed
+            .channel(&user, ChannelSeed::whatsapp(meta_id).token("EAAG-token"))
+            .await;
+        let agent = seed.agent(&user, &channel, "pmpt_a", "Ava").await;
+        seed.conversation(
+            &user,
+            &channel,
+            &agent.agent_id,
+            ConversationSeed::from_customer("16505551234")
+                .sent_at(Utc::now() - chrono::Duration::hours(hours_ago)),
+        )
+        .await
+        .to_string()
     }
 
     async fn accept_sends(&self) {
@@ -108,14 +79,9 @@ impl TestApp {
             .await;
     }
 
+    /// Every request Meta received, as JSON (the fake only serves sends).
     async fn sends(&self) -> Vec<Value> {
-        self.meta
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-            .collect()
+        testkit::TestApp::json_bodies_to(&self.meta, "").await
     }
 }
 
@@ -260,10 +226,9 @@ async fn a_persons_reply_is_sent_stored_and_takes_the_conversation_over() {
     let id = app.conversation(&app.tenant, "106540352242922", 2).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": " Hi, Sam here. " }),
         )
         .await;
@@ -295,10 +260,9 @@ async fn a_free_form_reply_outside_the_24_hour_window_is_refused_and_nothing_is_
     let id = app.conversation(&app.tenant, "1", 25).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": "Hello" }),
         )
         .await;
@@ -332,10 +296,9 @@ async fn a_reply_meta_refuses_is_a_502_and_the_message_is_marked_failed() {
     let id = app.conversation(&app.tenant, "1", 1).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": "Hello" }),
         )
         .await;
@@ -491,10 +454,9 @@ async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
     let id = app.conversation(&app.tenant, "1", 1).await;
 
     let response = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages"),
-            &app.tenant.token(),
             &json!({ "text": "Hello" }),
         )
         .await;
@@ -506,20 +468,18 @@ async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
 
     // Another tenant cannot resend it.
     let other = TestTenant::new("other");
-    app.api
-        .post(
-            &format!("/conversations/{id}/messages/{message_id}/resend"),
-            &other.token(),
-            &json!({}),
-        )
-        .await
-        .expect_problem(404, None);
+    app.post_as(
+        &other,
+        &format!("/conversations/{id}/messages/{message_id}/resend"),
+        &json!({}),
+    )
+    .await
+    .expect_problem(404, None);
 
     let resent = app
-        .api
-        .post(
+        .post_as(
+            &app.tenant,
             &format!("/conversations/{id}/messages/{message_id}/resend"),
-            &app.tenant.token(),
             &json!({}),
         )
         .await;
@@ -529,14 +489,13 @@ async fn a_reply_meta_throttles_is_a_503_kept_pending_and_resent_once_later() {
     assert_eq!((code, class), (None, None));
 
     // Sent is final: a second resend sends nothing.
-    app.api
-        .post(
-            &format!("/conversations/{id}/messages/{message_id}/resend"),
-            &app.tenant.token(),
-            &json!({}),
-        )
-        .await
-        .expect_problem(409, None);
+    app.post_as(
+        &app.tenant,
+        &format!("/conversations/{id}/messages/{message_id}/resend"),
+        &json!({}),
+    )
+    .await
+    .expect_problem(409, None);
     assert_eq!(app.sends().await.len(), 2, "one throttled, one sent");
 }
 

@@ -55,6 +55,7 @@ async fn a_signed_whatsapp_text_with_a_nul_is_acknowledged_and_stored_cleaned() 
     );
     assert_eq!(row.get::<_, String>("state"), "enqueued");
     assert_eq!(app.queue.published_count(), 1);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -82,6 +83,7 @@ async fn a_message_whose_id_holds_a_nul_is_skipped_and_the_others_are_stored() {
         .await,
         1
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -114,6 +116,7 @@ async fn a_real_length_instagram_message_id_is_stored() {
         .await,
         1
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -230,4 +233,5 @@ async fn an_event_the_database_refuses_for_its_data_is_acknowledged_not_redelive
             .await,
         1
     );
+    app.take_published_jobs();
 }

@@ -4,11 +4,8 @@ use axum::body::Body;
 use http::{Method, Request};
 use secrecy::SecretString;
 use serde_json::Value;
-use shared::{
-    jobs::{LocalQueue, ReplyJob, ReplyQueue},
-    meta::signature,
-};
-use testkit::{TestClient, TestDb, TestResponse};
+use shared::{domain::Platform, meta::signature};
+use testkit::{ChannelSeed, TestResponse};
 use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
 pub const APP_SECRET: &str = "meta-app-secret-for-tests";
@@ -18,11 +15,19 @@ pub const WA_CHANNEL: &str = "106540352242922";
 /// The Instagram account id of the fixtures.
 pub const IG_CHANNEL: &str = "17841400000000";
 
+/// The webhook on [`testkit::TestApp`] (database, reply queue checked empty at the end),
+/// with the state its router was built with.
 pub struct TestApp {
-    pub db: TestDb,
+    pub kit: testkit::TestApp,
     pub state: WebhookState,
-    pub queue: LocalQueue<ReplyJob>,
-    pub api: TestClient,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.kit
+    }
 }
 
 impl TestApp {
@@ -32,24 +37,30 @@ impl TestApp {
 
     /// A webhook whose webchat has these limits.
     pub async fn spawn_with(webchat: WebchatLimits) -> Self {
-        let db = TestDb::new().await;
-        let queue = LocalQueue::new();
+        let kit = testkit::TestApp::new().await;
         let state = WebhookState {
-            pool: db.pool.clone(),
-            queue: ReplyQueue::Local(queue.clone()),
+            pool: kit.db.pool.clone(),
+            queue: kit.reply_queue(),
             secrets: Arc::new(WebhookSecrets {
                 app_secret: SecretString::from(APP_SECRET),
                 verify_token: SecretString::from(VERIFY_TOKEN),
             }),
             webchat,
         };
-        let api = TestClient::new(webhook::router(state.clone()));
-        Self {
-            db,
-            state,
-            queue,
-            api,
-        }
+        let kit = kit.serve(webhook::router(state.clone()));
+        Self { kit, state }
+    }
+
+    /// Takes the jobs the test published, checking that each is queued once (the webhook
+    /// only publishes; nothing here consumes them).
+    pub fn take_published_jobs(&self) -> Vec<shared::jobs::ReplyJob> {
+        let jobs = self.take_jobs();
+        assert_eq!(
+            jobs.len(),
+            self.queue.published_count(),
+            "each published job is queued once"
+        );
+        jobs
     }
 
     /// The state the router was built with.
@@ -59,24 +70,13 @@ impl TestApp {
 
     /// A tenant owning a channel; returns the channel id (`pn_…`).
     pub async fn channel(&self, tenant: &str, platform: &str, meta_id: &str) -> String {
-        let client = self.db.client().await;
-        let channel_id = shared::domain::PhoneNumberId::generate().to_string();
-        client
-            .execute(
-                "INSERT INTO users (user_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&tenant, &format!("{tenant}@example.test")],
-            )
+        let seed = self.db.seed();
+        let user = seed.tenant(tenant).await;
+        let platform: Platform = platform.parse().expect("platform");
+        seed.channel(&user, ChannelSeed::of(platform, meta_id))
             .await
-            .expect("user");
-        client
-            .execute(
-                "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, waba_id)
-                 VALUES ($1, $2, $3, $4, 'v1:sealed', $5)",
-                &[&channel_id, &tenant, &platform, &meta_id, &(platform == "whatsapp").then_some("1")],
-            )
-            .await
-            .expect("channel");
-        channel_id
+            .id
+            .to_string()
     }
 
     /// POSTs a body signed with the app secret.
@@ -96,14 +96,6 @@ impl TestApp {
 
     pub async fn post_json(&self, payload: &Value) -> TestResponse {
         self.post_signed(payload.to_string().as_bytes()).await
-    }
-
-    pub async fn count(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> i64 {
-        self.db.count(sql, params).await
     }
 }
 

@@ -85,6 +85,7 @@ async fn a_delivery_received_five_times_stores_one_message_and_publishes_one_job
         1
     );
     assert_eq!(app.queue.published_count(), 1);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -123,6 +124,7 @@ async fn when_the_queue_fails_meta_is_told_to_retry_and_the_redelivery_publishes
         .await,
         1
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -143,6 +145,7 @@ async fn one_delivery_spanning_two_tenants_routes_each_entry_to_its_channel_owne
     assert_eq!(app.count("SELECT count(*) FROM inbound_messages WHERE user_id = 'alice' AND platform_message_id = 'wamid.TEXT1'", &[]).await, 1);
     assert_eq!(app.count("SELECT count(*) FROM inbound_messages WHERE user_id = 'bob' AND platform_message_id = 'wamid.FOR_BOB'", &[]).await, 1);
     assert_eq!(app.queue.published_count(), 2);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -173,6 +176,7 @@ async fn instagram_messages_are_routed_by_the_recipient_account_and_echoes_are_s
         0
     );
     assert_eq!(app.queue.published_count(), 2);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -220,4 +224,5 @@ async fn a_channel_id_of_one_tenant_never_lands_in_another_tenants_rows() {
         .await,
         1
     );
+    app.take_published_jobs();
 }

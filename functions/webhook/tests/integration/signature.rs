@@ -76,6 +76,7 @@ async fn a_correctly_signed_delivery_is_accepted() {
             .await,
         1
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]

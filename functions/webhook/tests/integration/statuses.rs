@@ -1,45 +1,37 @@
 use serde_json::json;
+use shared::{
+    db::phone_numbers,
+    domain::{PhoneNumberId, UserId},
+};
+use testkit::ConversationSeed;
 
 use crate::helpers::{TestApp, WA_CHANNEL, fixture};
 
-/// An agent message we sent with Meta id `platform_id`, its delivery status `pending`.
+/// An agent message we sent with Meta id `platform_id` to customer `16505551234`, its
+/// delivery status `pending`: seeded through `shared::db` (the channel's agent, created on
+/// first use, and the customer's active conversation).
 async fn seed_sent_message(app: &TestApp, tenant: &str, channel_id: &str, platform_id: &str) {
-    let client = app.db.client().await;
-    let agent_id = format!("agt_{tenant}");
-    let conversation_id = format!("conv_{tenant}");
-    let message_id = format!("msg_{tenant}_{platform_id}");
-    client
-        .execute(
-            "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name)
-             VALUES ($1, $2, $3, 'pmpt_a', 'A') ON CONFLICT (agent_id) DO NOTHING",
-            &[&agent_id, &tenant, &channel_id],
-        )
+    let seed = app.db.seed();
+    let user = UserId::parse(tenant).expect("tenant");
+    let channel_id = PhoneNumberId::parse(channel_id).expect("channel id");
+    let channel = phone_numbers::get(&app.db.client().await, &user, &channel_id)
         .await
-        .expect("agent");
-    client
-        .execute(
-            "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
-             VALUES ($1, $2, '+16505551234') ON CONFLICT (conversation_id) DO NOTHING",
-            &[&conversation_id, &agent_id],
+        .expect("channel")
+        .expect("the tenant's channel");
+    let agent = match &channel.agent_id {
+        Some(agent) => agent.clone(),
+        None => seed.agent(&user, &channel, "pmpt_a", "A").await.agent_id,
+    };
+    let conversation = seed
+        .conversation(
+            &user,
+            &channel,
+            &agent,
+            ConversationSeed::from_customer("16505551234"),
         )
-        .await
-        .expect("conversation");
-    client
-        .execute(
-            "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no, platform_message_id)
-             VALUES ($1, $2::text, 'agent', 'Hello!', 'sent',
-                     (SELECT COALESCE(max(sequence_no), 0) + 1 FROM messages WHERE conversation_id = $2::text), $3)",
-            &[&message_id, &conversation_id, &platform_id],
-        )
-        .await
-        .expect("message");
-    client
-        .execute(
-            "INSERT INTO message_delivery_status (message_id, platform_message_id, status) VALUES ($1, $2, 'pending')",
-            &[&message_id, &platform_id],
-        )
-        .await
-        .expect("status");
+        .await;
+    seed.sent_message(&user, &conversation, "+16505551234", "Hello!", platform_id)
+        .await;
 }
 
 async fn status_of(app: &TestApp, platform_id: &str) -> String {

@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use axum::{body::Body, extract::ConnectInfo};
 use http::{Method, Request, header};
 use serde_json::{Value, json};
-use testkit::{TestClient, TestResponse};
+use shared::{
+    db::phone_numbers,
+    domain::{PhoneNumberId, UserId},
+};
+use testkit::{ConversationSeed, TestClient, TestResponse};
 use webhook::WebchatLimits;
 
 use crate::helpers::{TestApp, WA_CHANNEL};
@@ -16,6 +20,7 @@ fn from(n: u8) -> SocketAddr {
 }
 
 struct Widget {
+    tenant: String,
     channel: String,
     key: String,
 }
@@ -35,7 +40,11 @@ async fn widget(app: &TestApp, tenant: &str, origins: &[&str], cap: Option<i32>)
         )
         .await
         .expect("widget settings");
-    Widget { channel, key }
+    Widget {
+        tenant: tenant.to_owned(),
+        channel,
+        key,
+    }
 }
 
 fn request(
@@ -45,18 +54,7 @@ fn request(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(json) => {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-            Body::from(json.to_string())
-        }
-        None => Body::empty(),
-    };
-    let mut request = builder.body(body).expect("request");
+    let mut request = testkit::request(method, uri, token, body);
     if let Some(address) = client {
         request.extensions_mut().insert(ConnectInfo(address));
     }
@@ -227,6 +225,7 @@ async fn a_visitor_message_is_accepted_stored_under_the_server_issued_visitor_an
         1
     );
     assert_eq!(app.queue.published_count(), 1);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -279,45 +278,28 @@ async fn message_routes_refuse_missing_invalid_expired_and_other_widgets_tokens_
     assert_eq!(app.queue.published_count(), 0);
 }
 
-/// Inserts an agent on the channel and an active conversation of `visitor` with messages.
+/// Gives the widget an agent (once) and `visitor` an active conversation whose messages
+/// alternate visitor, agent, visitor…, seeded through `shared::db`.
 async fn transcript(app: &TestApp, site: &Widget, visitor: &str, texts: &[&str]) {
-    let client = app.db.client().await;
-    let agent = format!("agt_{}", ulid::Ulid::new().to_string().to_lowercase());
-    client
-        .execute(
-            "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name)
-             SELECT $1, user_id, id, 'pmpt_x', 'Ava' FROM phone_numbers p WHERE id = $2
-               AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.phone_number_id = p.id)",
-            &[&agent, &site.channel],
-        )
+    let seed = app.db.seed();
+    let user = UserId::parse(&site.tenant).expect("tenant");
+    let channel_id = PhoneNumberId::parse(&site.channel).expect("channel id");
+    let channel = phone_numbers::get(&app.db.client().await, &user, &channel_id)
         .await
-        .expect("agent");
-    let conversation = format!("conv_{}", ulid::Ulid::new().to_string().to_lowercase());
-    client
-        .execute(
-            "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
-             SELECT $1, agent_id, $3 FROM agents WHERE phone_number_id = $2",
-            &[&conversation, &site.channel, &visitor],
-        )
-        .await
-        .expect("conversation");
+        .expect("channel")
+        .expect("the widget's channel");
+    let agent = match &channel.agent_id {
+        Some(agent) => agent.clone(),
+        None => seed.agent(&user, &channel, "pmpt_x", "Ava").await.agent_id,
+    };
+    let mut conversation = None;
     for (i, text) in texts.iter().enumerate() {
-        let sequence_no = i32::try_from(i).expect("small") + 1;
-        let sender = if i % 2 == 0 { "user" } else { "agent" };
-        client
-            .execute(
-                "INSERT INTO messages (message_id, conversation_id, sender, text, sequence_no)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &format!("msg_{}", ulid::Ulid::new().to_string().to_lowercase()),
-                    &conversation,
-                    &sender,
-                    text,
-                    &sequence_no,
-                ],
-            )
-            .await
-            .expect("message");
+        if i % 2 == 0 {
+            let customer = ConversationSeed::from_customer(visitor).text(text);
+            conversation = Some(seed.conversation(&user, &channel, &agent, customer).await);
+        } else if let Some(conversation) = &conversation {
+            seed.agent_message(&user, conversation, text).await;
+        }
     }
 }
 
@@ -422,6 +404,7 @@ async fn bad_visitor_messages_are_422_naming_the_field_and_store_nothing() {
             .await,
         1
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -496,6 +479,7 @@ async fn thirty_parallel_posts_with_one_token_accept_exactly_ten() {
     )
     .await
     .expect(202);
+    app.take_published_jobs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -598,6 +582,7 @@ async fn one_address_may_post_twenty_messages_a_minute_across_visitors() {
             .await,
         20
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -642,6 +627,7 @@ async fn a_widget_takes_at_most_its_messages_per_minute_from_everyone_together()
     )
     .await
     .expect(202);
+    app.take_published_jobs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -704,6 +690,7 @@ async fn the_tenants_daily_reply_cap_holds_under_concurrency_across_its_widgets(
     )
     .await
     .expect(202);
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -974,6 +961,7 @@ async fn refused_posts_use_up_nothing_so_a_raised_daily_cap_applies_at_once() {
         .await,
         3
     );
+    app.take_published_jobs();
 }
 
 #[tokio::test]
@@ -994,4 +982,5 @@ async fn the_bearer_scheme_is_case_insensitive_for_visitors_as_for_tenants() {
     );
 
     app.api.send_request(lower).await.expect(202);
+    app.take_published_jobs();
 }
