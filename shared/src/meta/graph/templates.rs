@@ -40,6 +40,9 @@ pub struct TemplateComponent {
     pub example: Option<ComponentExample>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub buttons: Vec<TemplateButton>,
+    /// AUTHENTICATION bodies: Meta writes the text and may add a security recommendation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub add_security_recommendation: Option<bool>,
 }
 
 /// Example values Meta's review needs for every placeholder and media header.
@@ -47,6 +50,9 @@ pub struct TemplateComponent {
 pub struct ComponentExample {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub header_text: Vec<String>,
+    /// The example of a named header placeholder.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub header_text_named_params: Vec<NamedExample>,
     /// One list of example values per body (positional).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub body_text: Vec<Vec<String>>,
@@ -67,16 +73,30 @@ pub struct NamedExample {
 /// A template button.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TemplateButton {
-    /// `QUICK_REPLY`, `URL` or `PHONE_NUMBER`.
+    /// `QUICK_REPLY`, `URL`, `PHONE_NUMBER`, `COPY_CODE` or `OTP`.
     #[serde(rename = "type")]
     pub kind: String,
-    pub text: String,
+    /// Absent on COPY_CODE buttons (Meta writes their text).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub phone_number: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub example: Vec<String>,
+    /// A dynamic URL's example (a list with the full URL), or a COPY_CODE's code (a string).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub example: Option<ButtonExample>,
+    /// OTP buttons: `COPY_CODE` (the code is copied), `ONE_TAP`, `ZERO_TAP`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub otp_type: Option<String>,
+}
+
+/// A button's `example`: Meta takes a list for URL buttons and a string for COPY_CODE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ButtonExample {
+    Values(Vec<String>),
+    Value(String),
 }
 
 /// The body of `POST /{waba_id}/message_templates`.
