@@ -131,10 +131,27 @@ pub struct TemplateDetails {
     pub rejected_reason: Option<String>,
     #[serde(default)]
     pub components: Vec<TemplateComponent>,
+    /// `{"score": "GREEN" | "YELLOW" | "RED" | "UNKNOWN", "date": …}`.
+    pub quality_score: Option<QualityScore>,
+}
+
+/// A template's quality rating as Meta reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct QualityScore {
+    pub score: Option<String>,
 }
 
 /// The fields read of a template.
-pub const TEMPLATE_FIELDS: &str = "id,name,status,category,language,rejected_reason,components";
+pub const TEMPLATE_FIELDS: &str =
+    "id,name,status,category,language,rejected_reason,components,quality_score";
+
+/// The body of `POST /{template_id}`: a rejected (or approved) template's new content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EditTemplate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<TemplateCategory>,
+    pub components: Vec<TemplateComponent>,
+}
 
 /// `{"id": "upload:…"}`: an upload session.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -161,6 +178,26 @@ impl Graph {
             .authorized(reqwest::Method::POST, &url, token)
             .json(template);
         self.call(request).await
+    }
+
+    /// Edits a submitted template (`POST /{template_id}`): a rejected template goes back to
+    /// review under the same id instead of a second template being created.
+    pub async fn edit_template(
+        &self,
+        template_id: &str,
+        token: &SecretString,
+        edit: &EditTemplate,
+    ) -> Result<(), GraphError> {
+        let url = self.facebook_url(template_id);
+        let request = self
+            .authorized(reqwest::Method::POST, &url, token)
+            .json(edit);
+        let answer: Success = self.call(request).await?;
+        if answer.success {
+            Ok(())
+        } else {
+            Err(GraphError::unsuccessful())
+        }
     }
 
     /// Reads a template with its status and components.

@@ -1,0 +1,667 @@
+//! `templates`, `template_variables` and `template_buttons`: a tenant's WhatsApp templates,
+//! written and read together. The authored `{header, body, footer, buttons}` is kept in
+//! `components`; variables and buttons are rows of their own (buttons carry their click
+//! counters). Every query takes the tenant, except the webhook's, which match a template by
+//! Meta's id *and* the WABA the event came for.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{DbError, GenericClient, PageRequest, Transaction, enum_column};
+use crate::{
+    domain::{
+        ButtonType, CampaignStatus, ComponentType, HeaderType, ParameterFormat, PhoneNumberId,
+        Platform, TemplateButtonId, TemplateCategory, TemplateId, TemplateStatus,
+        TemplateVariableId, UserId,
+    },
+    templates::{Button, Header, TemplateContent, TemplateDraft, TextPart, Variable},
+};
+
+/// A stored template with its variables and buttons.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub template_id: TemplateId,
+    pub phone_number_id: PhoneNumberId,
+    pub draft: TemplateDraft,
+    pub status: TemplateStatus,
+    pub waba_id: Option<String>,
+    pub meta_template_id: Option<String>,
+    pub rejection_reason: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub approved_at: Option<DateTime<Utc>>,
+    /// Meta's own last event (`FLAGGED`, `IN_APPEAL`, …) and its details.
+    pub meta_status: Option<String>,
+    pub meta_status_details: Value,
+    pub meta_status_at: Option<DateTime<Utc>>,
+    pub quality_score: Option<String>,
+    pub quality_updated_at: Option<DateTime<Utc>>,
+    pub category_update: Option<Value>,
+    pub category_updated_at: Option<DateTime<Utc>>,
+    pub submission_error: Option<Value>,
+    /// The buttons' ids and counters, in `draft.content.buttons` order.
+    pub buttons: Vec<StoredButton>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A button's row: its id and click counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredButton {
+    pub button_id: TemplateButtonId,
+    pub button_index: i32,
+    pub total_clicks: i32,
+    pub unique_clicks: i32,
+}
+
+/// The channel a template belongs to, as the template routes need it.
+#[derive(Debug, Clone)]
+pub struct TemplateChannel {
+    pub id: PhoneNumberId,
+    pub platform: Platform,
+    pub meta_phone_number_id: String,
+    pub waba_id: Option<String>,
+    pub sealed_access_token: Option<String>,
+}
+
+/// List filters.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateFilter {
+    pub status: Option<TemplateStatus>,
+    pub phone_number_id: Option<PhoneNumberId>,
+    pub category: Option<TemplateCategory>,
+}
+
+/// The authored parts kept in `templates.components`.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredComponents {
+    header: Header,
+    body: TextPart,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    footer: Option<TextPart>,
+    #[serde(default)]
+    buttons: Vec<Button>,
+}
+
+const TEMPLATE_COLUMNS: &str = "template_id, phone_number_id, name, category, status, language,
+    parameter_format, components, waba_id, meta_template_id, rejection_reason, submitted_at,
+    approved_at, meta_status, meta_status_details, meta_status_at, quality_score,
+    quality_updated_at, category_update, category_updated_at, submission_error, created_at,
+    updated_at";
+
+/// One of the tenant's channels.
+pub async fn channel(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &PhoneNumberId,
+) -> Result<Option<TemplateChannel>, DbError> {
+    client
+        .query_opt(
+            "SELECT id, platform, meta_phone_number_id, waba_id, access_token
+             FROM phone_numbers WHERE id = $1 AND user_id = $2",
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?
+        .map(|row| {
+            Ok(TemplateChannel {
+                id: PhoneNumberId::from_trusted(row.try_get("id")?),
+                platform: enum_column(&row, "platform")?,
+                meta_phone_number_id: row.try_get("meta_phone_number_id")?,
+                waba_id: row.try_get("waba_id")?,
+                sealed_access_token: row.try_get("access_token")?,
+            })
+        })
+        .transpose()
+}
+
+fn components_json(content: &TemplateContent) -> Result<Value, DbError> {
+    serde_json::to_value(StoredComponents {
+        header: content.header.clone(),
+        body: content.body.clone(),
+        footer: content.footer.clone(),
+        buttons: content.buttons.clone(),
+    })
+    .map_err(|e| DbError::Corrupt {
+        column: "components",
+        detail: e.to_string(),
+    })
+}
+
+/// Writes the template's variables and buttons (after deleting earlier ones).
+async fn write_parts(
+    tx: &Transaction<'_>,
+    id: &TemplateId,
+    content: &TemplateContent,
+) -> Result<(), DbError> {
+    tx.execute(
+        "DELETE FROM template_variables WHERE template_id = $1",
+        &[&id.as_str()],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM template_buttons WHERE template_id = $1",
+        &[&id.as_str()],
+    )
+    .await?;
+    for variable in &content.variables {
+        tx.execute(
+            "INSERT INTO template_variables (variable_id, template_id, variable_name, position,
+                 component_type, dashboard_mapping, default_value, sample_value)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &TemplateVariableId::generate().as_str(),
+                &id.as_str(),
+                &variable.variable_name,
+                &variable.position,
+                &variable.component_type.as_str(),
+                &variable.dashboard_mapping,
+                &variable.default_value,
+                &variable.sample_value,
+            ],
+        )
+        .await?;
+    }
+    for (index, button) in content.buttons.iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO template_buttons (button_id, template_id, button_type, button_text,
+                 button_index, button_url, button_url_suffix_variable, button_phone,
+                 copy_code_example, tracking_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &TemplateButtonId::generate().as_str(),
+                &id.as_str(),
+                &button.button_type.as_str(),
+                &button.button_text,
+                &index,
+                &button.button_url,
+                &button.button_url_suffix_variable,
+                &button.button_phone,
+                &button.copy_code_example,
+                &button.tracking_id,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates a `DRAFT` template with its variables and buttons, in the caller's transaction.
+pub async fn insert(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    channel: &TemplateChannel,
+    draft: &TemplateDraft,
+) -> Result<Template, DbError> {
+    let id = TemplateId::generate();
+    let header = &draft.content.header;
+    let location = header.location.as_ref();
+    tx.execute(
+        "INSERT INTO templates (template_id, user_id, phone_number_id, name, category, language,
+             parameter_format, components, header_type, header_media_url, header_document_filename,
+             header_location_latitude, header_location_longitude, header_location_name,
+             header_location_address, waba_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::float8, $13::float8, $14, $15, $16)",
+        &[
+            &id.as_str(),
+            &user.as_str(),
+            &channel.id.as_str(),
+            &draft.name,
+            &draft.category.as_str(),
+            &draft.language,
+            &draft.parameter_format.as_str(),
+            &components_json(&draft.content)?,
+            &header.kind.as_str(),
+            &header.media_url,
+            &header.document_filename,
+            &location.map(|l| l.latitude),
+            &location.map(|l| l.longitude),
+            &location.and_then(|l| l.name.clone()),
+            &location.and_then(|l| l.address.clone()),
+            &channel.waba_id,
+        ],
+    )
+    .await?;
+    write_parts(tx, &id, &draft.content).await?;
+    get(tx, user, &id).await?.ok_or_else(|| DbError::Corrupt {
+        column: "template_id",
+        detail: "the template just written cannot be read".to_owned(),
+    })
+}
+
+/// Replaces a template's content, in the caller's transaction (the caller checked its
+/// status under [`lock`]). The status goes back to `DRAFT` and the last rejection stays
+/// visible until the next submission.
+pub async fn replace(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    id: &TemplateId,
+    draft: &TemplateDraft,
+) -> Result<Option<Template>, DbError> {
+    let header = &draft.content.header;
+    let location = header.location.as_ref();
+    let updated = tx
+        .execute(
+            "UPDATE templates SET name = $3, category = $4, language = $5, parameter_format = $6,
+                 components = $7, header_type = $8, header_media_url = $9,
+                 header_document_filename = $10, header_location_latitude = $11::float8,
+                 header_location_longitude = $12::float8, header_location_name = $13,
+                 header_location_address = $14, status = 'DRAFT'
+             WHERE template_id = $1 AND user_id = $2",
+            &[
+                &id.as_str(),
+                &user.as_str(),
+                &draft.name,
+                &draft.category.as_str(),
+                &draft.language,
+                &draft.parameter_format.as_str(),
+                &components_json(&draft.content)?,
+                &header.kind.as_str(),
+                &header.media_url,
+                &header.document_filename,
+                &location.map(|l| l.latitude),
+                &location.map(|l| l.longitude),
+                &location.and_then(|l| l.name.clone()),
+                &location.and_then(|l| l.address.clone()),
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    write_parts(tx, id, &draft.content).await?;
+    get(tx, user, id).await
+}
+
+/// One of the tenant's templates.
+pub async fn get(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &TemplateId,
+) -> Result<Option<Template>, DbError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE template_id = $1 AND user_id = $2"
+            ),
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some(load(client, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Locks one of the tenant's templates for a state change (submit, edit, delete, send).
+pub async fn lock(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    id: &TemplateId,
+) -> Result<Option<Template>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates
+                 WHERE template_id = $1 AND user_id = $2 FOR UPDATE"
+            ),
+            &[&id.as_str(), &user.as_str()],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some(load(tx, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The tenant's templates, newest first.
+pub async fn list(
+    client: &impl GenericClient,
+    user: &UserId,
+    filter: &TemplateFilter,
+    page: &PageRequest,
+) -> Result<Vec<Template>, DbError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates
+                 WHERE user_id = $1
+                   AND ($2::text IS NULL OR status = $2)
+                   AND ($3::text IS NULL OR phone_number_id = $3)
+                   AND ($4::text IS NULL OR category = $4)
+                   AND ($5::text IS NULL OR template_id < $5)
+                 ORDER BY template_id DESC
+                 LIMIT $6"
+            ),
+            &[
+                &user.as_str(),
+                &filter.status.map(TemplateStatus::as_str),
+                &filter.phone_number_id.as_ref().map(PhoneNumberId::as_str),
+                &filter.category.map(TemplateCategory::as_str),
+                &page.before,
+                &page.fetch,
+            ],
+        )
+        .await?;
+    let mut templates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        templates.push(load(client, row).await?);
+    }
+    Ok(templates)
+}
+
+/// How many campaigns that are not finished use the template.
+pub async fn unfinished_campaigns(
+    client: &impl GenericClient,
+    id: &TemplateId,
+) -> Result<i64, DbError> {
+    let unfinished: Vec<&str> = [
+        CampaignStatus::Draft,
+        CampaignStatus::Scheduled,
+        CampaignStatus::Running,
+        CampaignStatus::Paused,
+    ]
+    .iter()
+    .map(|s| s.as_str())
+    .collect();
+    Ok(client
+        .query_one(
+            "SELECT count(*) AS n FROM campaigns WHERE template_id = $1 AND status = ANY($2)",
+            &[&id.as_str(), &unfinished],
+        )
+        .await?
+        .try_get("n")?)
+}
+
+/// What deleting did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The row and its variables and buttons are gone.
+    Removed,
+    /// It has sends or campaigns whose history names it: kept as `DISABLED` with Meta's
+    /// `DELETED`.
+    Retired,
+}
+
+/// Deletes a template locked by the caller: the row when nothing names it, else it is
+/// retired (see [`Deleted`]).
+pub async fn delete(tx: &Transaction<'_>, id: &TemplateId) -> Result<Deleted, DbError> {
+    let history: i64 = tx
+        .query_one(
+            "SELECT (SELECT count(*) FROM template_sends WHERE template_id = $1)
+                  + (SELECT count(*) FROM campaigns WHERE template_id = $1)
+                  + (SELECT count(*) FROM button_clicks WHERE template_id = $1) AS n",
+            &[&id.as_str()],
+        )
+        .await?
+        .try_get("n")?;
+    if history > 0 {
+        tx.execute(
+            "UPDATE templates SET status = 'DISABLED', meta_status = 'DELETED',
+                 meta_status_at = now()
+             WHERE template_id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+        return Ok(Deleted::Retired);
+    }
+    tx.execute(
+        "DELETE FROM templates WHERE template_id = $1",
+        &[&id.as_str()],
+    )
+    .await?;
+    Ok(Deleted::Removed)
+}
+
+/// Records Meta's acceptance of a submission: `PENDING` (or what Meta answered) with its id.
+pub async fn mark_submitted(
+    tx: &Transaction<'_>,
+    id: &TemplateId,
+    waba_id: &str,
+    meta_template_id: &str,
+    meta_status: &str,
+    status: TemplateStatus,
+) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE templates SET status = $2::varchar, waba_id = $3, meta_template_id = $4,
+             meta_status = $5, meta_status_details = '{}', meta_status_at = now(),
+             submitted_at = now(), rejection_reason = NULL, submission_error = NULL,
+             approved_at = CASE WHEN $2::varchar = 'APPROVED' THEN now() ELSE approved_at END
+         WHERE template_id = $1",
+        &[
+            &id.as_str(),
+            &status.as_str(),
+            &waba_id,
+            &meta_template_id,
+            &meta_status,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a refused submission: the template stays as it was (`DRAFT` or `REJECTED`), with
+/// Meta's error.
+pub async fn mark_submission_failed(
+    client: &impl GenericClient,
+    id: &TemplateId,
+    reason: &str,
+    error: &Value,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE templates SET rejection_reason = $2, submission_error = $3
+             WHERE template_id = $1",
+            &[&id.as_str(), &reason, error],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A Meta template event to apply.
+#[derive(Debug, Clone)]
+pub struct TemplateEvent<'a> {
+    /// Meta's event (`APPROVED`, `FLAGGED`, …), kept verbatim.
+    pub event: &'a str,
+    /// The stored status it maps to (`templates::status`); `None` keeps the status.
+    pub status: Option<TemplateStatus>,
+    /// Meta's reason when it says something (for `rejection_reason`).
+    pub reason: Option<&'a str>,
+    /// Everything Meta sent with it.
+    pub details: &'a Value,
+    /// When it happened (the webhook entry's `time`; now for a pull).
+    pub at: DateTime<Utc>,
+}
+
+/// Applies a status event to the template with Meta's id `meta_template_id` in the WABA
+/// `waba_id`, unless a later event was applied already (webhooks arrive out of order).
+/// Answers how many templates changed (0 or 1).
+pub async fn apply_event(
+    client: &impl GenericClient,
+    waba_id: &str,
+    meta_template_id: &str,
+    event: &TemplateEvent<'_>,
+) -> Result<u64, DbError> {
+    Ok(client
+        .execute(
+            "UPDATE templates SET
+                 status = COALESCE($3::varchar, status),
+                 meta_status = $4,
+                 meta_status_details = $5,
+                 meta_status_at = $6::timestamptz,
+                 rejection_reason = CASE WHEN $3::varchar = 'REJECTED' THEN COALESCE($7::text, rejection_reason)
+                                         WHEN $3::varchar IS NOT NULL THEN NULL
+                                         ELSE rejection_reason END,
+                 approved_at = CASE WHEN $3::varchar = 'APPROVED' AND status <> 'APPROVED' THEN $6::timestamptz
+                                    ELSE approved_at END
+             WHERE waba_id = $1 AND meta_template_id = $2
+               AND (meta_status_at IS NULL OR meta_status_at <= $6::timestamptz)",
+            &[
+                &waba_id,
+                &meta_template_id,
+                &event.status.map(TemplateStatus::as_str),
+                &event.event,
+                event.details,
+                &event.at,
+                &event.reason,
+            ],
+        )
+        .await?)
+}
+
+/// Stores a quality update (GREEN, YELLOW, RED, UNKNOWN) unless a later one was stored.
+pub async fn apply_quality(
+    client: &impl GenericClient,
+    waba_id: &str,
+    meta_template_id: &str,
+    score: &str,
+    at: DateTime<Utc>,
+) -> Result<u64, DbError> {
+    Ok(client
+        .execute(
+            "UPDATE templates SET quality_score = $3, quality_updated_at = $4::timestamptz
+             WHERE waba_id = $1 AND meta_template_id = $2
+               AND (quality_updated_at IS NULL OR quality_updated_at <= $4::timestamptz)",
+            &[&waba_id, &meta_template_id, &score, &at],
+        )
+        .await?)
+}
+
+/// Stores a category notice or change as Meta sent it; a change (`new_category` that is one
+/// of ours, without `correct_category`'s future notice) also moves `category`.
+pub async fn apply_category(
+    client: &impl GenericClient,
+    waba_id: &str,
+    meta_template_id: &str,
+    update: &Value,
+    new_category: Option<TemplateCategory>,
+    at: DateTime<Utc>,
+) -> Result<u64, DbError> {
+    Ok(client
+        .execute(
+            "UPDATE templates SET category_update = $3, category_updated_at = $4::timestamptz,
+                 category = COALESCE($5::varchar, category)
+             WHERE waba_id = $1 AND meta_template_id = $2
+               AND (category_updated_at IS NULL OR category_updated_at <= $4::timestamptz)",
+            &[
+                &waba_id,
+                &meta_template_id,
+                update,
+                &at,
+                &new_category.map(TemplateCategory::as_str),
+            ],
+        )
+        .await?)
+}
+
+/// Moves a template to `status` after a send told us Meta paused or disabled it (132015,
+/// 132016).
+pub async fn set_status(
+    client: &impl GenericClient,
+    id: &TemplateId,
+    status: TemplateStatus,
+    meta_status: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE templates SET status = $2, meta_status = $3, meta_status_at = now()
+             WHERE template_id = $1",
+            &[&id.as_str(), &status.as_str(), &meta_status],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn load(client: &impl GenericClient, row: &tokio_postgres::Row) -> Result<Template, DbError> {
+    let template_id = TemplateId::from_trusted(row.try_get("template_id")?);
+    let components: Value = row.try_get("components")?;
+    let stored: StoredComponents =
+        serde_json::from_value(components).map_err(|e| DbError::Corrupt {
+            column: "components",
+            detail: e.to_string(),
+        })?;
+    let variable_rows = client
+        .query(
+            "SELECT variable_name, position, component_type, dashboard_mapping, default_value,
+                 sample_value
+             FROM template_variables WHERE template_id = $1
+             ORDER BY component_type, position",
+            &[&template_id.as_str()],
+        )
+        .await?;
+    let mut variables = Vec::with_capacity(variable_rows.len());
+    for v in &variable_rows {
+        variables.push(Variable {
+            variable_name: v.try_get("variable_name")?,
+            position: v.try_get("position")?,
+            component_type: enum_column::<ComponentType>(v, "component_type")?,
+            dashboard_mapping: v.try_get("dashboard_mapping")?,
+            default_value: v.try_get("default_value")?,
+            sample_value: v.try_get("sample_value")?,
+        });
+    }
+    let button_rows = client
+        .query(
+            "SELECT button_id, button_type, button_text, button_index, button_url,
+                 button_url_suffix_variable, button_phone, copy_code_example, tracking_id,
+                 total_clicks, unique_clicks
+             FROM template_buttons WHERE template_id = $1 ORDER BY button_index",
+            &[&template_id.as_str()],
+        )
+        .await?;
+    let mut buttons = Vec::with_capacity(button_rows.len());
+    let mut stored_buttons = Vec::with_capacity(button_rows.len());
+    for b in &button_rows {
+        buttons.push(Button {
+            button_type: enum_column::<ButtonType>(b, "button_type")?,
+            button_text: b.try_get("button_text")?,
+            button_url: b.try_get("button_url")?,
+            button_url_suffix_variable: b.try_get("button_url_suffix_variable")?,
+            button_phone: b.try_get("button_phone")?,
+            copy_code_example: b.try_get("copy_code_example")?,
+            tracking_id: b.try_get("tracking_id")?,
+        });
+        stored_buttons.push(StoredButton {
+            button_id: TemplateButtonId::from_trusted(b.try_get("button_id")?),
+            button_index: b.try_get("button_index")?,
+            total_clicks: b.try_get("total_clicks")?,
+            unique_clicks: b.try_get("unique_clicks")?,
+        });
+    }
+    let header: Header = stored.header;
+    debug_assert!(header.kind != HeaderType::Text || header.text.is_some());
+    Ok(Template {
+        template_id,
+        phone_number_id: PhoneNumberId::from_trusted(row.try_get("phone_number_id")?),
+        draft: TemplateDraft {
+            name: row.try_get("name")?,
+            category: enum_column(row, "category")?,
+            language: row.try_get("language")?,
+            parameter_format: enum_column::<ParameterFormat>(row, "parameter_format")?,
+            content: TemplateContent {
+                header,
+                body: stored.body,
+                footer: stored.footer,
+                variables,
+                buttons,
+            },
+        },
+        status: enum_column(row, "status")?,
+        waba_id: row.try_get("waba_id")?,
+        meta_template_id: row.try_get("meta_template_id")?,
+        rejection_reason: row.try_get("rejection_reason")?,
+        submitted_at: row.try_get("submitted_at")?,
+        approved_at: row.try_get("approved_at")?,
+        meta_status: row.try_get("meta_status")?,
+        meta_status_details: row.try_get("meta_status_details")?,
+        meta_status_at: row.try_get("meta_status_at")?,
+        quality_score: row.try_get("quality_score")?,
+        quality_updated_at: row.try_get("quality_updated_at")?,
+        category_update: row.try_get("category_update")?,
+        category_updated_at: row.try_get("category_updated_at")?,
+        submission_error: row.try_get("submission_error")?,
+        buttons: stored_buttons,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
