@@ -298,6 +298,7 @@ async fn receive(
         let outcome = match event {
             Event::Inbound(message) => handle_inbound(&state, message).await,
             Event::Status(update) => handle_status(&state, update).await,
+            Event::Template(update) => handle_template(&state, update).await,
             Event::Ignored(reason) => {
                 tracing::info!(reason = %reason, "webhook event ignored");
                 Ok(())
@@ -375,6 +376,82 @@ async fn handle_inbound(state: &WebhookState, message: &InboundMessage) -> Resul
         message.kind = %message.message_type,
         redelivery = recorded == Recorded::Unpublished,
         "inbound message enqueued"
+    );
+    Ok(())
+}
+
+/// A template's status, quality or category, applied to the template with Meta's id in the
+/// WABA the entry names (never matched by name and language, never across WABAs). A later
+/// event already applied wins over an earlier one that arrives late.
+async fn handle_template(
+    state: &WebhookState,
+    update: &shared::meta::webhook::TemplateUpdate,
+) -> Result<(), EventError> {
+    use shared::{
+        db::templates::{self as tpl, TemplateEvent},
+        meta::webhook::TemplateUpdateKind,
+        templates::status::{meaningful_reason, status_for_event},
+    };
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let (kind, changed) = match &update.kind {
+        TemplateUpdateKind::Status {
+            event,
+            reason,
+            details,
+        } => {
+            let changed = tpl::apply_event(
+                &client,
+                &update.waba_id,
+                &update.meta_template_id,
+                &TemplateEvent {
+                    event,
+                    status: status_for_event(event),
+                    reason: meaningful_reason(reason.as_deref()),
+                    details,
+                    at: update.at,
+                },
+            )
+            .await?;
+            ("status", changed)
+        }
+        TemplateUpdateKind::Quality { score } => {
+            let changed = tpl::apply_quality(
+                &client,
+                &update.waba_id,
+                &update.meta_template_id,
+                score,
+                update.at,
+            )
+            .await?;
+            ("quality", changed)
+        }
+        TemplateUpdateKind::Category {
+            new_category,
+            is_change,
+            details,
+        } => {
+            let category = new_category
+                .as_deref()
+                .filter(|_| *is_change)
+                .and_then(|c| c.parse::<shared::domain::TemplateCategory>().ok());
+            let changed = tpl::apply_category(
+                &client,
+                &update.waba_id,
+                &update.meta_template_id,
+                details,
+                category,
+                update.at,
+            )
+            .await?;
+            ("category", changed)
+        }
+    };
+    tracing::info!(
+        meta.template_id = %update.meta_template_id,
+        waba.id = %update.waba_id,
+        kind,
+        applied = changed > 0,
+        "template update handled"
     );
     Ok(())
 }

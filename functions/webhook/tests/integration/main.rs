@@ -5,4 +5,5 @@ mod helpers;
 mod inbound;
 mod signature;
 mod statuses;
+mod templates;
 mod webchat;
