@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::{DbError, GenericClient, PageRequest, Transaction, enum_column};
 use crate::{
     domain::{
-        ButtonType, CampaignStatus, ComponentType, HeaderType, ParameterFormat, PhoneNumberId,
-        Platform, TemplateButtonId, TemplateCategory, TemplateId, TemplateStatus,
-        TemplateVariableId, UserId,
+        ButtonType, CampaignStatus, ComponentType, ConversationId, HeaderType, MessageAuthor,
+        MessageId, ParameterFormat, PhoneNumberId, Platform, TemplateButtonId, TemplateCategory,
+        TemplateId, TemplateSendId, TemplateSendStatus, TemplateStatus, TemplateVariableId, UserId,
     },
     templates::{Button, Header, TemplateContent, TemplateDraft, TextPart, Variable},
 };
@@ -664,4 +664,186 @@ async fn load(client: &impl GenericClient, row: &tokio_postgres::Row) -> Result<
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// A send begun: its row (`PENDING`), the conversation message it became and where.
+#[derive(Debug, Clone)]
+pub struct BegunSend {
+    pub send_id: TemplateSendId,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+}
+
+/// The agent linked to a channel, if any.
+pub async fn channel_agent(
+    client: &impl GenericClient,
+    channel: &PhoneNumberId,
+) -> Result<Option<String>, DbError> {
+    Ok(client
+        .query_opt(
+            "SELECT agent_id FROM agents WHERE phone_number_id = $1",
+            &[&channel.as_str()],
+        )
+        .await?
+        .map(|row| row.try_get("agent_id"))
+        .transpose()?)
+}
+
+/// Writes a send before it goes out, in the caller's transaction: the customer's active
+/// conversation with `agent_id` (created when there is none), an agent-side message
+/// (author `template`, type `template`, the rendered body as its text) and the
+/// `template_sends` row, `PENDING`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row of each table, written together"
+)]
+pub async fn begin_send(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    template: &Template,
+    agent_id: &str,
+    customer: &str,
+    text: &str,
+    variable_values: &Value,
+    campaign_id: Option<&str>,
+) -> Result<BegunSend, DbError> {
+    let candidate = ConversationId::generate();
+    tx.execute(
+        "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (agent_id, customer_phone) WHERE is_active DO NOTHING",
+        &[&candidate.as_str(), &agent_id, &customer],
+    )
+    .await?;
+    let conversation_id = ConversationId::from_trusted(
+        tx.query_one(
+            "SELECT conversation_id FROM conversations
+             WHERE agent_id = $1 AND customer_phone = $2 AND is_active",
+            &[&agent_id, &customer],
+        )
+        .await?
+        .try_get("conversation_id")?,
+    );
+    let message_id = super::conversations::insert_agent_message(
+        tx,
+        &conversation_id,
+        text,
+        MessageAuthor::Template,
+        None,
+    )
+    .await?;
+    let send_id = TemplateSendId::generate();
+    let metadata = serde_json::json!({
+        "template": {
+            "template_id": template.template_id.as_str(),
+            "send_id": send_id.as_str(),
+            "name": template.draft.name,
+            "language": template.draft.language,
+        }
+    });
+    tx.execute(
+        "UPDATE messages SET message_type = 'template', metadata = $2 WHERE message_id = $1",
+        &[&message_id.as_str(), &metadata],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO template_sends (send_id, template_id, conversation_id, campaign_id,
+             customer_phone, variable_values, status, message_id, phone_number_id, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8, $9)",
+        &[
+            &send_id.as_str(),
+            &template.template_id.as_str(),
+            &conversation_id.as_str(),
+            &campaign_id,
+            &customer,
+            variable_values,
+            &message_id.as_str(),
+            &template.phone_number_id.as_str(),
+            &user.as_str(),
+        ],
+    )
+    .await?;
+    Ok(BegunSend {
+        send_id,
+        message_id,
+        conversation_id,
+    })
+}
+
+/// Records how a send ended: `SENT` with Meta's id, `FAILED` with Meta's code and message,
+/// or (`status: PENDING`) a retryable failure's code and message.
+pub async fn finish_send(
+    client: &impl GenericClient,
+    send_id: &TemplateSendId,
+    status: TemplateSendStatus,
+    platform_message_id: Option<&str>,
+    error_code: Option<&str>,
+    error_message: Option<&str>,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE template_sends SET status = $2::varchar, platform_message_id = $3,
+                 error_code = $4, error_message = $5,
+                 sent_at = CASE WHEN $2::varchar = 'SENT' THEN now() ELSE sent_at END
+             WHERE send_id = $1 AND status = 'PENDING'",
+            &[
+                &send_id.as_str(),
+                &status.as_str(),
+                &platform_message_id,
+                &error_code,
+                &error_message.map(|m| crate::domain::replace_nul(m).into_owned()),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A send as the API shows it.
+#[derive(Debug, Clone)]
+pub struct TemplateSend {
+    pub send_id: TemplateSendId,
+    pub template_id: TemplateId,
+    pub conversation_id: Option<String>,
+    pub message_id: Option<String>,
+    pub customer_phone: String,
+    pub variable_values: Value,
+    pub status: TemplateSendStatus,
+    pub platform_message_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One send.
+pub async fn send(
+    client: &impl GenericClient,
+    send_id: &TemplateSendId,
+) -> Result<Option<TemplateSend>, DbError> {
+    client
+        .query_opt(
+            "SELECT send_id, template_id, conversation_id, message_id, customer_phone,
+                 variable_values, status, platform_message_id, error_code, error_message,
+                 sent_at, created_at
+             FROM template_sends WHERE send_id = $1",
+            &[&send_id.as_str()],
+        )
+        .await?
+        .map(|row| {
+            Ok(TemplateSend {
+                send_id: TemplateSendId::from_trusted(row.try_get("send_id")?),
+                template_id: TemplateId::from_trusted(row.try_get("template_id")?),
+                conversation_id: row.try_get("conversation_id")?,
+                message_id: row.try_get("message_id")?,
+                customer_phone: row.try_get("customer_phone")?,
+                variable_values: row.try_get("variable_values")?,
+                status: enum_column(&row, "status")?,
+                platform_message_id: row.try_get("platform_message_id")?,
+                error_code: row.try_get("error_code")?,
+                error_message: row.try_get("error_message")?,
+                sent_at: row.try_get("sent_at")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
 }

@@ -266,3 +266,42 @@ pub fn init_logs() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     }
 }
+
+impl TestApp {
+    /// The image template of [`image_template`], submitted and approved, on a channel with
+    /// an agent. Returns the template id.
+    pub async fn approved_template(&self) -> String {
+        let channel = self.whatsapp().await;
+        let client = self.db.client().await;
+        let agent = shared::domain::AgentId::generate().to_string();
+        client
+            .execute(
+                "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name)
+                 VALUES ($1, $2, $3, 'pmpt_sales', 'Ava')",
+                &[&agent, &self.tenant.sub, &channel],
+            )
+            .await
+            .expect("agent");
+        let created = self
+            .create(&image_template(&channel, &self.media_url("sample.jpg")))
+            .await;
+        let id = created["template_id"].as_str().expect("id").to_owned();
+        self.api
+            .post(
+                &format!("/templates/{id}/submit"),
+                &self.tenant.token(),
+                &json!({}),
+            )
+            .await
+            .expect(200);
+        self.api
+            .post(
+                &format!("/templates/{id}/sync"),
+                &self.tenant.token(),
+                &json!({}),
+            )
+            .await
+            .expect(200);
+        id
+    }
+}

@@ -3,4 +3,5 @@
 
 mod authoring;
 mod helpers;
+mod sends;
 mod submission;
