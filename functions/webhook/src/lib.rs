@@ -352,12 +352,15 @@ impl EventError {
 }
 
 async fn handle_inbound(state: &WebhookState, message: &InboundMessage) -> Result<(), EventError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let mut client = state.pool.get().await.map_err(DbError::from)?;
     let Some(channel) = db::inbound::route(&client, message.platform, &message.channel_key).await?
     else {
         tracing::warn!(platform = %message.platform, "inbound message for an unknown channel");
         return Ok(());
     };
+    if message.message_type == "button" {
+        record_click(&mut client, &channel, message).await?;
+    }
     let recorded = db::inbound::record(&client, &channel, message).await?;
     if recorded == Recorded::AlreadyQueued {
         tracing::info!(channel.id = %channel.phone_number_id, "redelivered message already queued");
@@ -377,6 +380,37 @@ async fn handle_inbound(state: &WebhookState, message: &InboundMessage) -> Resul
         redelivery = recorded == Recorded::Unpublished,
         "inbound message enqueued"
     );
+    Ok(())
+}
+
+/// A quick-reply click on a template send (`type: button` answering the send's `wamid` in
+/// `context.id`): recorded once per inbound message id, before the message itself, so a
+/// redelivery finds it. The message still goes to the conversation like any other.
+async fn record_click(
+    client: &mut shared::db::PooledClient,
+    channel: &db::inbound::ChannelRoute,
+    message: &InboundMessage,
+) -> Result<(), EventError> {
+    let metadata = &message.metadata;
+    let Some(original) = metadata.pointer("/context/id").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
+    let customer = db::conversations::customer_key(message.platform, &message.customer_id);
+    let click = db::templates::Click {
+        message_id: &message.platform_message_id,
+        original_message_id: original,
+        customer: &customer,
+        payload: metadata.pointer("/button/payload").and_then(|v| v.as_str()),
+        text: metadata.pointer("/button/text").and_then(|v| v.as_str()),
+        clicked_at: message.sent_at,
+    };
+    // One transaction: the click row and the counters move together.
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    let outcome =
+        db::templates::record_click(&tx, &channel.phone_number_id, &channel.user_id, &click)
+            .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    tracing::info!(channel.id = %channel.phone_number_id, outcome = ?outcome, "template button click");
     Ok(())
 }
 

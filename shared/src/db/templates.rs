@@ -847,3 +847,157 @@ pub async fn send(
         })
         .transpose()
 }
+
+/// A quick-reply click as the webhook reads it.
+#[derive(Debug, Clone)]
+pub struct Click<'a> {
+    /// The inbound message's id (`wamid.…`): a redelivery finds its click.
+    pub message_id: &'a str,
+    /// `context.id`: the template message the customer answered.
+    pub original_message_id: &'a str,
+    /// The customer (E.164).
+    pub customer: &'a str,
+    pub payload: Option<&'a str>,
+    pub text: Option<&'a str>,
+    pub clicked_at: DateTime<Utc>,
+}
+
+/// What recording a click did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickOutcome {
+    /// Counted; `unique` when it was this customer's first click of the button.
+    Counted { known_button: bool, unique: bool },
+    /// A redelivery of a click already recorded.
+    AlreadyRecorded,
+    /// The message answers no template send of this channel: not a template click.
+    NotATemplateSend,
+}
+
+/// The button id stored for a click whose payload names no button of the template.
+pub const UNKNOWN_BUTTON: &str = "unknown";
+
+/// Records a quick-reply click on a template send of `channel` (its tenant only), in the
+/// caller's transaction: one `button_clicks` row per inbound message id, `total_clicks`
+/// bumped, `unique_clicks` bumped on the customer's first click of that button. The button
+/// row is locked first, so concurrent clicks of one customer count one unique click.
+pub async fn record_click(
+    tx: &Transaction<'_>,
+    channel: &PhoneNumberId,
+    user: &UserId,
+    click: &Click<'_>,
+) -> Result<ClickOutcome, DbError> {
+    let Some(send) = tx
+        .query_opt(
+            "SELECT ts.send_id, ts.template_id, ts.conversation_id, p.waba_id
+             FROM template_sends ts
+             JOIN templates t ON t.template_id = ts.template_id
+             JOIN phone_numbers p ON p.id = t.phone_number_id
+             WHERE ts.platform_message_id = $1 AND t.phone_number_id = $2 AND t.user_id = $3",
+            &[
+                &click.original_message_id,
+                &channel.as_str(),
+                &user.as_str(),
+            ],
+        )
+        .await?
+    else {
+        return Ok(ClickOutcome::NotATemplateSend);
+    };
+    let send_id: String = send.try_get("send_id")?;
+    let template_id: String = send.try_get("template_id")?;
+    let conversation_id: Option<String> = send.try_get("conversation_id")?;
+    let waba_id: Option<String> = send.try_get("waba_id")?;
+    // The button: by tracking id, else by the generated payload `<template_id>.b<index>`.
+    let generated_index = click
+        .payload
+        .and_then(|p| p.strip_prefix(&format!("{template_id}.b")))
+        .and_then(|i| i.parse::<i32>().ok());
+    let button = tx
+        .query_opt(
+            "SELECT button_id, button_index, button_text FROM template_buttons
+             WHERE template_id = $1 AND button_type = 'QUICK_REPLY'
+               AND (tracking_id = $2 OR ($2 IS NOT NULL AND tracking_id IS NULL AND button_index = $3))
+             ORDER BY (tracking_id = $2) DESC NULLS LAST
+             LIMIT 1
+             FOR UPDATE",
+            &[&template_id, &click.payload, &generated_index],
+        )
+        .await?;
+    let (button_id, button_index, button_text) = match &button {
+        Some(row) => (
+            row.try_get::<_, String>("button_id")?,
+            Some(row.try_get::<_, i32>("button_index")?),
+            row.try_get::<_, String>("button_text")?,
+        ),
+        None => (
+            UNKNOWN_BUTTON.to_owned(),
+            None,
+            click.text.unwrap_or_default().chars().take(100).collect(),
+        ),
+    };
+    let contact_id: Option<String> = tx
+        .query_opt(
+            "SELECT contact_id FROM contacts WHERE user_id = $1 AND phone = $2",
+            &[&user.as_str(), &click.customer],
+        )
+        .await?
+        .map(|row| row.try_get("contact_id"))
+        .transpose()?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO button_clicks (click_id, template_id, template_send_id, button_id,
+                 button_text, button_index, button_payload, customer_phone, contact_id,
+                 conversation_id, waba_id, phone_number_id, user_id, message_id,
+                 original_message_id, clicked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING",
+            &[
+                &crate::domain::ButtonClickId::generate().as_str(),
+                &template_id,
+                &send_id,
+                &button_id,
+                &button_text,
+                &button_index,
+                &click.payload,
+                &click.customer,
+                &contact_id,
+                &conversation_id,
+                &waba_id,
+                &channel.as_str(),
+                &user.as_str(),
+                &click.message_id,
+                &click.original_message_id,
+                &click.clicked_at,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(ClickOutcome::AlreadyRecorded);
+    }
+    if button.is_none() {
+        return Ok(ClickOutcome::Counted {
+            known_button: false,
+            unique: false,
+        });
+    }
+    let earlier: i64 = tx
+        .query_one(
+            "SELECT count(*) AS n FROM button_clicks
+             WHERE button_id = $1 AND customer_phone = $2 AND message_id <> $3",
+            &[&button_id, &click.customer, &click.message_id],
+        )
+        .await?
+        .try_get("n")?;
+    let unique = earlier == 0;
+    tx.execute(
+        "UPDATE template_buttons SET total_clicks = total_clicks + 1,
+             unique_clicks = unique_clicks + CASE WHEN $2 THEN 1 ELSE 0 END
+         WHERE button_id = $1",
+        &[&button_id, &unique],
+    )
+    .await?;
+    Ok(ClickOutcome::Counted {
+        known_button: true,
+        unique,
+    })
+}

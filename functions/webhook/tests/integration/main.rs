@@ -1,5 +1,6 @@
 //! Integration tests of the `webhook` function: signed Meta payloads in, rows and jobs out.
 
+mod clicks;
 mod edge;
 mod helpers;
 mod inbound;
