@@ -1001,3 +1001,55 @@ pub async fn record_click(
         unique,
     })
 }
+
+/// Sends by status and clicks by button of one template, over `[from, to)`.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateStats {
+    /// `(status, count)` for every status with sends.
+    pub sends: Vec<(TemplateSendStatus, i64)>,
+    /// `(button_id, total, unique customers)`, the unknown button included.
+    pub clicks: Vec<(String, i64, i64)>,
+}
+
+/// The stats of a template (the caller checked it is the tenant's).
+pub async fn stats(
+    client: &impl GenericClient,
+    id: &TemplateId,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<TemplateStats, DbError> {
+    let sends = client
+        .query(
+            "SELECT status, count(*) AS n FROM template_sends
+             WHERE template_id = $1
+               AND ($2::timestamptz IS NULL OR created_at >= $2)
+               AND ($3::timestamptz IS NULL OR created_at < $3)
+             GROUP BY status",
+            &[&id.as_str(), &from, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((enum_column(row, "status")?, row.try_get("n")?)))
+        .collect::<Result<Vec<_>, DbError>>()?;
+    let clicks = client
+        .query(
+            "SELECT button_id, count(*) AS total, count(DISTINCT customer_phone) AS uniq
+             FROM button_clicks
+             WHERE template_id = $1
+               AND ($2::timestamptz IS NULL OR clicked_at >= $2)
+               AND ($3::timestamptz IS NULL OR clicked_at < $3)
+             GROUP BY button_id",
+            &[&id.as_str(), &from, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("button_id")?,
+                row.try_get("total")?,
+                row.try_get("uniq")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+    Ok(TemplateStats { sends, clicks })
+}

@@ -4,4 +4,5 @@
 mod authoring;
 mod helpers;
 mod sends;
+mod stats;
 mod submission;
