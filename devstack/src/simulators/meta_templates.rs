@@ -107,28 +107,19 @@ pub fn router() -> Router<Simulators> {
 }
 
 fn invalid_parameter(subcode: i64, details: &str) -> Response {
-    let mut response = graph_error(
-        StatusCode::BAD_REQUEST,
-        100,
-        Some(subcode),
-        "Invalid parameter",
-    );
     // Meta puts its human-readable detail in error_data.details.
-    if let Some(body) = serde_json::to_value(details).ok() {
-        let error = json!({
-            "error": {
-                "message": "Invalid parameter",
-                "type": "OAuthException",
-                "code": 100,
-                "error_subcode": subcode,
-                "error_user_msg": details,
-                "error_data": { "messaging_product": "whatsapp", "details": body },
-                "fbtrace_id": "AsimFbTrace0000",
-            }
-        });
-        response = (StatusCode::BAD_REQUEST, Json(error)).into_response();
-    }
-    response
+    let error = json!({
+        "error": {
+            "message": "Invalid parameter",
+            "type": "OAuthException",
+            "code": 100,
+            "error_subcode": subcode,
+            "error_user_msg": details,
+            "error_data": { "messaging_product": "whatsapp", "details": details },
+            "fbtrace_id": "AsimFbTrace0000",
+        }
+    });
+    (StatusCode::BAD_REQUEST, Json(error)).into_response()
 }
 
 /// The `{{…}}` placeholders of a text.
