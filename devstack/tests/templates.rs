@@ -191,4 +191,49 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
         .as_str()
         .unwrap_or_default();
     assert!(handle.starts_with("4::"), "{creation}");
+
+    // The simulator answers template sends as Meta does.
+    let graph = shared::meta::graph::Graph::new(
+        reqwest::Client::new(),
+        shared::meta::graph::GraphConfig::for_base_url(&format!("{base}/_sim/meta")),
+    );
+    let token = secrecy::SecretString::from("EAAG-dev");
+    let template = |name: &str, parameters: usize| shared::meta::graph::MessageContent::Template {
+        template: shared::meta::graph::messages::TemplateMessage {
+            name: name.to_owned(),
+            language: shared::meta::graph::messages::TemplateLanguage {
+                code: "en_US".to_owned(),
+            },
+            components: vec![
+                shared::meta::graph::messages::TemplateMessageComponent::Body {
+                    parameters: (0..parameters)
+                        .map(|_| shared::meta::graph::messages::TemplateParameter::Text {
+                            text: "x".to_owned(),
+                            parameter_name: None,
+                        })
+                        .collect(),
+                },
+            ],
+        },
+    };
+    let unknown = graph
+        .send_whatsapp(
+            "106540352242922",
+            &token,
+            "16505551234",
+            &template("no_such_template", 2),
+        )
+        .await
+        .expect_err("unknown");
+    let mismatch = graph
+        .send_whatsapp(
+            "106540352242922",
+            &token,
+            "16505551234",
+            &template("spring_sale", 1),
+        )
+        .await
+        .expect_err("mismatch");
+    assert_eq!(unknown.code, Some(132_001));
+    assert_eq!(mismatch.code, Some(132_000));
 }
