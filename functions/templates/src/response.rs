@@ -6,7 +6,7 @@ use serde_json::Value;
 use shared::{
     api::ApiError,
     db::templates::Template,
-    domain::{ParameterFormat, TemplateCategory, TemplateId, TemplateStatus},
+    domain::{ButtonType, ParameterFormat, TemplateCategory, TemplateId, TemplateStatus},
     templates::{Button, Header, TextPart, Variable},
 };
 use utoipa::ToSchema;
@@ -54,14 +54,21 @@ pub struct TemplateResponse {
     updated_at: DateTime<Utc>,
 }
 
-/// A button with its id, index and click counters.
+/// A button with its id, index and click counters (its authored fields written out: the
+/// authored `Button` refuses unknown fields, so it cannot be flattened into a response).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ButtonResponse {
     /// `tbtn_…`
     button_id: String,
     button_index: i32,
-    #[serde(flatten)]
-    button: Button,
+    button_type: ButtonType,
+    button_text: String,
+    button_url: Option<String>,
+    button_url_suffix_variable: Option<i32>,
+    button_phone: Option<String>,
+    copy_code_example: Option<String>,
+    /// The QUICK_REPLY payload: this, or `<template_id>.b<index>` when not set.
+    tracking_id: Option<String>,
     total_clicks: i32,
     /// Clicks by distinct customers.
     unique_clicks: i32,
@@ -74,10 +81,16 @@ impl From<Template> for TemplateResponse {
             .buttons
             .into_iter()
             .zip(t.buttons)
-            .map(|(button, stored)| ButtonResponse {
+            .map(|(button, stored): (Button, _)| ButtonResponse {
                 button_id: stored.button_id.into(),
                 button_index: stored.button_index,
-                button,
+                button_type: button.button_type,
+                button_text: button.button_text,
+                button_url: button.button_url,
+                button_url_suffix_variable: button.button_url_suffix_variable,
+                button_phone: button.button_phone,
+                copy_code_example: button.copy_code_example,
+                tracking_id: button.tracking_id,
                 total_clicks: stored.total_clicks,
                 unique_clicks: stored.unique_clicks,
             })
