@@ -8,7 +8,7 @@
 //! created twice.
 
 use axum::extract::{Path, State};
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use serde_json::json;
 use shared::{
     api::{
@@ -268,7 +268,8 @@ pub async fn sync_template(
         .template(meta_id, &token)
         .await
         .map_err(|e| ApiError::BadGateway(format!("Meta could not answer: {}", e.message)))?;
-    let now = Utc::now();
+    // Whole seconds, as Meta's event times are: a webhook of this second still applies.
+    let now = Utc::now().with_nanosecond(0).unwrap_or_else(Utc::now);
     if let Some(status) = details.status.as_deref() {
         let stored = json!({
             "source": "sync",

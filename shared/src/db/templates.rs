@@ -394,7 +394,7 @@ pub async fn delete(tx: &Transaction<'_>, id: &TemplateId) -> Result<Deleted, Db
     if history > 0 {
         tx.execute(
             "UPDATE templates SET status = 'DISABLED', meta_status = 'DELETED',
-                 meta_status_at = now()
+                 meta_status_at = date_trunc('second', now())
              WHERE template_id = $1",
             &[&id.as_str()],
         )
@@ -410,6 +410,8 @@ pub async fn delete(tx: &Transaction<'_>, id: &TemplateId) -> Result<Deleted, Db
 }
 
 /// Records Meta's acceptance of a submission: `PENDING` (or what Meta answered) with its id.
+/// `meta_status_at` is cleared: it orders Meta's events (whole seconds, Meta's clock), and
+/// the review's webhook may carry the very second of the submission.
 pub async fn mark_submitted(
     tx: &Transaction<'_>,
     id: &TemplateId,
@@ -420,7 +422,7 @@ pub async fn mark_submitted(
 ) -> Result<(), DbError> {
     tx.execute(
         "UPDATE templates SET status = $2::varchar, waba_id = $3, meta_template_id = $4,
-             meta_status = $5, meta_status_details = '{}', meta_status_at = now(),
+             meta_status = $5, meta_status_details = '{}', meta_status_at = NULL,
              submitted_at = now(), rejection_reason = NULL, submission_error = NULL,
              approved_at = CASE WHEN $2::varchar = 'APPROVED' THEN now() ELSE approved_at END
          WHERE template_id = $1",
@@ -551,7 +553,8 @@ pub async fn apply_category(
 }
 
 /// Moves a template to `status` after a send told us Meta paused or disabled it (132015,
-/// 132016).
+/// 132016). The time is cut to the second, as Meta's event times are, so a later event of
+/// the same second still applies.
 pub async fn set_status(
     client: &impl GenericClient,
     id: &TemplateId,
@@ -560,7 +563,8 @@ pub async fn set_status(
 ) -> Result<(), DbError> {
     client
         .execute(
-            "UPDATE templates SET status = $2, meta_status = $3, meta_status_at = now()
+            "UPDATE templates SET status = $2, meta_status = $3,
+                 meta_status_at = date_trunc('second', now())
              WHERE template_id = $1",
             &[&id.as_str(), &status.as_str(), &meta_status],
         )

@@ -264,3 +264,32 @@ async fn quality_and_category_updates_are_stored_on_the_template() {
     assert_eq!(changed.get::<_, String>(0), "UTILITY");
     assert_eq!(changed.get::<_, Value>(1)["previous_category"], "MARKETING");
 }
+
+#[tokio::test]
+async fn an_approval_carrying_the_very_second_of_the_submission_applies() {
+    let app = TestApp::spawn().await;
+    let channel = app.channel("acme", "whatsapp", WA_CHANNEL).await;
+    let id = submitted_template(&app, &channel, "acme", WABA, META_ID, "order_confirmation").await;
+    let mut client = app.db.client().await;
+    let tx = client.transaction().await.expect("tx");
+    shared::db::templates::mark_submitted(
+        &tx,
+        &shared::domain::TemplateId::from_trusted(id.clone()),
+        WABA,
+        &META_ID.to_string(),
+        "PENDING",
+        shared::domain::TemplateStatus::Pending,
+    )
+    .await
+    .expect("submitted");
+    tx.commit().await.expect("commit");
+
+    // Meta's entry.time is whole seconds: the submission's own second, truncated.
+    let now = chrono::Utc::now().timestamp();
+    app.post_json(&status_event(WABA, now, "APPROVED", json!({})))
+        .await
+        .expect(200);
+
+    let (status, _, _, approved) = state_of(&app, &id).await;
+    assert_eq!((status.as_str(), approved), ("APPROVED", true));
+}
