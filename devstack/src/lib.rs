@@ -105,7 +105,11 @@ impl Stack {
                 .flatten()
                 .or_else(|| Some(DEV_META_APP_ID.to_owned())),
             media_http: http.clone(),
-            media_limits: templates::MediaLimits::default(),
+            // devstack serves sample media on its own (loopback) address.
+            media_limits: templates::MediaLimits {
+                allow_private_hosts: true,
+                ..templates::MediaLimits::default()
+            },
         };
         let conversations = ConversationsState {
             api: api.clone(),

@@ -5,12 +5,17 @@
 use bytes::{Bytes, BytesMut};
 use shared::domain::HeaderType;
 
-/// Size caps of header media, by type (Meta's limits by default).
+/// Size caps of header media, by type (Meta's limits by default), and whether hosts on
+/// private networks may be fetched.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaLimits {
     pub image_bytes: usize,
     pub video_bytes: usize,
     pub document_bytes: usize,
+    /// `false` in Lambda: a `media_url` whose host resolves to a loopback, private,
+    /// link-local or otherwise non-public address is refused, so a tenant cannot make the
+    /// function fetch from inside its network. devstack and tests serve media on loopback.
+    pub allow_private_hosts: bool,
 }
 
 impl Default for MediaLimits {
@@ -19,8 +24,52 @@ impl Default for MediaLimits {
             image_bytes: 5 * 1024 * 1024,
             video_bytes: 16 * 1024 * 1024,
             document_bytes: 100 * 1024 * 1024,
+            allow_private_hosts: false,
         }
     }
+}
+
+/// Whether an address is one a public media URL may point at.
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| !is_public(v4.into())))
+        }
+    }
+}
+
+/// Refuses a URL whose host resolves to a non-public address (see
+/// [`MediaLimits::allow_private_hosts`]).
+async fn check_host(url: &str) -> Result<(), MediaError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| MediaError::Unreachable(e.to_string()))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| MediaError::Unreachable("the URL has no host".to_owned()))?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| MediaError::Unreachable(format!("its host does not resolve: {e}")))?;
+    for address in addresses {
+        if !is_public(address.ip()) {
+            return Err(MediaError::PrivateHost);
+        }
+    }
+    Ok(())
 }
 
 impl MediaLimits {
@@ -46,6 +95,7 @@ pub struct Fetched {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaError {
     Unreachable(String),
+    PrivateHost,
     Status(u16),
     WrongType {
         found: String,
@@ -64,6 +114,7 @@ impl std::fmt::Display for MediaError {
             Self::WrongType { found, expected } => {
                 write!(f, "is {found}, but this header takes {expected}")
             }
+            Self::PrivateHost => write!(f, "points at a private or local network address"),
             Self::TooLarge { cap } => write!(
                 f,
                 "is larger than this header allows ({} MB)",
@@ -115,6 +166,9 @@ pub async fn fetch(
     limits: MediaLimits,
 ) -> Result<Fetched, MediaError> {
     let cap = limits.cap(kind);
+    if !limits.allow_private_hosts {
+        check_host(url).await?;
+    }
     let mut response = http
         .get(url)
         .send()

@@ -31,7 +31,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(MediaLimits::default()).await
+        Self::spawn_with(MediaLimits {
+            allow_private_hosts: true,
+            ..MediaLimits::default()
+        })
+        .await
     }
 
     pub async fn spawn_with(limits: MediaLimits) -> Self {

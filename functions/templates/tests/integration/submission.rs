@@ -97,6 +97,7 @@ async fn media_of_the_wrong_type_or_over_the_cap_is_refused_before_any_upload() 
         image_bytes: 5 * 1024 * 1024,
         video_bytes: 100,
         document_bytes: 100 * 1024 * 1024,
+        allow_private_hosts: true,
     })
     .await;
     let channel = app.whatsapp().await;
@@ -299,4 +300,30 @@ async fn sync_pulls_metas_state_for_a_webhook_that_never_came() {
     assert_eq!(synced["meta_status"], "APPROVED");
     assert_eq!(synced["quality_score"], "GREEN");
     assert!(synced["approved_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_media_url_on_a_private_network_is_refused_in_production_settings() {
+    let app = TestApp::spawn_with(MediaLimits::default()).await;
+    let channel = app.whatsapp().await;
+    let created = app
+        .create(&image_template(&channel, &app.media_url("sample.jpg")))
+        .await;
+    let id = created["template_id"].as_str().expect("id");
+
+    let refused = submit(&app, id).await;
+
+    let problem = refused.expect_problem(422, Some("header.media_url"));
+    assert!(
+        problem.to_string().contains("private or local"),
+        "{problem}"
+    );
+    assert!(
+        app.media
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert!(app.meta_requests("POST", "/uploads").await.is_empty());
 }
