@@ -28,14 +28,17 @@ define lambda
 	ARCH="$$arch" "$(PACKAGE)" --install $(1) "$(ARTIFACTS_DIR)"
 endef
 
-.PHONY: build-AgentsFunction build-ConversationsFunction build-WebhookFunction \
-	build-WorkerFunction build-MigrateFunction
+.PHONY: build-AgentsFunction build-ConversationsFunction build-TemplatesFunction \
+	build-WebhookFunction build-WorkerFunction build-MigrateFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
 
 build-ConversationsFunction:
 	$(call lambda,conversations,ConversationsFunction)
+
+build-TemplatesFunction:
+	$(call lambda,templates,TemplatesFunction)
 
 build-WebhookFunction:
 	$(call lambda,webhook,WebhookFunction)

@@ -58,7 +58,7 @@ for _ in $(seq 1 120); do
 done
 curl -s -o /dev/null "$api/me" || { echo "devstack did not start" >&2; cat "$workdir/devstack.log" >&2; exit 1; }
 
-echo "==> seeding a tenant, channels, an agent and a conversation"
+echo "==> seeding a tenant, channels, an agent, a template and a conversation"
 token="$("$devstack" token --sub fuzz-tenant --email fuzz@example.test --hours 2)"
 call() { # method path [json]
   curl -sS -f -X "$1" "$api$2" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' ${3:+-d "$3"}
@@ -68,6 +68,7 @@ call GET /me >/dev/null
 channel="$(call POST /phone-numbers '{"platform":"whatsapp","meta_phone_number_id":"106540352242922","access_token":"EAAG-fuzz","display_name":"Main line","waba_id":"10654035224292"}' | field '["id"]')"
 widget="$(call POST /phone-numbers '{"platform":"webchat"}' | field '["id"]')"
 agent="$(call POST /agents "{\"phone_number_id\":\"$channel\",\"prompt_id\":\"pmpt_fuzz\",\"name\":\"Ava\"}" | field '["agent_id"]')"
+template="$(call POST /templates "{\"phone_number_id\":\"$channel\",\"name\":\"fuzz_order\",\"category\":\"UTILITY\",\"language\":\"en_US\",\"body\":{\"text\":\"Your order {{1}} ships today by courier.\"},\"variables\":[{\"variable_name\":\"order_id\",\"position\":1,\"sample_value\":\"A-1\"}],\"buttons\":[{\"button_type\":\"QUICK_REPLY\",\"button_text\":\"Thanks\"}]}" | field '["template_id"]')"
 "$devstack" credits --user fuzz-tenant --amount 5 >/dev/null
 "$devstack" inbound --url "$api" --text "Do you ship to Lisbon?" >/dev/null
 conversation=""
@@ -86,7 +87,7 @@ cat >"$workdir/schemathesis.toml" <<TOML
 enabled = false
 
 [dictionaries.ids]
-values = ["$channel", "$widget", "$agent", "$conversation"]
+values = ["$channel", "$widget", "$agent", "$conversation", "$template"]
 
 [parameters]
 "path.id" = { dictionary = "ids", probability = 0.5 }

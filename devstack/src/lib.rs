@@ -27,6 +27,8 @@ pub use testkit::simulators::{self, Simulators};
 
 /// Meta's app secret devstack signs and checks webhooks with when `META_APP_SECRET` is unset.
 pub const DEV_META_APP_SECRET: &str = "devstack-meta-app-secret";
+/// Meta's app id of devstack's resumable uploads when `META_APP_ID` is unset.
+pub const DEV_META_APP_ID: &str = "1234567890";
 /// The verify token of devstack's webhook when `META_VERIFY_TOKEN` is unset.
 pub const DEV_META_VERIFY_TOKEN: &str = "devstack-verify-token";
 
@@ -64,6 +66,7 @@ pub struct Stack {
     pub worker: WorkerState,
     pub webhook: WebhookState,
     pub conversations: ConversationsState,
+    pub templates: templates::TemplatesState,
     pub simulators: Simulators,
 }
 
@@ -95,6 +98,20 @@ impl Stack {
             api: api.clone(),
             graph: graph.clone(),
         };
+        let templates = templates::TemplatesState {
+            api: api.clone(),
+            graph: graph.clone(),
+            meta_app_id: shared::config::optional_var("META_APP_ID")
+                .ok()
+                .flatten()
+                .or_else(|| Some(DEV_META_APP_ID.to_owned())),
+            media_http: http.clone(),
+            // devstack serves sample media on its own (loopback) address.
+            media_limits: templates::MediaLimits {
+                allow_private_hosts: true,
+                ..templates::MediaLimits::default()
+            },
+        };
         let conversations = ConversationsState {
             api: api.clone(),
             graph,
@@ -111,6 +128,7 @@ impl Stack {
             worker,
             webhook,
             conversations,
+            templates,
             simulators,
         }
     }
@@ -131,6 +149,7 @@ impl Stack {
         let merged = Router::new()
             .merge(agents::app(self.agents.clone()).layer(api_limit))
             .merge(conversations::app(self.conversations.clone()).layer(api_limit))
+            .merge(templates::app(self.templates.clone()).layer(api_limit))
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router());
         layers::finish(merged, webhook::BODY_LIMIT)
@@ -186,6 +205,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = shared::api::openapi::base();
     document.merge(agents::openapi_router().into_openapi());
     document.merge(conversations::openapi_router().into_openapi());
+    document.merge(templates::openapi_router().into_openapi());
     document.merge(webhook::openapi_router().into_openapi());
     document
 }

@@ -309,7 +309,7 @@ async fn a_template_is_created_read_and_deleted() {
         .and(path("/572279198452421"))
         .and(query_param(
             "fields",
-            "id,name,status,category,language,rejected_reason,components",
+            "id,name,status,category,language,rejected_reason,components,quality_score",
         ))
         .and(header("authorization", "Bearer EAAG-secret-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({

@@ -283,3 +283,21 @@ fn identifiers_with_a_nul_or_longer_than_their_columns_make_the_event_unusable()
         );
     }
 }
+
+#[test]
+fn a_template_status_update_names_metas_numeric_id_and_the_entrys_waba() {
+    let events = parse(&fixture("wa_template_status.json")).expect("envelope");
+    let [Event::Template(update)] = events.as_slice() else {
+        panic!("one template update expected: {events:?}");
+    };
+    assert_eq!(update.waba_id, "102290129340398");
+    assert_eq!(update.meta_template_id, "594425479261596");
+    assert_eq!(update.language.as_deref(), Some("en_US"));
+    match &update.kind {
+        shared::meta::webhook::TemplateUpdateKind::Status { event, reason, .. } => {
+            assert_eq!(event, "APPROVED");
+            assert_eq!(reason, &None);
+        }
+        other => panic!("a status event expected: {other:?}"),
+    }
+}

@@ -12,6 +12,7 @@
 //!   access token) on every call, sends included.
 //! - `POST /{W}/subscribed_apps` answers `{"success": true}`; `GET /_sim/meta/subscriptions`
 //!   lists the WABAs subscribed so far.
+//! - Message templates, their uploads, sends and reviews: [`meta_templates`].
 
 use std::{
     sync::{
@@ -31,12 +32,15 @@ use axum::{
 use serde_json::{Value, json};
 use shared::meta::signature;
 
+pub mod meta_templates;
+
 /// Shared state of the simulators.
 #[derive(Debug, Clone)]
 pub struct Simulators {
     requests: Arc<Mutex<Vec<Value>>>,
     subscriptions: Arc<Mutex<Vec<String>>>,
     counter: Arc<AtomicUsize>,
+    templates: meta_templates::TemplateStore,
     /// Where status webhooks go (devstack's own `/webhook`), and the secret they are signed with.
     webhook_url: String,
     app_secret: String,
@@ -52,6 +56,7 @@ impl Simulators {
             requests: Arc::default(),
             subscriptions: Arc::default(),
             counter: Arc::default(),
+            templates: meta_templates::TemplateStore::default(),
             webhook_url,
             app_secret,
             http,
@@ -67,7 +72,11 @@ impl Simulators {
             .route("/_sim/meta/{account}/messages", post(meta_send))
             .route("/_sim/meta/{waba}/phone_numbers", get(meta_phone_numbers))
             .route("/_sim/meta/{waba}/subscribed_apps", post(meta_subscribe))
-            .route("/_sim/meta/{id}", get(meta_node))
+            .route(
+                "/_sim/meta/{id}",
+                get(meta_node).post(meta_templates::post_node),
+            )
+            .merge(meta_templates::router())
             .route("/_sim/openai/conversations", post(openai_conversation))
             .route("/_sim/openai/responses", post(openai_response))
             .with_state(self)
@@ -210,9 +219,16 @@ async fn meta_subscriptions(State(sim): State<Simulators>) -> Json<Value> {
 }
 
 /// `GET /{id}?fields=id,username`: any decimal id is an Instagram account.
-async fn meta_node(headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn meta_node(
+    State(sim): State<Simulators>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Some(refused) = refuse_token(&headers) {
         return refused;
+    }
+    if let Some(template) = meta_templates::template_node(&sim, &id) {
+        return template;
     }
     if !is_graph_id(&id) {
         return no_such_object(&id);
@@ -227,6 +243,10 @@ async fn meta_send(
     Json(body): Json<Value>,
 ) -> Response {
     if let Some(refused) = refuse_token(&headers) {
+        return refused;
+    }
+    if let Some(refused) = meta_templates::check_send(&sim, &account, &body) {
+        sim.record(json!({ "account": account, "body": body, "refused": true }));
         return refused;
     }
     let n = sim.counter.fetch_add(1, Ordering::SeqCst);

@@ -300,6 +300,7 @@ async fn receive(
         let outcome = match event {
             Event::Inbound(message) => handle_inbound(&state, message).await,
             Event::Status(update) => handle_status(&state, update).await,
+            Event::Template(update) => handle_template(&state, update).await,
             Event::Ignored(reason) => {
                 tracing::info!(reason = %reason, "webhook event ignored");
                 Ok(())
@@ -353,12 +354,15 @@ impl EventError {
 }
 
 async fn handle_inbound(state: &WebhookState, message: &InboundMessage) -> Result<(), EventError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let mut client = state.pool.get().await.map_err(DbError::from)?;
     let Some(channel) = db::inbound::route(&client, message.platform, &message.channel_key).await?
     else {
         tracing::warn!(platform = %message.platform, "inbound message for an unknown channel");
         return Ok(());
     };
+    if message.message_type == "button" {
+        record_click(&mut client, &channel, message).await?;
+    }
     let recorded = db::inbound::record(&client, &channel, message).await?;
     if recorded == Recorded::AlreadyQueued {
         tracing::info!(channel.id = %channel.phone_number_id, "redelivered message already queued");
@@ -377,6 +381,113 @@ async fn handle_inbound(state: &WebhookState, message: &InboundMessage) -> Resul
         message.kind = %message.message_type,
         redelivery = recorded == Recorded::Unpublished,
         "inbound message enqueued"
+    );
+    Ok(())
+}
+
+/// A quick-reply click on a template send (`type: button` answering the send's `wamid` in
+/// `context.id`): recorded once per inbound message id, before the message itself, so a
+/// redelivery finds it. The message still goes to the conversation like any other.
+async fn record_click(
+    client: &mut shared::db::PooledClient,
+    channel: &db::inbound::ChannelRoute,
+    message: &InboundMessage,
+) -> Result<(), EventError> {
+    let metadata = &message.metadata;
+    let Some(original) = metadata.pointer("/context/id").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
+    let customer = shared::domain::customer_key(message.platform, &message.customer_id);
+    let click = db::templates::Click {
+        message_id: &message.platform_message_id,
+        original_message_id: original,
+        customer: &customer,
+        payload: metadata.pointer("/button/payload").and_then(|v| v.as_str()),
+        text: metadata.pointer("/button/text").and_then(|v| v.as_str()),
+        clicked_at: message.sent_at,
+    };
+    // One transaction: the click row and the counters move together.
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    let outcome =
+        db::templates::record_click(&tx, &channel.phone_number_id, &channel.user_id, &click)
+            .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    tracing::info!(channel.id = %channel.phone_number_id, outcome = ?outcome, "template button click");
+    Ok(())
+}
+
+/// A template's status, quality or category, applied to the template with Meta's id in the
+/// WABA the entry names (never matched by name and language, never across WABAs). A later
+/// event already applied wins over an earlier one that arrives late.
+async fn handle_template(
+    state: &WebhookState,
+    update: &shared::meta::webhook::TemplateUpdate,
+) -> Result<(), EventError> {
+    use shared::{
+        db::templates::{self as tpl, TemplateEvent},
+        meta::webhook::TemplateUpdateKind,
+        templates::status::{meaningful_reason, status_for_event},
+    };
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let (kind, changed) = match &update.kind {
+        TemplateUpdateKind::Status {
+            event,
+            reason,
+            details,
+        } => {
+            let changed = tpl::apply_event(
+                &client,
+                &update.waba_id,
+                &update.meta_template_id,
+                &TemplateEvent {
+                    event,
+                    status: status_for_event(event),
+                    reason: meaningful_reason(reason.as_deref()),
+                    details,
+                    at: update.at,
+                },
+            )
+            .await?;
+            ("status", changed)
+        }
+        TemplateUpdateKind::Quality { score } => {
+            let changed = tpl::apply_quality(
+                &client,
+                &update.waba_id,
+                &update.meta_template_id,
+                score,
+                update.at,
+            )
+            .await?;
+            ("quality", changed)
+        }
+        TemplateUpdateKind::Category {
+            new_category,
+            is_change,
+            details,
+        } => {
+            let category = new_category
+                .as_deref()
+                .filter(|_| *is_change)
+                .and_then(|c| c.parse::<shared::domain::TemplateCategory>().ok());
+            let changed = tpl::apply_category(
+                &client,
+                &update.waba_id,
+                &update.meta_template_id,
+                details,
+                category,
+                update.at,
+            )
+            .await?;
+            ("category", changed)
+        }
+    };
+    tracing::info!(
+        meta.template_id = %update.meta_template_id,
+        waba.id = %update.waba_id,
+        kind,
+        applied = changed > 0,
+        "template update handled"
     );
     Ok(())
 }

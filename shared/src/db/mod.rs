@@ -25,6 +25,7 @@ pub mod migrate;
 pub mod phone_numbers;
 mod pool;
 pub mod rate_limits;
+pub mod templates;
 pub mod users;
 pub mod webchat;
 

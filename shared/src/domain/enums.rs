@@ -131,6 +131,10 @@ db_enum!(
     }
 );
 db_enum!(
+    /// `templates.parameter_format`: `{{1}}` placeholders or `{{first_name}}` ones.
+    ParameterFormat { Positional => "positional", Named => "named" }
+);
+db_enum!(
     /// `templates.header_type`.
     HeaderType {
         None => "NONE", Text => "TEXT", Image => "IMAGE", Video => "VIDEO", Document => "DOCUMENT",
@@ -149,7 +153,10 @@ db_enum!(
 );
 db_enum!(
     /// `template_buttons.button_type`.
-    ButtonType { QuickReply => "QUICK_REPLY", Url => "URL", PhoneNumber => "PHONE_NUMBER", CopyCode => "COPY_CODE" }
+    ButtonType {
+        QuickReply => "QUICK_REPLY", Url => "URL", PhoneNumber => "PHONE_NUMBER", CopyCode => "COPY_CODE",
+        Otp => "OTP",
+    }
 );
 db_enum!(
     /// `campaigns.status`.
@@ -190,7 +197,7 @@ db_enum!(
 );
 db_enum!(
     /// `messages.author`.
-    MessageAuthor { Customer => "customer", Ai => "ai", Human => "human" }
+    MessageAuthor { Customer => "customer", Ai => "ai", Human => "human", Template => "template" }
 );
 db_enum!(
     /// `inbound_messages.state`.
@@ -324,6 +331,11 @@ pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'sta
             "templates",
             "status",
             values(TemplateStatus::ALL, TemplateStatus::as_str),
+        ),
+        (
+            "templates",
+            "parameter_format",
+            values(ParameterFormat::ALL, ParameterFormat::as_str),
         ),
         (
             "templates",

@@ -26,11 +26,51 @@ pub enum Event {
     Inbound(InboundMessage),
     /// A message we sent changed status.
     Status(StatusUpdate),
+    /// A template of a WhatsApp Business Account changed: status, quality or category.
+    Template(TemplateUpdate),
     /// Something we acknowledge and do not act on, with why (for the log).
     Ignored(String),
     /// An event we would act on but cannot store (an identifier with a NUL, or longer than
     /// its column), with why (for a warning). Acknowledged: a redelivery would be the same.
     Unusable(String),
+}
+
+/// A template event of a WABA (`message_template_status_update`,
+/// `message_template_quality_update`, `template_category_update`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateUpdate {
+    /// The WABA the entry is for (`entry.id`): templates are matched within it only.
+    pub waba_id: String,
+    /// `message_template_id`, a JSON number in Meta's payloads (a string accepted too).
+    pub meta_template_id: String,
+    /// `message_template_language` as sent (`en-US` in some payloads, `en_US` in others):
+    /// kept for the log, never used to match.
+    pub language: Option<String>,
+    /// `entry.time`: orders events that arrive out of order.
+    pub at: DateTime<Utc>,
+    pub kind: TemplateUpdateKind,
+}
+
+/// What changed about a template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplateUpdateKind {
+    /// `event` (APPROVED, REJECTED, PAUSED, … or one not known yet), `reason` (`null` and
+    /// `"NONE"` included), and the whole value (`rejection_info`, `other_info`,
+    /// `disable_info`).
+    Status {
+        event: String,
+        reason: Option<String>,
+        details: Value,
+    },
+    /// `new_quality_score`: GREEN, YELLOW, RED, UNKNOWN.
+    Quality { score: String },
+    /// A category notice (`correct_category`, applied in 24 hours) or change
+    /// (`previous_category` → `new_category`), as sent.
+    Category {
+        new_category: Option<String>,
+        is_change: bool,
+        details: Value,
+    },
 }
 
 /// The body is JSON but not a webhook envelope at all.
@@ -90,6 +130,19 @@ fn whatsapp_entry(entry: &Value, events: &mut Vec<Event>) {
             .get("field")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        if matches!(
+            field,
+            "message_template_status_update"
+                | "message_template_quality_update"
+                | "template_category_update"
+        ) {
+            events.push(template_change(
+                entry,
+                field,
+                change.get("value").unwrap_or(&Value::Null),
+            ));
+            continue;
+        }
         if field != "messages" {
             events.push(Event::Ignored(format!("whatsapp field `{field}`")));
             continue;
@@ -273,6 +326,60 @@ fn whatsapp_message(
         message_type,
         text,
         metadata,
+    })
+}
+
+/// A template change of the WABA `entry.id`.
+fn template_change(entry: &Value, field: &str, value: &Value) -> Event {
+    let waba_id = match entry.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        Some(Value::Number(id)) => id.to_string(),
+        _ => return Event::Ignored(format!("{field} without the WABA's id")),
+    };
+    let meta_template_id = match value.get("message_template_id") {
+        Some(Value::Number(id)) => id.to_string(),
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        _ => return Event::Ignored(format!("{field} without message_template_id")),
+    };
+    if contains_nul(&waba_id) || contains_nul(&meta_template_id) {
+        return Event::Unusable(format!("{field} with a NUL in an id"));
+    }
+    // Meta's texts may carry anything; PostgreSQL's JSONB refuses U+0000.
+    let mut details = value.clone();
+    clean_json(&mut details);
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|s| replace_nul(s).into_owned())
+    };
+    // Meta's own reference once listed the quality update under the status field: the
+    // payload's shape decides.
+    let kind = if let Some(score) = text("new_quality_score") {
+        TemplateUpdateKind::Quality { score }
+    } else if field == "template_category_update" {
+        let is_change =
+            value.get("previous_category").is_some() && value.get("new_category").is_some();
+        TemplateUpdateKind::Category {
+            new_category: text("new_category"),
+            is_change,
+            details,
+        }
+    } else if let Some(event) = text("event") {
+        TemplateUpdateKind::Status {
+            event,
+            reason: text("reason"),
+            details,
+        }
+    } else {
+        return Event::Ignored(format!("{field} without an event"));
+    };
+    Event::Template(TemplateUpdate {
+        waba_id,
+        meta_template_id,
+        language: text("message_template_language"),
+        at: unix_seconds(entry.get("time")),
+        kind,
     })
 }
 

@@ -80,6 +80,7 @@ pub enum TemplateMessageComponent {
 pub enum ButtonSubType {
     QuickReply,
     Url,
+    CopyCode,
 }
 
 /// A template parameter. `parameter_name` is set for templates with named parameters
@@ -105,6 +106,26 @@ pub enum TemplateParameter {
     Payload {
         payload: String,
     },
+    /// A location header.
+    Location {
+        location: LocationParameter,
+    },
+    /// A COPY_CODE button's code.
+    CouponCode {
+        coupon_code: String,
+    },
+}
+
+/// A location header's place: coordinates as Meta's template documentation writes them
+/// (decimal strings), with an optional name and address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocationParameter {
+    pub latitude: String,
+    pub longitude: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// A media object: an id from the media upload, or a public link; with a caption (image,

@@ -40,6 +40,9 @@ pub struct TemplateComponent {
     pub example: Option<ComponentExample>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub buttons: Vec<TemplateButton>,
+    /// AUTHENTICATION bodies: Meta writes the text and may add a security recommendation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub add_security_recommendation: Option<bool>,
 }
 
 /// Example values Meta's review needs for every placeholder and media header.
@@ -47,6 +50,9 @@ pub struct TemplateComponent {
 pub struct ComponentExample {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub header_text: Vec<String>,
+    /// The example of a named header placeholder.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub header_text_named_params: Vec<NamedExample>,
     /// One list of example values per body (positional).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub body_text: Vec<Vec<String>>,
@@ -67,16 +73,30 @@ pub struct NamedExample {
 /// A template button.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TemplateButton {
-    /// `QUICK_REPLY`, `URL` or `PHONE_NUMBER`.
+    /// `QUICK_REPLY`, `URL`, `PHONE_NUMBER`, `COPY_CODE` or `OTP`.
     #[serde(rename = "type")]
     pub kind: String,
-    pub text: String,
+    /// Absent on COPY_CODE buttons (Meta writes their text).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub phone_number: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub example: Vec<String>,
+    /// A dynamic URL's example (a list with the full URL), or a COPY_CODE's code (a string).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub example: Option<ButtonExample>,
+    /// OTP buttons: `COPY_CODE` (the code is copied), `ONE_TAP`, `ZERO_TAP`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub otp_type: Option<String>,
+}
+
+/// A button's `example`: Meta takes a list for URL buttons and a string for COPY_CODE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ButtonExample {
+    Values(Vec<String>),
+    Value(String),
 }
 
 /// The body of `POST /{waba_id}/message_templates`.
@@ -111,10 +131,27 @@ pub struct TemplateDetails {
     pub rejected_reason: Option<String>,
     #[serde(default)]
     pub components: Vec<TemplateComponent>,
+    /// `{"score": "GREEN" | "YELLOW" | "RED" | "UNKNOWN", "date": …}`.
+    pub quality_score: Option<QualityScore>,
+}
+
+/// A template's quality rating as Meta reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct QualityScore {
+    pub score: Option<String>,
 }
 
 /// The fields read of a template.
-pub const TEMPLATE_FIELDS: &str = "id,name,status,category,language,rejected_reason,components";
+pub const TEMPLATE_FIELDS: &str =
+    "id,name,status,category,language,rejected_reason,components,quality_score";
+
+/// The body of `POST /{template_id}`: a rejected (or approved) template's new content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EditTemplate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<TemplateCategory>,
+    pub components: Vec<TemplateComponent>,
+}
 
 /// `{"id": "upload:…"}`: an upload session.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -141,6 +178,26 @@ impl Graph {
             .authorized(reqwest::Method::POST, &url, token)
             .json(template);
         self.call(request).await
+    }
+
+    /// Edits a submitted template (`POST /{template_id}`): a rejected template goes back to
+    /// review under the same id instead of a second template being created.
+    pub async fn edit_template(
+        &self,
+        template_id: &str,
+        token: &SecretString,
+        edit: &EditTemplate,
+    ) -> Result<(), GraphError> {
+        let url = self.facebook_url(template_id);
+        let request = self
+            .authorized(reqwest::Method::POST, &url, token)
+            .json(edit);
+        let answer: Success = self.call(request).await?;
+        if answer.success {
+            Ok(())
+        } else {
+            Err(GraphError::unsuccessful())
+        }
     }
 
     /// Reads a template with its status and components.
