@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
-    ConversationId, ConversationOwner, InboundOutcome, InboundState, InstagramApi, MessageAuthor,
-    MessageId, MessageStatus, Platform, ReplyBlockedReason, SendFailure, contains_nul, replace_nul,
+    ConversationId, ConversationOwner, CustomerIdentity, InboundOutcome, InboundState,
+    InstagramApi, MessageAuthor, MessageId, MessageStatus, Platform, ReplyBlockedReason,
+    SendFailure, contains_nul, replace_nul,
 };
 
 /// An inbox row, as the worker reads it.
@@ -92,8 +93,9 @@ pub async fn reply_channel(
     .transpose()
 }
 
-/// How a customer is keyed in `conversations.customer_phone` and `contacts.phone`: E.164 for
-/// WhatsApp (`wa_id` has no `+`), the platform's id elsewhere.
+/// How a customer is keyed in `conversations.customer_phone`: E.164 for WhatsApp (`wa_id`
+/// has no `+`), the platform's id elsewhere. Contacts find it through
+/// [`CustomerIdentity::of_conversation`].
 pub fn customer_key(platform: Platform, customer_id: &str) -> String {
     match platform {
         Platform::WhatsApp if !customer_id.starts_with('+') => format!("+{customer_id}"),
@@ -213,13 +215,8 @@ pub async fn store_inbound(
         )
         .await?;
     if stored > 0 {
-        tx.execute(
-            "UPDATE contacts SET total_messages_received = total_messages_received + $3,
-                 name = COALESCE(name, $4)
-             WHERE user_id = (SELECT user_id FROM agents WHERE agent_id = $1) AND phone = $2",
-            &[&agent_id, &customer, &stored, &name],
-        )
-        .await?;
+        let identity = CustomerIdentity::of_conversation(platform, &customer);
+        super::contacts::count_received(tx, agent_id, &identity, stored, name.as_deref()).await?;
     }
     Ok(StoredInbound {
         conversation: ActiveConversation {
@@ -502,7 +499,7 @@ pub async fn mark_sent(
     message_id: &str,
     platform_message_id: &str,
     user_id: &str,
-    customer: &str,
+    customer: &CustomerIdentity,
 ) -> Result<(), DbError> {
     // The send has happened: an id we cannot store must not fail the recording (the job
     // would be retried and send again), so it is recorded as unknown instead.
@@ -525,13 +522,7 @@ pub async fn mark_sent(
         &[&message_id, &platform_message_id],
     )
     .await?;
-    tx.execute(
-        "UPDATE contacts SET total_messages_sent = total_messages_sent + 1, last_contacted_at = CURRENT_TIMESTAMP
-         WHERE user_id = $1 AND phone = $2",
-        &[&user_id, &customer],
-    )
-    .await?;
-    Ok(())
+    super::contacts::count_sent(tx, user_id, customer).await
 }
 
 /// A provider's id for a message we sent, if the columns can hold it.
@@ -596,45 +587,4 @@ pub async fn lock_outgoing(
         )
         .await?;
     row.as_ref().map(OutgoingMessage::from_row).transpose()
-}
-
-/// Opts a customer out of (or back into) messages, creating the contact when needed.
-pub async fn set_opt_out(
-    client: &impl GenericClient,
-    user_id: &str,
-    phone: &str,
-    name: Option<&str>,
-    opted_out: bool,
-    conversation_id: &ConversationId,
-) -> Result<(), DbError> {
-    let contact_id = crate::domain::ContactId::generate();
-    client
-        .execute(
-            "INSERT INTO contacts (contact_id, user_id, phone, name, source, conversation_id, opted_out, opted_out_at)
-             VALUES ($1, $2, $3, $4, 'EXTRACTION', $5, $6, CASE WHEN $6 THEN CURRENT_TIMESTAMP END)
-             ON CONFLICT (user_id, phone) DO UPDATE SET
-                 opted_out = EXCLUDED.opted_out,
-                 opted_out_at = CASE WHEN EXCLUDED.opted_out THEN CURRENT_TIMESTAMP ELSE NULL END",
-            &[&contact_id.as_str(), &user_id, &phone, &name, &conversation_id.as_str(), &opted_out],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Whether the tenant's contact with this phone opted out.
-pub async fn is_opted_out(
-    client: &impl GenericClient,
-    user_id: &str,
-    phone: &str,
-) -> Result<bool, DbError> {
-    let row = client
-        .query_opt(
-            "SELECT opted_out FROM contacts WHERE user_id = $1 AND phone = $2",
-            &[&user_id, &phone],
-        )
-        .await?;
-    Ok(row
-        .map(|r| r.try_get::<_, bool>(0))
-        .transpose()?
-        .unwrap_or(false))
 }

@@ -4,11 +4,13 @@
 //! filters by it, so a row of another tenant is indistinguishable from a missing one.
 
 pub mod agents;
+pub mod contacts;
 pub mod conversation_views;
 pub mod conversations;
 pub mod credits;
 pub mod delivery;
 mod error;
+pub mod events;
 pub mod inbound;
 pub mod migrate;
 pub mod phone_numbers;

@@ -1,12 +1,14 @@
 //! Types that carry meaning: ids, validated values and the enums behind every CHECK
 //! constraint. Values are parsed once at the edge (HTTP, webhook, queue) and trusted inside.
 
+mod contact;
 mod enums;
 mod ids;
 mod phone;
 mod text;
 mod webchat;
 
+pub use contact::*;
 pub use enums::*;
 pub use ids::*;
 pub use phone::{PhoneE164, PhoneParseError};
