@@ -45,7 +45,7 @@ impl PhoneE164 {
     /// would store a wrong number.
     pub fn parse_input(raw: &str, region: Option<PhoneRegion>) -> Result<Self, PhoneParseError> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() || super::contains_nul(trimmed) {
+        if !trimmed.chars().any(|c| c.is_ascii_digit()) || super::contains_nul(trimmed) {
             return Err(PhoneParseError::Unparseable);
         }
         let international = if let Some(rest) = trimmed.strip_prefix("00") {
@@ -142,6 +142,7 @@ mod tests {
             // A national form without a region is refused, not guessed.
             ("06 12 34 56 78", None, Err(PhoneParseError::NoCountryCode)),
             ("4155552671", None, Err(PhoneParseError::NoCountryCode)),
+            ("call me", None, Err(PhoneParseError::Unparseable)),
             // Not numbers, or not valid ones.
             ("", fr, Err(PhoneParseError::Unparseable)),
             ("call me", fr, Err(PhoneParseError::Unparseable)),
