@@ -29,7 +29,7 @@ define lambda
 endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-WebhookFunction \
-	build-WorkerFunction build-MigrateFunction
+	build-WorkerFunction build-MigrateFunction build-ContactsFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -45,3 +45,6 @@ build-WorkerFunction:
 
 build-MigrateFunction:
 	$(call lambda,migrate,MigrateFunction)
+
+build-ContactsFunction:
+	$(call lambda,contacts,ContactsFunction)
