@@ -29,7 +29,7 @@ define lambda
 endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-WebhookFunction \
-	build-WorkerFunction build-MigrateFunction build-ContactsFunction
+	build-WorkerFunction build-MigrateFunction build-ContactsFunction build-EventsFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -48,3 +48,6 @@ build-MigrateFunction:
 
 build-ContactsFunction:
 	$(call lambda,contacts,ContactsFunction)
+
+build-EventsFunction:
+	$(call lambda,events,EventsFunction)
