@@ -533,3 +533,63 @@ async fn a_quiet_conversation_ends_once_per_quiet_period() {
         2
     );
 }
+
+#[tokio::test]
+async fn the_sweep_publishes_to_a_real_fifo_queue_and_a_republished_event_is_dropped() {
+    let seed = Seed::new().await;
+    let client = seed.db.client().await;
+    let contact = ContactId::generate();
+    client
+        .execute(
+            "INSERT INTO contacts (contact_id, user_id, phone) VALUES ($1, $2, '+16505551234')",
+            &[&contact.as_str(), &seed.user.as_str()],
+        )
+        .await
+        .expect("contact");
+    let tag = Tag::parse("vip").expect("tag");
+    events::record(&client, &seed.user, &DomainEvent::tag_added(&contact, &tag))
+        .await
+        .expect("record");
+    let sqs = testkit::moto_sqs_client();
+    let url = testkit::create_fifo_queue(&sqs, "events").await;
+    let queue = EventQueue::Sqs(shared::jobs::SqsQueue::new(sqs.clone(), &url));
+
+    let report = shared::events::sweep(&seed.db.pool, &queue, SweepConfig::default())
+        .await
+        .expect("sweep");
+    // A crash after the publish and before the commit would publish it again: simulated
+    // by clearing `published_at` and sweeping again.
+    client
+        .execute("UPDATE domain_events SET published_at = NULL", &[])
+        .await
+        .expect("forget");
+    shared::events::sweep(&seed.db.pool, &queue, SweepConfig::default())
+        .await
+        .expect("sweep again");
+
+    assert_eq!(report.published, 1);
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    let messages = received.messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "deduplicated on the event id: {messages:?}"
+    );
+    let job: EventJob =
+        serde_json::from_str(messages[0].body().unwrap_or_default()).expect("an event job");
+    let EventJob::V1 {
+        event_type,
+        contact_id,
+        payload,
+        ..
+    } = job;
+    assert_eq!(event_type.as_str(), "TAG_ADDED");
+    assert_eq!(contact_id.as_deref(), Some(contact.as_str()));
+    assert_eq!(payload["tag"], "vip");
+}
