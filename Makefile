@@ -29,7 +29,8 @@ define lambda
 endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-TemplatesFunction \
-	build-WebhookFunction build-WorkerFunction build-MigrateFunction
+	build-WebhookFunction build-WorkerFunction build-MigrateFunction build-ContactsFunction \
+	build-EventsFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -48,3 +49,9 @@ build-WorkerFunction:
 
 build-MigrateFunction:
 	$(call lambda,migrate,MigrateFunction)
+
+build-ContactsFunction:
+	$(call lambda,contacts,ContactsFunction)
+
+build-EventsFunction:
+	$(call lambda,events,EventsFunction)

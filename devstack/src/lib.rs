@@ -150,6 +150,8 @@ impl Stack {
             .merge(agents::app(self.agents.clone()).layer(api_limit))
             .merge(conversations::app(self.conversations.clone()).layer(api_limit))
             .merge(templates::app(self.templates.clone()).layer(api_limit))
+            // The CSV import's own, larger limit sits inside this one and wins.
+            .merge(contacts::app(self.api.clone()).layer(api_limit))
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router());
         layers::finish(merged, webhook::BODY_LIMIT)
@@ -188,6 +190,27 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The events sweep, as the `events` schedule runs it in AWS: every 2 seconds, quiet
+    /// conversations are announced (`CONVERSATION_ENDED`) and unpublished domain events are
+    /// published to the in-process events queue, through the same `shared::events::sweep`.
+    pub fn spawn_events_sweep(
+        &self,
+        queue: shared::events::EventQueue,
+        config: shared::events::SweepConfig,
+    ) -> tokio::task::JoinHandle<()> {
+        let pool = self.api.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = shared::events::sweep(&pool, &queue, config).await {
+                    tracing::warn!(%error, "events sweep failed");
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    }
+}
+
 /// devstack retries quickly (200 ms, doubling, at most 5 s) and has no deadline.
 fn devstack_lifter() -> LifterConfig {
     LifterConfig {
@@ -206,6 +229,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document.merge(agents::openapi_router().into_openapi());
     document.merge(conversations::openapi_router().into_openapi());
     document.merge(templates::openapi_router().into_openapi());
+    document.merge(contacts::openapi_router().into_openapi());
     document.merge(webhook::openapi_router().into_openapi());
     document
 }

@@ -228,6 +228,10 @@ async fn run() -> anyhow::Result<()> {
         ));
     }
     stack.spawn_worker();
+    stack.spawn_events_sweep(
+        shared::events::EventQueue::Local(shared::jobs::LocalQueue::new()),
+        shared::events::SweepConfig::from_env()?,
+    );
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address} (set PORT to use another port)"))?;

@@ -102,7 +102,10 @@ pub async fn send_and_record(
     let sent = send(graph, key, destination, message_id, &message.text, payload).await;
     let outcome = match sent {
         Ok(sent) => {
-            let customer = customer_key(destination.platform, destination.customer);
+            let customer = crate::domain::CustomerIdentity::of_conversation(
+                destination.platform,
+                &customer_key(destination.platform, destination.customer),
+            );
             convo::mark_sent(
                 &tx,
                 destination.user_id,

@@ -214,7 +214,7 @@ async fn another_tenants_id_changes_nothing_in_a_conversation_or_its_messages() 
     let locked = convo::lock_outgoing(&tx, other, &reply)
         .await
         .expect("lock");
-    convo::mark_sent(&tx, other, &reply, "wamid.INTRUDER", "+16505551234")
+    convo::mark_sent(&tx, other, &reply, "wamid.INTRUDER", &customer_phone())
         .await
         .expect("mark_sent");
     convo::mark_send_failure(
@@ -265,7 +265,7 @@ async fn another_tenants_id_changes_nothing_in_a_conversation_or_its_messages() 
     let locked = convo::lock_outgoing(&tx, &owner.user, &reply)
         .await
         .expect("lock");
-    convo::mark_sent(&tx, &owner.user, &reply, "wamid.OWNER", "+16505551234")
+    convo::mark_sent(&tx, &owner.user, &reply, "wamid.OWNER", &customer_phone())
         .await
         .expect("mark_sent");
     tx.commit().await.expect("commit");
@@ -448,7 +448,7 @@ async fn a_status_reported_through_another_tenants_route_moves_nothing() {
     let mut client = db.client().await;
     let reply = pending_reply(&mut client, &owner).await;
     let tx = client.transaction().await.expect("tx");
-    convo::mark_sent(&tx, &owner.user, &reply, "wamid.OUT", "+16505551234")
+    convo::mark_sent(&tx, &owner.user, &reply, "wamid.OUT", &customer_phone())
         .await
         .expect("sent");
     tx.commit().await.expect("commit");
@@ -530,4 +530,12 @@ fn the_database_layer_imports_nothing_from_the_provider_clients() {
         read += 1;
     }
     assert!(read >= 10, "read {read} files of {}", dir.display());
+}
+
+/// The customer every send in these tests goes to, as the contacts key it.
+fn customer_phone() -> shared::domain::CustomerIdentity {
+    shared::domain::CustomerIdentity::of_conversation(
+        shared::domain::Platform::WhatsApp,
+        "+16505551234",
+    )
 }

@@ -17,8 +17,8 @@ use shared::{
         users,
     },
     domain::{
-        AgentId, AgentName, ConversationId, InboundMessage, InboundOutcome, InstagramApi,
-        MessageAuthor, MessageId, MetaChannelId, Platform, PromptId, UserId, WabaId,
+        AgentId, AgentName, ConversationId, CustomerIdentity, InboundMessage, InboundOutcome,
+        InstagramApi, MessageAuthor, MessageId, MetaChannelId, Platform, PromptId, UserId, WabaId,
     },
 };
 
@@ -334,7 +334,8 @@ impl Seed<'_> {
             .transaction()
             .await
             .unwrap_or_else(|e| panic!("seed sent message: {e}"));
-        convo::mark_sent(&tx, user, &id, platform_message_id, customer)
+        let customer = CustomerIdentity::of_conversation(Platform::WhatsApp, customer);
+        convo::mark_sent(&tx, user, &id, platform_message_id, &customer)
             .await
             .unwrap_or_else(|e| panic!("seed sent message: {e}"));
         tx.commit()

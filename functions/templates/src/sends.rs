@@ -19,8 +19,8 @@ use shared::{
         ApiError, Json, Problem, Tenant,
         openapi::responses::{BearerErrors, JsonBodyErrors, PathErrors},
     },
-    db::{conversations as convo, templates},
-    domain::{PhoneE164, Platform, TemplateSendStatus, TemplateStatus},
+    db::{contacts, templates},
+    domain::{CustomerIdentity, PhoneE164, Platform, TemplateSendStatus, TemplateStatus},
     outbound::{Destination, Payload, SendOutcome, send_and_record},
     templates::{
         Location,
@@ -145,7 +145,13 @@ pub async fn send_template(
         header.as_ref(),
     )
     .map_err(violations)?;
-    if convo::is_opted_out(&client, tenant.user_id.as_str(), to.as_str()).await? {
+    if contacts::is_opted_out(
+        &client,
+        &tenant.user_id,
+        &CustomerIdentity::Phone(to.clone()),
+    )
+    .await?
+    {
         return Err(ApiError::Conflict(
             "the contact opted out of messages".to_owned(),
         ));

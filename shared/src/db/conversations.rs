@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::{DbError, GenericClient, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
-    AgentId, ConversationId, ConversationOwner, InboundOutcome, InstagramApi, MessageAuthor,
-    MessageId, MessageStatus, PhoneNumberId, Platform, PromptId, ReplyBlockedReason, SendFailure,
-    UserId, contains_nul, customer_key, replace_nul,
+    AgentId, ConversationId, ConversationOwner, CustomerIdentity, InboundOutcome, InstagramApi,
+    MessageAuthor, MessageId, MessageStatus, PhoneNumberId, Platform, PromptId, ReplyBlockedReason,
+    SendFailure, UserId, contains_nul, customer_key, replace_nul,
 };
 
 /// A channel with what the worker needs to answer on it.
@@ -186,13 +186,8 @@ pub async fn store_inbound(
         )
         .await?;
     if stored > 0 {
-        tx.execute(
-            "UPDATE contacts SET total_messages_received = total_messages_received + $3,
-                 name = COALESCE(name, $4)
-             WHERE user_id = (SELECT user_id FROM agents WHERE agent_id = $1) AND phone = $2",
-            &[&agent_id, &customer, &stored, &name],
-        )
-        .await?;
+        let identity = CustomerIdentity::of_conversation(who.platform, &customer);
+        super::contacts::count_received(tx, who.user, &identity, stored, name.as_deref()).await?;
     }
     Ok(StoredInbound {
         conversation: ActiveConversation {
@@ -431,7 +426,7 @@ pub async fn mark_sent(
     user: &UserId,
     message_id: &MessageId,
     platform_message_id: &str,
-    customer: &str,
+    customer: &CustomerIdentity,
 ) -> Result<(), DbError> {
     // The send has happened: an id we cannot store must not fail the recording (the job
     // would be retried and send again), so it is recorded as unknown instead.
@@ -457,13 +452,7 @@ pub async fn mark_sent(
         &[&message_id.as_str(), &platform_message_id],
     )
     .await?;
-    tx.execute(
-        "UPDATE contacts SET total_messages_sent = total_messages_sent + 1, last_contacted_at = CURRENT_TIMESTAMP
-         WHERE user_id = $1 AND phone = $2",
-        &[&user.as_str(), &customer],
-    )
-    .await?;
-    Ok(())
+    super::contacts::count_sent(tx, user, customer).await
 }
 
 /// A provider's id for a message we sent, if the columns can hold it.
@@ -523,45 +512,4 @@ pub async fn mark_send_failure(
         )
         .await?;
     Ok(())
-}
-
-/// Opts a customer out of (or back into) messages, creating the contact when needed.
-pub async fn set_opt_out(
-    client: &impl GenericClient,
-    user_id: &str,
-    phone: &str,
-    name: Option<&str>,
-    opted_out: bool,
-    conversation_id: &ConversationId,
-) -> Result<(), DbError> {
-    let contact_id = crate::domain::ContactId::generate();
-    client
-        .execute(
-            "INSERT INTO contacts (contact_id, user_id, phone, name, source, conversation_id, opted_out, opted_out_at)
-             VALUES ($1, $2, $3, $4, 'EXTRACTION', $5, $6, CASE WHEN $6 THEN CURRENT_TIMESTAMP END)
-             ON CONFLICT (user_id, phone) DO UPDATE SET
-                 opted_out = EXCLUDED.opted_out,
-                 opted_out_at = CASE WHEN EXCLUDED.opted_out THEN CURRENT_TIMESTAMP ELSE NULL END",
-            &[&contact_id.as_str(), &user_id, &phone, &name, &conversation_id.as_str(), &opted_out],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Whether the tenant's contact with this phone opted out.
-pub async fn is_opted_out(
-    client: &impl GenericClient,
-    user_id: &str,
-    phone: &str,
-) -> Result<bool, DbError> {
-    let row = client
-        .query_opt(
-            "SELECT opted_out FROM contacts WHERE user_id = $1 AND phone = $2",
-            &[&user_id, &phone],
-        )
-        .await?;
-    Ok(row
-        .map(|r| r.try_get::<_, bool>(0))
-        .transpose()?
-        .unwrap_or(false))
 }

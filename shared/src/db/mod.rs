@@ -15,11 +15,13 @@
 //! their enums ([`enum_column`]); this module imports nothing from `meta` or `openai`.
 
 pub mod agents;
+pub mod contacts;
 pub mod conversation_views;
 pub mod conversations;
 pub mod credits;
 pub mod delivery;
 mod error;
+pub mod events;
 pub mod inbound;
 pub mod migrate;
 pub mod phone_numbers;

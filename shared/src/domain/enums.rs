@@ -323,6 +323,16 @@ pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'sta
             values(ContactSource::ALL, ContactSource::as_str),
         ),
         (
+            "contacts",
+            "platform",
+            values(Platform::ALL, Platform::as_str),
+        ),
+        (
+            "domain_events",
+            "event_type",
+            values(TriggerEvent::ALL, TriggerEvent::as_str),
+        ),
+        (
             "templates",
             "category",
             values(TemplateCategory::ALL, TemplateCategory::as_str),

@@ -1,6 +1,7 @@
 //! Types that carry meaning: ids, validated values and the enums behind every CHECK
 //! constraint. Values are parsed once at the edge (HTTP, webhook, queue) and trusted inside.
 
+mod contact;
 mod delivery;
 mod enums;
 mod ids;
@@ -9,6 +10,7 @@ mod phone;
 mod text;
 mod webchat;
 
+pub use contact::*;
 pub use delivery::{DeliveryOrdered, DeliveryStep};
 pub use enums::*;
 pub use ids::*;

@@ -122,7 +122,7 @@ impl Job for ReplyJob {
     }
 }
 
-fn short_hash(text: &str) -> String {
+pub(crate) fn short_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 

@@ -288,6 +288,43 @@ async fn stop_opts_the_customer_out_without_a_reply_and_start_opts_back_in() {
 }
 
 #[tokio::test]
+async fn stop_from_a_whatsapp_username_without_a_phone_opts_out_its_contact_and_counts_its_messages()
+ {
+    // Before V9 the contact could only be keyed by an E.164 phone: this job failed on the
+    // phone CHECK until it reached the DLQ.
+    let app = TestApp::spawn(5).await;
+    let bsuid = "US.13491208655302741918";
+
+    let hello = app.inbound("wamid.B1", bsuid, "hello", at(0)).await;
+    handle(&app.state, &hello).await.expect("hello");
+    let stop = app.inbound("wamid.B2", bsuid, "STOP", at(5)).await;
+    handle(&app.state, &stop).await.expect("stop");
+    let after = app
+        .inbound("wamid.B3", bsuid, "are you there?", at(10))
+        .await;
+    handle(&app.state, &after).await.expect("while opted out");
+
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM contacts WHERE phone IS NULL AND platform = 'whatsapp'
+             AND customer_id = '+US.13491208655302741918' AND opted_out AND name = 'Sheena'
+             AND total_messages_received = 3",
+            &[]
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM inbound_messages WHERE platform_message_id = 'wamid.B3' AND outcome = 'opted_out'",
+            &[]
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn the_batch_lifter_reports_only_failed_records_and_holds_back_their_group() {
     let app = TestApp::spawn(5).await;
     let good = app.inbound("wamid.GOOD", CUSTOMER, "hi", at(0)).await;
