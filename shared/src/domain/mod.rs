@@ -4,6 +4,7 @@
 mod contact;
 mod enums;
 mod ids;
+mod lead;
 mod phone;
 mod text;
 mod webchat;
@@ -11,6 +12,7 @@ mod webchat;
 pub use contact::*;
 pub use enums::*;
 pub use ids::*;
+pub use lead::*;
 pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
 pub use webchat::*;
