@@ -23,6 +23,12 @@ ALTER TABLE conversations ADD COLUMN quiet_handled_at TIMESTAMPTZ;
 UPDATE conversations SET quiet_handled_at = CURRENT_TIMESTAMP
  WHERE last_message_at < CURRENT_TIMESTAMP - INTERVAL '30 minutes';
 
+-- When the sweep last asked for an extraction of this conversation because the customer
+-- wrote enough new messages. It asks again only once that request was served (a later
+-- `last_extraction_at`) or looks lost (older than the retry interval), so a conversation the
+-- model keeps failing on is not sent to OpenAI on every sweep.
+ALTER TABLE conversations ADD COLUMN extraction_requested_at TIMESTAMPTZ;
+
 -- The sweep scans active conversations by their last activity.
 CREATE INDEX conversations_active_last_message_idx
     ON conversations (last_message_at) WHERE is_active;

@@ -424,31 +424,60 @@ pub struct SweptConversation {
     pub conversation_id: String,
 }
 
-/// Active conversations with at least `threshold` customer messages after their latest
-/// extraction, among those active within `active_within` (older ones are the quiet sweep's).
-pub async fn due_for_new_messages(
+/// Claims the active conversations, active within `active_within`, that have at least
+/// `threshold` customer messages after their latest extraction and no open request: none
+/// yet, one already served (an extraction since), or one older than `retry_after` (lost, or
+/// failing). Claiming sets `extraction_requested_at`, so the next sweep does not ask again
+/// while this request is on its way; two concurrent sweeps claim disjoint rows.
+pub async fn claim_due_for_new_messages(
     client: &impl GenericClient,
     threshold: i64,
     active_within: chrono::Duration,
+    retry_after: chrono::Duration,
     limit: i64,
 ) -> Result<Vec<SweptConversation>, DbError> {
     let since = Utc::now() - active_within;
+    let stale = Utc::now() - retry_after;
     let rows = client
         .query(
-            "SELECT a.user_id, c.conversation_id
-             FROM conversations c
-             JOIN agents a ON a.agent_id = c.agent_id
-             LEFT JOIN extractions e ON e.conversation_id = c.conversation_id AND e.is_latest
-             WHERE c.is_active AND c.last_message_at >= $1
-               AND (SELECT count(*) FROM messages m
-                     WHERE m.conversation_id = c.conversation_id AND m.sender = 'user'
-                       AND m.sequence_no > COALESCE(e.message_count_at_extraction, 0)) >= $2
-             ORDER BY c.last_message_at
-             LIMIT $3",
-            &[&since, &threshold, &limit],
+            "WITH due AS (
+                 SELECT c.conversation_id
+                 FROM conversations c
+                 LEFT JOIN extractions e ON e.conversation_id = c.conversation_id AND e.is_latest
+                 WHERE c.is_active AND c.last_message_at >= $1
+                   AND (c.extraction_requested_at IS NULL
+                        OR c.extraction_requested_at < c.last_extraction_at
+                        OR c.extraction_requested_at < $3)
+                   AND (SELECT count(*) FROM messages m
+                         WHERE m.conversation_id = c.conversation_id AND m.sender = 'user'
+                           AND m.sequence_no > COALESCE(e.message_count_at_extraction, 0)) >= $2
+                 ORDER BY c.last_message_at
+                 LIMIT $4
+                 FOR UPDATE OF c SKIP LOCKED
+             )
+             UPDATE conversations c SET extraction_requested_at = CURRENT_TIMESTAMP
+             FROM due, agents a
+             WHERE c.conversation_id = due.conversation_id AND a.agent_id = c.agent_id
+             RETURNING a.user_id, c.conversation_id",
+            &[&since, &threshold, &stale, &limit],
         )
         .await?;
     rows.iter().map(swept_from_row).collect()
+}
+
+/// Gives a claim of [`claim_due_for_new_messages`] back (its job could not be published),
+/// so the next sweep asks again.
+pub async fn release_request(
+    client: &impl GenericClient,
+    conversation_id: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE conversations SET extraction_requested_at = NULL WHERE conversation_id = $1",
+            &[&conversation_id],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Active conversations quiet for longer than `quiet` whose quiet period has not been
