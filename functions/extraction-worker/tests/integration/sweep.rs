@@ -1,0 +1,96 @@
+use shared::jobs::ExtractionTrigger;
+
+use crate::helpers::{TENANT, TestApp};
+
+#[tokio::test]
+async fn the_sweep_asks_once_for_a_conversation_with_n_new_customer_messages() {
+    let app = TestApp::spawn().await;
+    let few = app.conversation(TENANT).await;
+    app.customer_writes(&few, 3).await;
+    let enough = app.conversation(TENANT).await;
+    app.customer_writes(&enough, 4).await;
+
+    let first = extraction_worker::sweep(&app.state).await.expect("sweep");
+    let second = extraction_worker::sweep(&app.state).await.expect("sweep again");
+
+    assert_eq!(first.new_messages, 1);
+    assert_eq!(second.new_messages, 0, "the request is still open");
+    let jobs = app.queue.drain();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].conversation_id(), enough);
+    assert_eq!(jobs[0].trigger(), ExtractionTrigger::NewMessages);
+
+    // Served: the next four messages are asked for again.
+    extraction_worker::handle(&app.state, &jobs[0]).await.expect("extracted");
+    app.customer_writes(&enough, 4).await;
+    let third = extraction_worker::sweep(&app.state).await.expect("sweep");
+    assert_eq!(third.new_messages, 1);
+}
+
+#[tokio::test]
+async fn a_request_whose_publish_failed_is_asked_for_again_by_the_next_sweep() {
+    let app = TestApp::spawn().await;
+    let conversation = app.conversation(TENANT).await;
+    app.customer_writes(&conversation, 4).await;
+    app.queue.fail_next(1);
+
+    let failed = extraction_worker::sweep(&app.state).await.expect("sweep");
+    let retried = extraction_worker::sweep(&app.state).await.expect("sweep");
+
+    assert_eq!(failed.new_messages, 0);
+    assert_eq!(retried.new_messages, 1);
+    assert_eq!(app.queue.drain().len(), 1);
+}
+
+#[tokio::test]
+async fn a_quiet_conversation_ends_once_per_quiet_period_with_a_final_extraction() {
+    let app = TestApp::spawn().await;
+    let conversation = app.conversation(TENANT).await;
+    app.customer_writes(&conversation, 2).await;
+    let active = app.conversation(TENANT).await;
+    app.customer_writes(&active, 1).await;
+    app.quiet_for(&conversation, 31).await;
+
+    let first = extraction_worker::sweep(&app.state).await.expect("sweep");
+    let again = extraction_worker::sweep(&app.state).await.expect("sweep");
+
+    assert_eq!((first.ended, first.quiet_extractions), (1, 1));
+    assert_eq!((again.ended, again.quiet_extractions), (0, 0));
+    let jobs = app.queue.drain();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].trigger(), ExtractionTrigger::Quiet);
+    assert_eq!(jobs[0].conversation_id(), conversation);
+
+    // An hour later the customer writes again and goes quiet again: a new quiet period
+    // ends once more.
+    extraction_worker::handle(&app.state, &jobs[0]).await.expect("extracted");
+    app.db
+        .client()
+        .await
+        .execute(
+            "UPDATE conversations SET quiet_handled_at = quiet_handled_at - interval '60 minutes'",
+            &[],
+        )
+        .await
+        .expect("an hour ago");
+    app.customer_writes(&conversation, 1).await;
+    app.quiet_for(&conversation, 45).await;
+    let later = extraction_worker::sweep(&app.state).await.expect("sweep");
+    assert_eq!((later.ended, later.quiet_extractions), (1, 1));
+}
+
+#[tokio::test]
+async fn a_quiet_conversation_already_extracted_ends_without_another_extraction() {
+    let app = TestApp::spawn().await;
+    let conversation = app.conversation(TENANT).await;
+    app.customer_writes(&conversation, 2).await;
+    extraction_worker::handle(&app.state, &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand))
+        .await
+        .expect("extracted");
+    app.quiet_for(&conversation, 31).await;
+
+    let report = extraction_worker::sweep(&app.state).await.expect("sweep");
+
+    assert_eq!((report.ended, report.quiet_extractions), (1, 0));
+    assert!(app.queue.drain().is_empty());
+}
