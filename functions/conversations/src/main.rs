@@ -26,6 +26,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             admin_secret: config.admin_secret,
         },
         graph: Graph::new(http, GraphConfig::from_env()?),
+        extraction_queue: shared::jobs::from_env().await?,
     };
     lambda_http::run(conversations::router(state)).await
 }

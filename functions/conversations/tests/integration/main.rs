@@ -1,5 +1,7 @@
 //! Integration tests of the `conversations` function.
 
+mod extractions;
+
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
@@ -33,18 +35,21 @@ struct TestApp {
     meta: MockServer,
     api: TestClient,
     tenant: TestTenant,
+    extraction_queue: shared::jobs::LocalQueue<shared::jobs::ExtractionJob>,
 }
 
 impl TestApp {
     async fn spawn() -> Self {
         let db = TestDb::new().await;
         let meta = MockServer::start().await;
+        let extraction_queue = shared::jobs::LocalQueue::new();
         let state = ConversationsState {
             api: testkit::api_state(&db),
             graph: Graph::new(
                 reqwest::Client::new(),
                 GraphConfig::for_base_url(&meta.uri()),
             ),
+            extraction_queue: shared::jobs::ExtractionQueue::Local(extraction_queue.clone()),
         };
         let api = TestClient::new(conversations::router(state));
         let tenant = TestTenant::new("acme");
@@ -54,6 +59,7 @@ impl TestApp {
             meta,
             api,
             tenant,
+            extraction_queue,
         }
     }
 
