@@ -12,15 +12,18 @@ CREATE UNIQUE INDEX extractions_conversation_message_count_key
 CREATE INDEX extractions_user_latest_idx
     ON extractions (user_id, extracted_at DESC, extraction_id DESC) WHERE is_latest;
 
--- The end of a conversation's quiet period has been handled (CONVERSATION_ENDED recorded,
--- the final extraction asked for) at this time. A later message starts a new quiet period:
--- the sweep handles conversations whose `last_message_at` is older than the quiet time and
--- newer than `quiet_handled_at`, once each.
-ALTER TABLE conversations ADD COLUMN quiet_handled_at TIMESTAMPTZ;
+-- When the extraction sweep asked for the final extraction of the conversation's quiet
+-- period (the conversation had no message for the quiet time, `CONVERSATION_ENDED_AFTER_SECS`,
+-- the same setting the CONVERSATION_ENDED sweep of V9 uses). A later message starts a new
+-- quiet period: the sweep handles conversations whose `last_message_at` is older than the
+-- quiet time and newer than `quiet_extraction_at`, once each. Its own marker rather than
+-- V9's `ended_event_for`: the two sweeps run independently, and neither may hide a
+-- conversation from the other.
+ALTER TABLE conversations ADD COLUMN quiet_extraction_at TIMESTAMPTZ;
 
--- Conversations that were already quiet when this migration ran are not announced as
--- ended (a first sweep would otherwise fire an event for every old conversation at once).
-UPDATE conversations SET quiet_handled_at = CURRENT_TIMESTAMP
+-- Conversations that were already quiet when this migration ran are not extracted by the
+-- first sweep (it would otherwise ask OpenAI about every old conversation at once).
+UPDATE conversations SET quiet_extraction_at = CURRENT_TIMESTAMP
  WHERE last_message_at < CURRENT_TIMESTAMP - INTERVAL '30 minutes';
 
 -- When the sweep last asked for an extraction of this conversation because the customer

@@ -18,9 +18,9 @@ pub struct ExtractionConfig {
     /// `EXTRACTION_NEW_MESSAGES` (default 4): customer messages since the last extraction
     /// that trigger a new one.
     pub new_messages: i64,
-    /// `CONVERSATION_QUIET_MINUTES` (default 30): a conversation without a message for this
-    /// long has ended its quiet period: its final extraction is asked for and
-    /// `CONVERSATION_ENDED` is recorded, once per quiet period.
+    /// `CONVERSATION_ENDED_AFTER_SECS` (default 1800, shared with the events sweep that
+    /// records `CONVERSATION_ENDED`): a conversation without a message for this long has
+    /// ended its quiet period, and its final extraction is asked for, once per quiet period.
     pub quiet: Duration,
     /// `EXTRACTION_RETRY_MINUTES` (default 15): the sweep asks again for a conversation whose
     /// last request was not served within this time.
@@ -64,19 +64,16 @@ impl ExtractionConfig {
         if new_messages < 1 {
             return Err(invalid("EXTRACTION_NEW_MESSAGES", "must be at least 1"));
         }
-        let quiet_minutes: u64 = parsed_var("CONVERSATION_QUIET_MINUTES", 30)?;
+        let quiet = shared::events::SweepConfig::from_env()?.conversation_ended_after;
         let retry_minutes: u64 = parsed_var("EXTRACTION_RETRY_MINUTES", 15)?;
-        if quiet_minutes == 0 || retry_minutes == 0 {
-            return Err(invalid(
-                "CONVERSATION_QUIET_MINUTES",
-                "quiet and retry minutes must be at least 1",
-            ));
+        if retry_minutes == 0 {
+            return Err(invalid("EXTRACTION_RETRY_MINUTES", "must be at least 1"));
         }
         Ok(Self {
             model: optional_var("OPENAI_EXTRACTION_MODEL")?.unwrap_or(defaults.model),
             max_attempts,
             new_messages,
-            quiet: Duration::from_secs(quiet_minutes * 60),
+            quiet,
             retry_after: Duration::from_secs(retry_minutes * 60),
             transcript_messages: parsed_var(
                 "EXTRACTION_TRANSCRIPT_MESSAGES",

@@ -63,7 +63,7 @@ pub enum Outcome {
     /// Fewer new customer messages than the threshold (new-messages trigger only).
     BelowThreshold,
     /// Stored as the conversation's latest.
-    Extracted { extraction_id: String },
+    Extracted { extraction_id: uuid::Uuid },
     /// Another job stored this message count (or a later one) first.
     Superseded,
 }
@@ -110,9 +110,9 @@ pub async fn handle(state: &ExtractionState, job: &ExtractionJob) -> Result<Outc
         conversation_id: &subject.conversation_id,
         customer_phone: &subject.customer_phone,
         message_count: subject.message_count,
-        name: lead.name.as_deref(),
-        email: lead.email.as_deref(),
-        company: lead.company.as_deref(),
+        name: lead.name.as_ref().map(|n| n.as_str()),
+        email: lead.email.as_ref().map(|e| e.as_str()),
+        company: lead.company.as_ref().map(|c| c.as_str()),
         intent_level: lead.levels.intent,
         urgency_level: lead.levels.urgency,
         budget_constraint: lead.levels.budget,
@@ -139,7 +139,7 @@ pub async fn handle(state: &ExtractionState, job: &ExtractionJob) -> Result<Outc
             extraction_id,
             previous,
         } => {
-            effects::after_extraction(&tx, &subject, &extraction_id, &lead, score, previous)
+            effects::after_extraction(&tx, &subject, extraction_id, &lead, score, previous)
                 .await?;
             extraction_id
         }
@@ -187,27 +187,70 @@ async fn ask_model(state: &ExtractionState, transcript: &str) -> Result<Extracte
 }
 
 mod effects {
-    //! What an extraction changes besides its own row, in its transaction.
+    //! What an extraction changes besides its own row, in its transaction: the contact
+    //! auto-sync and the domain events.
 
     use shared::{
-        db::{DbError, Transaction, extractions::LatestExtraction},
-        domain::{LeadScore, extraction_events},
+        db::{
+            DbError, Transaction, contacts,
+            events::{self, DomainEvent},
+            extractions::LatestExtraction,
+        },
+        domain::{ConversationId, CustomerIdentity, LeadScore, UserId},
         openai::extraction::ExtractedLead,
     };
 
     use super::ExtractionSubject;
 
-    /// Contact sync and domain events of a stored extraction.
+    /// Upserts the customer's contact (filling only empty fields, linking this extraction)
+    /// and records `NEW_EXTRACTION`, plus `LEAD_HOT` / `LEAD_WARM` when the lead enters that
+    /// status (compared with the conversation's previous latest extraction).
     pub(super) async fn after_extraction(
-        _tx: &Transaction<'_>,
-        _subject: &ExtractionSubject,
-        _extraction_id: &str,
-        _lead: &ExtractedLead,
+        tx: &Transaction<'_>,
+        subject: &ExtractionSubject,
+        extraction_id: uuid::Uuid,
+        lead: &ExtractedLead,
         score: LeadScore,
         previous: Option<LatestExtraction>,
     ) -> Result<(), DbError> {
-        let events = extraction_events(previous.and_then(|p| p.status), score.status);
-        tracing::debug!(events = ?events, "extraction events");
+        let user = UserId::parse(&subject.user_id).ok_or(DbError::Corrupt {
+            column: "user_id",
+            detail: "not a user id".to_owned(),
+        })?;
+        let conversation = ConversationId::from_trusted(subject.conversation_id.clone());
+        let customer = CustomerIdentity::of_conversation(subject.platform, &subject.customer_phone);
+        let extracted = contacts::ExtractedContact {
+            name: lead.name.clone(),
+            email: lead.email.clone(),
+            company: lead.company.clone(),
+        };
+        let contact = contacts::sync_from_extraction(
+            tx,
+            &user,
+            &customer,
+            &extracted,
+            extraction_id,
+            &conversation,
+        )
+        .await?;
+        let new = DomainEvent::new_extraction(
+            extraction_id,
+            &conversation,
+            Some(&contact),
+            Some(score.status),
+            Some(score.total),
+        );
+        events::record(tx, &user, &new).await?;
+        if let Some(entered) = DomainEvent::lead_status_entered(
+            previous.and_then(|p| p.status),
+            score.status,
+            extraction_id,
+            &conversation,
+            Some(&contact),
+            Some(score.total),
+        ) {
+            events::record(tx, &user, &entered).await?;
+        }
         Ok(())
     }
 }
@@ -217,9 +260,10 @@ mod effects {
 pub struct SweepReport {
     /// Jobs published for conversations with N new customer messages.
     pub new_messages: usize,
-    /// Quiet periods ended (`CONVERSATION_ENDED` recorded).
-    pub ended: usize,
-    /// Final extractions asked for at the end of a quiet period.
+    /// Quiet periods marked (each once).
+    pub quiet_periods: usize,
+    /// Final extractions asked for at the end of a quiet period (only where new messages
+    /// are not extracted yet).
     pub quiet_extractions: usize,
 }
 
@@ -228,7 +272,7 @@ pub struct SweepReport {
 pub async fn sweep(state: &ExtractionState) -> Result<SweepReport, JobError> {
     let config = &state.config;
     let mut report = SweepReport::default();
-    let mut client = state.pool.get().await?;
+    let client = state.pool.get().await?;
 
     // 1. N new customer messages since the last extraction.
     let retry_after =
@@ -257,7 +301,8 @@ pub async fn sweep(state: &ExtractionState) -> Result<SweepReport, JobError> {
         }
     }
 
-    // 2. Quiet periods that ended: the final extraction, then CONVERSATION_ENDED once.
+    // 2. Quiet periods that ended: the final extraction, once per quiet period.
+    //    (CONVERSATION_ENDED is recorded by the events sweep, `shared::events`.)
     let quiet = config.quiet_chrono();
     let ended = extractions::quiet_unhandled(&client, quiet, config.sweep_batch).await?;
     for conversation in ended {
@@ -282,34 +327,17 @@ pub async fn sweep(state: &ExtractionState) -> Result<SweepReport, JobError> {
             }
             report.quiet_extractions += 1;
         }
-        let tx = client.transaction().await?;
-        if extractions::mark_quiet_handled(&tx, &subject.conversation_id, quiet).await? {
-            effects_ended::conversation_ended(&tx, &subject).await?;
-            report.ended += 1;
+        if extractions::mark_quiet_handled(&client, &subject.conversation_id, quiet).await? {
+            report.quiet_periods += 1;
         }
-        tx.commit().await?;
     }
     tracing::info!(
         new_messages = report.new_messages,
-        ended = report.ended,
+        quiet_periods = report.quiet_periods,
         quiet_extractions = report.quiet_extractions,
         "sweep done"
     );
     Ok(report)
-}
-
-mod effects_ended {
-    use shared::db::{DbError, Transaction};
-
-    use super::ExtractionSubject;
-
-    /// Records `CONVERSATION_ENDED` for a conversation whose quiet period just ended.
-    pub(super) async fn conversation_ended(
-        _tx: &Transaction<'_>,
-        _subject: &ExtractionSubject,
-    ) -> Result<(), DbError> {
-        Ok(())
-    }
 }
 
 /// An SQS event's records as the lifter's records.
@@ -369,7 +397,7 @@ pub async fn invoke(
         .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
     Ok(serde_json::json!({
         "new_messages": report.new_messages,
-        "ended": report.ended,
+        "quiet_periods": report.quiet_periods,
         "quiet_extractions": report.quiet_extractions,
     }))
 }

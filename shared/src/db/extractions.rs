@@ -150,7 +150,7 @@ pub struct NewExtraction<'a> {
 pub enum Stored {
     /// The extraction is the conversation's latest now; `previous` was (and is no longer).
     Inserted {
-        extraction_id: String,
+        extraction_id: uuid::Uuid,
         previous: Option<LatestExtraction>,
     },
     /// An extraction of this message count or a later one exists already: nothing stored.
@@ -208,7 +208,7 @@ pub async fn store(tx: &Transaction<'_>, new: &NewExtraction<'_>) -> Result<Stor
                  in_detail_summary)
              VALUES ($1, $2, $3, true, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
                      $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
-             RETURNING extraction_id::text",
+             RETURNING extraction_id",
             &[
                 &new.conversation_id,
                 &new.user_id,
@@ -480,8 +480,8 @@ pub async fn release_request(
     Ok(())
 }
 
-/// Active conversations quiet for longer than `quiet` whose quiet period has not been
-/// handled yet (oldest first).
+/// Active conversations quiet for longer than `quiet` whose final extraction of this quiet
+/// period has not been asked for yet (oldest first).
 pub async fn quiet_unhandled(
     client: &impl GenericClient,
     quiet: chrono::Duration,
@@ -493,7 +493,7 @@ pub async fn quiet_unhandled(
             "SELECT a.user_id, c.conversation_id
              FROM conversations c JOIN agents a ON a.agent_id = c.agent_id
              WHERE c.is_active AND c.last_message_at < $1
-               AND (c.quiet_handled_at IS NULL OR c.quiet_handled_at < c.last_message_at)
+               AND (c.quiet_extraction_at IS NULL OR c.quiet_extraction_at < c.last_message_at)
              ORDER BY c.last_message_at
              LIMIT $2",
             &[&before, &limit],
@@ -502,19 +502,19 @@ pub async fn quiet_unhandled(
     rows.iter().map(swept_from_row).collect()
 }
 
-/// Marks a conversation's quiet period handled, if it still is quiet and unhandled (the
-/// caller's transaction; concurrent sweeps: one wins). `true` when this call marked it.
+/// Marks the final extraction of a conversation's quiet period asked for, if it still is
+/// quiet and unmarked (concurrent sweeps: one wins). `true` when this call marked it.
 pub async fn mark_quiet_handled(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     conversation_id: &str,
     quiet: chrono::Duration,
 ) -> Result<bool, DbError> {
     let before = Utc::now() - quiet;
     let updated = tx
         .execute(
-            "UPDATE conversations SET quiet_handled_at = CURRENT_TIMESTAMP
+            "UPDATE conversations SET quiet_extraction_at = CURRENT_TIMESTAMP
              WHERE conversation_id = $1 AND is_active AND last_message_at < $2
-               AND (quiet_handled_at IS NULL OR quiet_handled_at < last_message_at)",
+               AND (quiet_extraction_at IS NULL OR quiet_extraction_at < last_message_at)",
             &[&conversation_id, &before],
         )
         .await?;

@@ -11,7 +11,7 @@
 //! The total is their sum, 5 to 15. The status is `Hot` from [`LeadThresholds::hot`]
 //! (default 12), `Warm` from [`LeadThresholds::warm`] (default 8), `Cold` below.
 
-use super::{BudgetConstraint, Level, LeadStatus, TriggerEvent};
+use super::{BudgetConstraint, LeadStatus, Level};
 
 /// The score of a level: Low 1, Medium 2, High 3.
 pub const fn level_score(level: Level) -> i32 {
@@ -144,21 +144,6 @@ impl LeadLevels {
     }
 }
 
-/// The events an extraction causes, given the status of the conversation's previous latest
-/// extraction: always `NEW_EXTRACTION`; `LEAD_HOT` / `LEAD_WARM` only when the lead
-/// *enters* that status (a first extraction enters its status; Hot after Hot does not).
-pub fn extraction_events(previous: Option<LeadStatus>, current: LeadStatus) -> Vec<TriggerEvent> {
-    let mut events = vec![TriggerEvent::NewExtraction];
-    if previous != Some(current) {
-        match current {
-            LeadStatus::Hot => events.push(TriggerEvent::LeadHot),
-            LeadStatus::Warm => events.push(TriggerEvent::LeadWarm),
-            LeadStatus::Cold => {}
-        }
-    }
-    events
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,21 +186,5 @@ mod tests {
         assert!(LeadThresholds::new(8, 12).is_err());
         assert!(LeadThresholds::new(16, 8).is_err());
         assert!(LeadThresholds::new(12, 4).is_err());
-    }
-
-    #[test]
-    fn a_lead_status_event_fires_only_when_the_status_is_entered() {
-        use TriggerEvent::*;
-        assert_eq!(extraction_events(None, LeadStatus::Warm), [NewExtraction, LeadWarm]);
-        assert_eq!(
-            extraction_events(Some(LeadStatus::Warm), LeadStatus::Hot),
-            [NewExtraction, LeadHot]
-        );
-        assert_eq!(extraction_events(Some(LeadStatus::Hot), LeadStatus::Hot), [NewExtraction]);
-        assert_eq!(extraction_events(Some(LeadStatus::Hot), LeadStatus::Cold), [NewExtraction]);
-        assert_eq!(
-            extraction_events(Some(LeadStatus::Cold), LeadStatus::Hot),
-            [NewExtraction, LeadHot]
-        );
     }
 }

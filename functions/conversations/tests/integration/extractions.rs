@@ -47,7 +47,7 @@ async fn extraction(app: &TestApp, tenant: &TestTenant, conversation: &str, coun
         panic!("not stored");
     };
     tx.commit().await.expect("commit");
-    extraction_id
+    extraction_id.to_string()
 }
 
 #[tokio::test]

@@ -145,6 +145,12 @@ impl TestApp {
     /// A WhatsApp channel with an agent and a conversation of `tenant` with the customer
     /// `+16505551234`, without messages.
     pub async fn conversation(&self, tenant: &str) -> String {
+        self.conversation_with(tenant, "whatsapp", "+16505551234").await
+    }
+
+    /// A channel of `platform` with an agent and a conversation of `tenant` with the customer
+    /// keyed `customer`, without messages.
+    pub async fn conversation_with(&self, tenant: &str, platform: &str, customer: &str) -> String {
         let client = self.db.client().await;
         let channel = PhoneNumberId::generate().to_string();
         let agent = AgentId::generate().to_string();
@@ -160,8 +166,8 @@ impl TestApp {
         client
             .execute(
                 "INSERT INTO phone_numbers (id, user_id, platform, meta_phone_number_id, access_token, waba_id)
-                 VALUES ($1, $2, 'whatsapp', $3, 'sealed', '1')",
-                &[&channel, &tenant, &meta_id],
+                 VALUES ($1, $2, $4::text, $3, 'sealed', CASE WHEN $4::text = 'whatsapp' THEN '1' END)",
+                &[&channel, &tenant, &meta_id, &platform],
             )
             .await
             .expect("channel");
@@ -175,8 +181,8 @@ impl TestApp {
         client
             .execute(
                 "INSERT INTO conversations (conversation_id, agent_id, customer_phone, customer_name)
-                 VALUES ($1, $2, '+16505551234', 'Sheena')",
-                &[&conversation, &agent],
+                 VALUES ($1, $2, $3, 'Sheena')",
+                &[&conversation, &agent, &customer],
             )
             .await
             .expect("conversation");
@@ -251,6 +257,22 @@ impl TestApp {
             .expect("extractions")
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+
+    /// The tenant's events of `conversation` as `event_type`s, oldest first.
+    pub async fn events(&self, conversation: &str) -> Vec<String> {
+        self.db
+            .client()
+            .await
+            .query(
+                "SELECT event_type FROM domain_events WHERE conversation_id = $1 ORDER BY event_id",
+                &[&conversation],
+            )
+            .await
+            .expect("events")
+            .iter()
+            .map(|r| r.get(0))
             .collect()
     }
 

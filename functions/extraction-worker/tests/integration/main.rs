@@ -4,3 +4,4 @@
 mod extraction;
 mod helpers;
 mod sweep;
+mod sync;

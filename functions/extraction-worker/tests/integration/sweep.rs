@@ -43,7 +43,7 @@ async fn a_request_whose_publish_failed_is_asked_for_again_by_the_next_sweep() {
 }
 
 #[tokio::test]
-async fn a_quiet_conversation_ends_once_per_quiet_period_with_a_final_extraction() {
+async fn a_quiet_conversation_gets_its_final_extraction_once_per_quiet_period() {
     let app = TestApp::spawn().await;
     let conversation = app.conversation(TENANT).await;
     app.customer_writes(&conversation, 2).await;
@@ -54,8 +54,8 @@ async fn a_quiet_conversation_ends_once_per_quiet_period_with_a_final_extraction
     let first = extraction_worker::sweep(&app.state).await.expect("sweep");
     let again = extraction_worker::sweep(&app.state).await.expect("sweep");
 
-    assert_eq!((first.ended, first.quiet_extractions), (1, 1));
-    assert_eq!((again.ended, again.quiet_extractions), (0, 0));
+    assert_eq!((first.quiet_periods, first.quiet_extractions), (1, 1));
+    assert_eq!((again.quiet_periods, again.quiet_extractions), (0, 0));
     let jobs = app.queue.drain();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].trigger(), ExtractionTrigger::Quiet);
@@ -68,7 +68,7 @@ async fn a_quiet_conversation_ends_once_per_quiet_period_with_a_final_extraction
         .client()
         .await
         .execute(
-            "UPDATE conversations SET quiet_handled_at = quiet_handled_at - interval '60 minutes'",
+            "UPDATE conversations SET quiet_extraction_at = quiet_extraction_at - interval '60 minutes'",
             &[],
         )
         .await
@@ -76,11 +76,11 @@ async fn a_quiet_conversation_ends_once_per_quiet_period_with_a_final_extraction
     app.customer_writes(&conversation, 1).await;
     app.quiet_for(&conversation, 45).await;
     let later = extraction_worker::sweep(&app.state).await.expect("sweep");
-    assert_eq!((later.ended, later.quiet_extractions), (1, 1));
+    assert_eq!((later.quiet_periods, later.quiet_extractions), (1, 1));
 }
 
 #[tokio::test]
-async fn a_quiet_conversation_already_extracted_ends_without_another_extraction() {
+async fn a_quiet_conversation_already_extracted_is_not_extracted_again() {
     let app = TestApp::spawn().await;
     let conversation = app.conversation(TENANT).await;
     app.customer_writes(&conversation, 2).await;
@@ -91,6 +91,6 @@ async fn a_quiet_conversation_already_extracted_ends_without_another_extraction(
 
     let report = extraction_worker::sweep(&app.state).await.expect("sweep");
 
-    assert_eq!((report.ended, report.quiet_extractions), (1, 0));
+    assert_eq!((report.quiet_periods, report.quiet_extractions), (1, 0));
     assert!(app.queue.drain().is_empty());
 }
