@@ -43,6 +43,8 @@ pub struct Simulators {
     http: reqwest::Client,
     /// Delay before each status webhook, as Meta's are not instant.
     pub status_delay: Duration,
+    /// OpenAI's extraction answers (`crate::extraction_sim`).
+    pub extraction: crate::extraction_sim::ExtractionSim,
 }
 
 impl Simulators {
@@ -56,6 +58,7 @@ impl Simulators {
             app_secret,
             http,
             status_delay: Duration::from_millis(50),
+            extraction: crate::extraction_sim::ExtractionSim::default(),
         }
     }
 
@@ -70,6 +73,10 @@ impl Simulators {
             .route("/_sim/meta/{id}", get(meta_node))
             .route("/_sim/openai/conversations", post(openai_conversation))
             .route("/_sim/openai/responses", post(openai_response))
+            .route(
+                "/_sim/openai/extraction/fail-next",
+                post(crate::extraction_sim::fail_next),
+            )
             .with_state(self)
     }
 }
@@ -293,7 +300,10 @@ async fn openai_conversation(State(sim): State<Simulators>) -> Json<Value> {
 
 /// Deterministic: "Thanks for your message: <text>", or a `handoff_to_human` call when the
 /// customer asks for a human; after the tool result, a hand-over sentence.
-async fn openai_response(Json(body): Json<Value>) -> Json<Value> {
+async fn openai_response(State(sim): State<Simulators>, Json(body): Json<Value>) -> Json<Value> {
+    if let Some(extraction) = sim.extraction.answer(&body) {
+        return Json(extraction);
+    }
     let first = &body["input"][0];
     let output = if first["type"] == "function_call_output" {
         json!([{ "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": "I'm handing you over to a colleague, who will reply here shortly." }] }])
