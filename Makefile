@@ -29,7 +29,7 @@ define lambda
 endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-WebhookFunction \
-	build-WorkerFunction build-MigrateFunction
+	build-WorkerFunction build-ExtractionFunction build-MigrateFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -42,6 +42,9 @@ build-WebhookFunction:
 
 build-WorkerFunction:
 	$(call lambda,conversation-worker,WorkerFunction)
+
+build-ExtractionFunction:
+	$(call lambda,extraction-worker,ExtractionFunction)
 
 build-MigrateFunction:
 	$(call lambda,migrate,MigrateFunction)
