@@ -95,7 +95,11 @@ pub fn extract(transcript: &str) -> Value {
             continue;
         };
         let (who, text) = rest.split_once(": ").unwrap_or(("", rest));
-        if let Some(n) = who.trim().strip_prefix('(').and_then(|w| w.strip_suffix(')')) {
+        if let Some(n) = who
+            .trim()
+            .strip_prefix('(')
+            .and_then(|w| w.strip_suffix(')'))
+        {
             name = Some(n.to_owned());
         }
         customer_lines.push(text.to_owned());
@@ -104,15 +108,24 @@ pub fn extract(transcript: &str) -> Value {
     let lower = said.to_lowercase();
     let email = said
         .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '@' && c != '.' && c != '_' && c != '-' && c != '+'))
+        .map(|w| {
+            w.trim_matches(|c: char| {
+                !c.is_alphanumeric() && c != '@' && c != '.' && c != '_' && c != '-' && c != '+'
+            })
+        })
         .map(|w| w.trim_end_matches('.'))
-        .find(|w| w.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')));
-    let company = email.and_then(|e| e.split_once('@')).and_then(|(_, domain)| {
-        let label = domain.split('.').next()?;
-        let mut chars = label.chars();
-        let first = chars.next()?;
-        Some(first.to_uppercase().chain(chars).collect::<String>())
-    });
+        .find(|w| {
+            w.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        });
+    let company = email
+        .and_then(|e| e.split_once('@'))
+        .and_then(|(_, domain)| {
+            let label = domain.split('.').next()?;
+            let mut chars = label.chars();
+            let first = chars.next()?;
+            Some(first.to_uppercase().chain(chars).collect::<String>())
+        });
     let intent = if has_any(&lower, &["buy", "price", "pricing", "quote", "demo"]) {
         "High"
     } else if said.contains('?') {
@@ -129,7 +142,10 @@ pub fn extract(transcript: &str) -> Value {
     };
     let budget = if has_any(&lower, &["expensive", "cheap", "no budget", "tight budget"]) {
         "Yes"
-    } else if has_any(&lower, &["budget approved", "budget is fine", "have budget"]) {
+    } else if has_any(
+        &lower,
+        &["budget approved", "budget is fine", "have budget"],
+    ) {
         "No"
     } else {
         "Maybe"
@@ -149,7 +165,10 @@ pub fn extract(transcript: &str) -> Value {
         ("Medium", _) => "Lead has open questions",
         _ => "Customer conversation needs review",
     };
-    let last = customer_lines.last().map(String::as_str).unwrap_or_default();
+    let last = customer_lines
+        .last()
+        .map(String::as_str)
+        .unwrap_or_default();
     let last: String = last.chars().take(200).collect();
     json!({
         "name": name,
@@ -205,9 +224,8 @@ mod tests {
         assert!(sim.answer(&json!({ "input": [] })).is_none());
         let request = shared::openai::extraction::request_body("m", "Customer: hello");
         sim.fail_next(1);
-        let text = |response: Value| {
-            shared::openai::extraction::output_text(&response).expect("text")
-        };
+        let text =
+            |response: Value| shared::openai::extraction::output_text(&response).expect("text");
         let first = text(sim.answer(&request).expect("answered"));
         let second = text(sim.answer(&request).expect("answered"));
         assert!(shared::openai::extraction::parse_output(&first).is_err());

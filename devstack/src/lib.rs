@@ -18,7 +18,9 @@ use extraction_worker::{ExtractionConfig, ExtractionState};
 use secrecy::SecretString;
 use shared::{
     api::{ApiState, layers},
-    jobs::{ExtractionJob, ExtractionQueue, Lifter, LifterConfig, LocalQueue, ReplyJob, ReplyQueue},
+    jobs::{
+        ExtractionJob, ExtractionQueue, Lifter, LifterConfig, LocalQueue, ReplyJob, ReplyQueue,
+    },
     meta::graph::{Graph, GraphConfig},
     openai::{OpenAi, OpenAiConfig},
 };

@@ -246,7 +246,9 @@ async fn run() -> anyhow::Result<()> {
         "mint a token:  cargo run -q -p devstack -- token --sub demo --email demo@example.com"
     );
     println!("simulated Meta sends: {base_url}/_sim/meta/requests");
-    println!("make the next extraction answer invalid: POST {base_url}/_sim/openai/extraction/fail-next");
+    println!(
+        "make the next extraction answer invalid: POST {base_url}/_sim/openai/extraction/fail-next"
+    );
     axum::serve(
         listener,
         stack

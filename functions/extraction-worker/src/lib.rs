@@ -73,8 +73,7 @@ pub enum Outcome {
 pub async fn handle(state: &ExtractionState, job: &ExtractionJob) -> Result<Outcome, JobError> {
     let started = Instant::now();
     let mut client = state.pool.get().await?;
-    let Some(subject) =
-        extractions::subject(&client, job.user_id(), job.conversation_id()).await?
+    let Some(subject) = extractions::subject(&client, job.user_id(), job.conversation_id()).await?
     else {
         tracing::warn!("extraction job for an unknown conversation; dropping it");
         return Ok(Outcome::NoConversation);
@@ -139,8 +138,7 @@ pub async fn handle(state: &ExtractionState, job: &ExtractionJob) -> Result<Outc
             extraction_id,
             previous,
         } => {
-            effects::after_extraction(&tx, &subject, extraction_id, &lead, score, previous)
-                .await?;
+            effects::after_extraction(&tx, &subject, extraction_id, &lead, score, previous).await?;
             extraction_id
         }
     };
@@ -306,9 +304,12 @@ pub async fn sweep(state: &ExtractionState) -> Result<SweepReport, JobError> {
     let quiet = config.quiet_chrono();
     let ended = extractions::quiet_unhandled(&client, quiet, config.sweep_batch).await?;
     for conversation in ended {
-        let Some(subject) =
-            extractions::subject(&client, &conversation.user_id, &conversation.conversation_id)
-                .await?
+        let Some(subject) = extractions::subject(
+            &client,
+            &conversation.user_id,
+            &conversation.conversation_id,
+        )
+        .await?
         else {
             continue;
         };

@@ -16,9 +16,17 @@ pub fn render(lines: &[TranscriptLine], customer_name: Option<&str>) -> String {
     let mut rendered: Vec<String> = lines
         .iter()
         .map(|line| {
-            let who = if line.sender == "user" { customer.as_str() } else { "Agent" };
+            let who = if line.sender == "user" {
+                customer.as_str()
+            } else {
+                "Agent"
+            };
             let text: String = line.text.chars().take(MAX_MESSAGE_CHARS).collect();
-            let cut = if line.text.chars().count() > MAX_MESSAGE_CHARS { "…" } else { "" };
+            let cut = if line.text.chars().count() > MAX_MESSAGE_CHARS {
+                "…"
+            } else {
+                ""
+            };
             format!("{who}: {}{cut}", text.replace('\n', " "))
         })
         .collect();

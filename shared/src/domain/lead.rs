@@ -161,11 +161,31 @@ mod tests {
     #[test]
     fn totals_run_from_5_to_15_and_the_default_thresholds_split_them() {
         let cases = [
-            (levels(Level::Low, BudgetConstraint::Yes), 5, LeadStatus::Cold),
-            (levels(Level::Medium, BudgetConstraint::Yes), 9, LeadStatus::Warm),
-            (levels(Level::Medium, BudgetConstraint::Maybe), 10, LeadStatus::Warm),
-            (levels(Level::High, BudgetConstraint::Yes), 13, LeadStatus::Hot),
-            (levels(Level::High, BudgetConstraint::No), 15, LeadStatus::Hot),
+            (
+                levels(Level::Low, BudgetConstraint::Yes),
+                5,
+                LeadStatus::Cold,
+            ),
+            (
+                levels(Level::Medium, BudgetConstraint::Yes),
+                9,
+                LeadStatus::Warm,
+            ),
+            (
+                levels(Level::Medium, BudgetConstraint::Maybe),
+                10,
+                LeadStatus::Warm,
+            ),
+            (
+                levels(Level::High, BudgetConstraint::Yes),
+                13,
+                LeadStatus::Hot,
+            ),
+            (
+                levels(Level::High, BudgetConstraint::No),
+                15,
+                LeadStatus::Hot,
+            ),
         ];
         for (levels, total, status) in cases {
             let score = levels.score(LeadThresholds::DEFAULT);

@@ -256,7 +256,10 @@ pub fn parse_output(text: &str) -> Result<ExtractedLead, InvalidOutput> {
             cta_behavior: clean(&raw.reasoning.cta_behavior),
         },
         smart_notification,
-        requirements: raw.requirements.map(|t| clean(&t)).filter(|t| !t.is_empty()),
+        requirements: raw
+            .requirements
+            .map(|t| clean(&t))
+            .filter(|t| !t.is_empty()),
         custom_cta: raw.custom_cta.map(|t| clean(&t)).filter(|t| !t.is_empty()),
         in_detail_summary: clean(&raw.in_detail_summary),
     })
@@ -341,12 +344,21 @@ mod tests {
         let lead = parse(&good()).expect("valid");
         let score = lead.levels.score(LeadThresholds::DEFAULT);
         assert_eq!(
-            (score.intent, score.urgency, score.budget, score.fit, score.engagement),
+            (
+                score.intent,
+                score.urgency,
+                score.budget,
+                score.fit,
+                score.engagement
+            ),
             (3, 3, 3, 3, 2)
         );
         assert_eq!(score.total, 14);
         assert_eq!(score.status, LeadStatus::Hot);
-        assert_eq!(lead.email.map(|e| e.as_str().to_owned()).as_deref(), Some("sheena@acme.example"));
+        assert_eq!(
+            lead.email.map(|e| e.as_str().to_owned()).as_deref(),
+            Some("sheena@acme.example")
+        );
         assert_eq!(
             lead.demo_book_datetime.map(|d| d.to_rfc3339()),
             Some("2026-07-01T13:00:00+00:00".to_owned())
@@ -370,17 +382,64 @@ mod tests {
 
     #[test]
     fn answers_that_break_a_rule_are_refused_naming_the_field() {
-        let cases: [(&str, fn(&mut Value), &str); 10] = [
-            ("bad enum", |v| v["intent_level"] = json!("Very High"), "intent_level"),
-            ("bad budget enum", |v| v["budget_constraint"] = json!("Unknown"), "budget_constraint"),
-            ("missing level", |v| { v.as_object_mut().map(|o| o.remove("urgency_level")); }, "urgency_level"),
-            ("missing nullable field", |v| { v.as_object_mut().map(|o| o.remove("email")); }, "email"),
-            ("missing reasoning part", |v| { v["reasoning"].as_object_mut().map(|o| o.remove("fit")); }, "reasoning"),
-            ("bad email", |v| v["email"] = json!("sheena at acme"), "email"),
-            ("date without offset", |v| v["demo_book_datetime"] = json!("2026-07-01T15:00:00"), "demo_book_datetime"),
-            ("not a date", |v| v["demo_book_datetime"] = json!("next Tuesday"), "demo_book_datetime"),
-            ("name too long", |v| v["name"] = json!("x".repeat(256)), "name"),
-            ("control character in a name", |v| v["name"] = json!("Shee\u{0}na"), "name"),
+        type Case = (&'static str, fn(&mut Value), &'static str);
+        let cases: [Case; 10] = [
+            (
+                "bad enum",
+                |v| v["intent_level"] = json!("Very High"),
+                "intent_level",
+            ),
+            (
+                "bad budget enum",
+                |v| v["budget_constraint"] = json!("Unknown"),
+                "budget_constraint",
+            ),
+            (
+                "missing level",
+                |v| {
+                    v.as_object_mut().map(|o| o.remove("urgency_level"));
+                },
+                "urgency_level",
+            ),
+            (
+                "missing nullable field",
+                |v| {
+                    v.as_object_mut().map(|o| o.remove("email"));
+                },
+                "email",
+            ),
+            (
+                "missing reasoning part",
+                |v| {
+                    v["reasoning"].as_object_mut().map(|o| o.remove("fit"));
+                },
+                "reasoning",
+            ),
+            (
+                "bad email",
+                |v| v["email"] = json!("sheena at acme"),
+                "email",
+            ),
+            (
+                "date without offset",
+                |v| v["demo_book_datetime"] = json!("2026-07-01T15:00:00"),
+                "demo_book_datetime",
+            ),
+            (
+                "not a date",
+                |v| v["demo_book_datetime"] = json!("next Tuesday"),
+                "demo_book_datetime",
+            ),
+            (
+                "name too long",
+                |v| v["name"] = json!("x".repeat(256)),
+                "name",
+            ),
+            (
+                "control character in a name",
+                |v| v["name"] = json!("Shee\u{0}na"),
+                "name",
+            ),
         ];
         for (case, break_it, field) in cases {
             let mut answer = good();
@@ -397,7 +456,12 @@ mod tests {
         ]}]});
         assert!(output_text(&refusal).is_err());
         let incomplete = json!({ "status": "incomplete", "incomplete_details": { "reason": "max_output_tokens" }, "output": [] });
-        assert!(output_text(&incomplete).expect_err("incomplete").0.contains("max_output_tokens"));
+        assert!(
+            output_text(&incomplete)
+                .expect_err("incomplete")
+                .0
+                .contains("max_output_tokens")
+        );
         assert!(parse_output("Sure! Here is the JSON").is_err());
         assert!(parse_output("").is_err());
     }
@@ -422,7 +486,11 @@ mod tests {
         let schema = &body["text"]["format"]["schema"];
         let properties = schema["properties"].as_object().expect("properties");
         let required = schema["required"].as_array().expect("required");
-        assert_eq!(properties.len(), required.len(), "strict mode requires every property");
+        assert_eq!(
+            properties.len(),
+            required.len(),
+            "strict mode requires every property"
+        );
         assert_eq!(schema["additionalProperties"], false);
     }
 }

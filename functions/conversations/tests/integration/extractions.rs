@@ -12,7 +12,13 @@ use testkit::TestTenant;
 use crate::TestApp;
 
 /// Stores an extraction of `conversation` at message count `count`, every level `level`.
-async fn extraction(app: &TestApp, tenant: &TestTenant, conversation: &str, count: i32, level: Level) -> String {
+async fn extraction(
+    app: &TestApp,
+    tenant: &TestTenant,
+    conversation: &str,
+    count: i32,
+    level: Level,
+) -> String {
     let levels = LeadLevels {
         intent: level,
         urgency: level,
@@ -43,7 +49,9 @@ async fn extraction(app: &TestApp, tenant: &TestTenant, conversation: &str, coun
     };
     let mut client = app.db.client().await;
     let tx = client.transaction().await.expect("tx");
-    let Stored::Inserted { extraction_id, .. } = extractions::store(&tx, &new).await.expect("store") else {
+    let Stored::Inserted { extraction_id, .. } =
+        extractions::store(&tx, &new).await.expect("store")
+    else {
         panic!("not stored");
     };
     tx.commit().await.expect("commit");
@@ -66,33 +74,62 @@ async fn the_list_shows_each_conversations_latest_filters_by_status_score_and_da
     // Act
     let latest = app.api.get("/extractions", &token).await;
     let with_history = app.api.get("/extractions?latest_only=false", &token).await;
-    let hot_only = app.api.get("/extractions?lead_status_tag=Hot", &token).await;
+    let hot_only = app
+        .api
+        .get("/extractions?lead_status_tag=Hot", &token)
+        .await;
     let at_least_11 = app.api.get("/extractions?min_score=11", &token).await;
-    let future = app.api.get("/extractions?from=2999-01-01T00:00:00Z", &token).await;
-    let past = app.api.get("/extractions?to=2000-01-01T00:00:00%2B02:00", &token).await;
+    let future = app
+        .api
+        .get("/extractions?from=2999-01-01T00:00:00Z", &token)
+        .await;
+    let past = app
+        .api
+        .get("/extractions?to=2000-01-01T00:00:00%2B02:00", &token)
+        .await;
     let first_page = app.api.get("/extractions?limit=2", &token).await;
 
     // Assert
     let ids = |body: &serde_json::Value| -> Vec<String> {
-        body["items"].as_array().expect("items").iter().map(|i| i["extraction_id"].as_str().expect("id").to_owned()).collect()
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["extraction_id"].as_str().expect("id").to_owned())
+            .collect()
     };
     let latest = latest.expect(200);
     assert_eq!(ids(latest).len(), 3);
-    assert!(!ids(latest).contains(&old), "the replaced extraction is not listed by default");
-    assert!(latest["items"].as_array().expect("items").iter().all(|i| i["is_latest"] == true));
+    assert!(
+        !ids(latest).contains(&old),
+        "the replaced extraction is not listed by default"
+    );
+    assert!(
+        latest["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["is_latest"] == true)
+    );
     assert_eq!(ids(with_history.expect(200)).len(), 4);
     let hot_only = hot_only.expect(200);
-    assert_eq!(ids(hot_only), [hot_id.clone()]);
+    assert_eq!(ids(hot_only), [hot_id]);
     assert_eq!(hot_only["items"][0]["total_score"], 15);
     assert_eq!(hot_only["items"][0]["intent_score"], 3);
     assert_eq!(hot_only["items"][0]["budget_constraint"], "No");
-    assert_eq!(hot_only["items"][0]["reasoning"]["intent"], "asked for pricing");
+    assert_eq!(
+        hot_only["items"][0]["reasoning"]["intent"],
+        "asked for pricing"
+    );
     assert_eq!(ids(at_least_11.expect(200)).len(), 2);
     assert!(ids(future.expect(200)).is_empty());
     assert!(ids(past.expect(200)).is_empty());
     let first_page = first_page.expect(200);
     let cursor = first_page["next_cursor"].as_str().expect("a second page");
-    let second_page = app.api.get(&format!("/extractions?limit=2&cursor={cursor}"), &token).await;
+    let second_page = app
+        .api
+        .get(&format!("/extractions?limit=2&cursor={cursor}"), &token)
+        .await;
     let second_page = second_page.expect(200);
     assert_eq!(ids(second_page).len(), 1);
     assert!(second_page["next_cursor"].is_null());
@@ -130,10 +167,19 @@ async fn a_conversations_history_is_newest_first_and_one_extraction_is_read_by_i
     let first = extraction(&app, &app.tenant, &conversation, 1, Level::Low).await;
     let second = extraction(&app, &app.tenant, &conversation, 4, Level::Medium).await;
 
-    let history = app.api.get(&format!("/conversations/{conversation}/extractions"), &token).await;
+    let history = app
+        .api
+        .get(
+            &format!("/conversations/{conversation}/extractions"),
+            &token,
+        )
+        .await;
     let one = app.api.get(&format!("/extractions/{first}"), &token).await;
     let malformed = app.api.get("/extractions/not-a-uuid", &token).await;
-    let unknown = app.api.get("/extractions/00000000-0000-4000-8000-000000000000", &token).await;
+    let unknown = app
+        .api
+        .get("/extractions/00000000-0000-4000-8000-000000000000", &token)
+        .await;
 
     let history = history.expect(200);
     let items = history["items"].as_array().expect("items");
@@ -156,10 +202,24 @@ async fn extract_now_queues_a_job_and_answers_409_when_nothing_is_new() {
     let token = app.tenant.token();
     let conversation = app.conversation(&app.tenant, "1", 1).await;
 
-    let queued = app.api.post(&format!("/conversations/{conversation}/extract"), &token, &json!({})).await;
+    let queued = app
+        .api
+        .post(
+            &format!("/conversations/{conversation}/extract"),
+            &token,
+            &json!({}),
+        )
+        .await;
     let jobs = app.extraction_queue.drain();
     extraction(&app, &app.tenant, &conversation, 1, Level::High).await;
-    let covered = app.api.post(&format!("/conversations/{conversation}/extract"), &token, &json!({})).await;
+    let covered = app
+        .api
+        .post(
+            &format!("/conversations/{conversation}/extract"),
+            &token,
+            &json!({}),
+        )
+        .await;
 
     let queued = queued.expect(202);
     assert_eq!(queued["message_count"], 1);
@@ -169,7 +229,13 @@ async fn extract_now_queues_a_job_and_answers_409_when_nothing_is_new() {
     assert_eq!(jobs[0].user_id(), app.tenant.sub);
     assert_eq!(jobs[0].trigger(), ExtractionTrigger::OnDemand);
     let problem = covered.expect_problem(409, None);
-    assert!(problem["detail"].as_str().expect("detail").contains("already covers"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("already covers"),
+        "{problem}"
+    );
     assert!(app.extraction_queue.drain().is_empty());
 }
 
@@ -181,7 +247,11 @@ async fn extract_now_answers_503_and_queues_nothing_when_the_queue_fails() {
 
     let response = app
         .api
-        .post(&format!("/conversations/{conversation}/extract"), &app.tenant.token(), &json!({}))
+        .post(
+            &format!("/conversations/{conversation}/extract"),
+            &app.tenant.token(),
+            &json!({}),
+        )
         .await;
 
     response.expect_problem(503, None);
@@ -192,21 +262,45 @@ async fn extract_now_answers_503_and_queues_nothing_when_the_queue_fails() {
 async fn another_tenants_extractions_are_404_on_every_route_and_never_listed() {
     let app = TestApp::spawn().await;
     let other = TestTenant::new("globex");
-    app.api.get("/conversations", &other.token()).await.expect(200);
+    app.api
+        .get("/conversations", &other.token())
+        .await
+        .expect(200);
     let theirs = app.conversation(&other, "9", 1).await;
     let their_extraction = extraction(&app, &other, &theirs, 1, Level::High).await;
     let token = app.tenant.token();
 
     let list = app.api.get("/extractions?latest_only=false", &token).await;
-    let one = app.api.get(&format!("/extractions/{their_extraction}"), &token).await;
-    let history = app.api.get(&format!("/conversations/{theirs}/extractions"), &token).await;
-    let extract = app.api.post(&format!("/conversations/{theirs}/extract"), &token, &json!({})).await;
+    let one = app
+        .api
+        .get(&format!("/extractions/{their_extraction}"), &token)
+        .await;
+    let history = app
+        .api
+        .get(&format!("/conversations/{theirs}/extractions"), &token)
+        .await;
+    let extract = app
+        .api
+        .post(
+            &format!("/conversations/{theirs}/extract"),
+            &token,
+            &json!({}),
+        )
+        .await;
 
-    assert!(list.expect(200)["items"].as_array().expect("items").is_empty());
+    assert!(
+        list.expect(200)["items"]
+            .as_array()
+            .expect("items")
+            .is_empty()
+    );
     one.expect_problem(404, None);
     history.expect_problem(404, None);
     extract.expect_problem(404, None);
     assert_eq!(app.extraction_queue.published_count(), 0);
     // The owner sees it.
-    app.api.get(&format!("/extractions/{their_extraction}"), &other.token()).await.expect(200);
+    app.api
+        .get(&format!("/extractions/{their_extraction}"), &other.token())
+        .await
+        .expect(200);
 }

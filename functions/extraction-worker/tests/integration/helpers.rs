@@ -59,7 +59,12 @@ impl Respond for FakeExtractor {
             .lock()
             .ok()
             .and_then(|mut q| q.pop_front())
-            .unwrap_or_else(|| self.fallback.lock().map(|f| f.clone()).unwrap_or(Value::Null));
+            .unwrap_or_else(|| {
+                self.fallback
+                    .lock()
+                    .map(|f| f.clone())
+                    .unwrap_or(Value::Null)
+            });
         let text = match next {
             Value::String(raw) => raw,
             other => other.to_string(),
@@ -135,17 +140,14 @@ impl TestApp {
 
     /// The model's next answers, in order.
     pub fn answers(&self, answers: impl IntoIterator<Item = Value>) {
-        self.model
-            .queued
-            .lock()
-            .expect("lock")
-            .extend(answers);
+        self.model.queued.lock().expect("lock").extend(answers);
     }
 
     /// A WhatsApp channel with an agent and a conversation of `tenant` with the customer
     /// `+16505551234`, without messages.
     pub async fn conversation(&self, tenant: &str) -> String {
-        self.conversation_with(tenant, "whatsapp", "+16505551234").await
+        self.conversation_with(tenant, "whatsapp", "+16505551234")
+            .await
     }
 
     /// A channel of `platform` with an agent and a conversation of `tenant` with the customer
@@ -215,11 +217,18 @@ impl TestApp {
 
     /// `n` customer messages.
     pub async fn customer_writes(&self, conversation: &str, n: usize) {
-        let texts: Vec<(&str, &str)> = (0..n).map(|_| ("user", "I'd like pricing for 50 seats")).collect();
+        let texts: Vec<(&str, &str)> = (0..n)
+            .map(|_| ("user", "I'd like pricing for 50 seats"))
+            .collect();
         self.messages(conversation, &texts).await;
     }
 
-    pub fn job(&self, tenant: &str, conversation: &str, trigger: ExtractionTrigger) -> ExtractionJob {
+    pub fn job(
+        &self,
+        tenant: &str,
+        conversation: &str,
+        trigger: ExtractionTrigger,
+    ) -> ExtractionJob {
         ExtractionJob::new(tenant, conversation, trigger)
     }
 

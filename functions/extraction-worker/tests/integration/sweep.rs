@@ -11,7 +11,9 @@ async fn the_sweep_asks_once_for_a_conversation_with_n_new_customer_messages() {
     app.customer_writes(&enough, 4).await;
 
     let first = extraction_worker::sweep(&app.state).await.expect("sweep");
-    let second = extraction_worker::sweep(&app.state).await.expect("sweep again");
+    let second = extraction_worker::sweep(&app.state)
+        .await
+        .expect("sweep again");
 
     assert_eq!(first.new_messages, 1);
     assert_eq!(second.new_messages, 0, "the request is still open");
@@ -21,7 +23,9 @@ async fn the_sweep_asks_once_for_a_conversation_with_n_new_customer_messages() {
     assert_eq!(jobs[0].trigger(), ExtractionTrigger::NewMessages);
 
     // Served: the next four messages are asked for again.
-    extraction_worker::handle(&app.state, &jobs[0]).await.expect("extracted");
+    extraction_worker::handle(&app.state, &jobs[0])
+        .await
+        .expect("extracted");
     app.customer_writes(&enough, 4).await;
     let third = extraction_worker::sweep(&app.state).await.expect("sweep");
     assert_eq!(third.new_messages, 1);
@@ -63,7 +67,9 @@ async fn a_quiet_conversation_gets_its_final_extraction_once_per_quiet_period() 
 
     // An hour later the customer writes again and goes quiet again: a new quiet period
     // ends once more.
-    extraction_worker::handle(&app.state, &jobs[0]).await.expect("extracted");
+    extraction_worker::handle(&app.state, &jobs[0])
+        .await
+        .expect("extracted");
     app.db
         .client()
         .await
@@ -84,9 +90,12 @@ async fn a_quiet_conversation_already_extracted_is_not_extracted_again() {
     let app = TestApp::spawn().await;
     let conversation = app.conversation(TENANT).await;
     app.customer_writes(&conversation, 2).await;
-    extraction_worker::handle(&app.state, &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand))
-        .await
-        .expect("extracted");
+    extraction_worker::handle(
+        &app.state,
+        &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand),
+    )
+    .await
+    .expect("extracted");
     app.quiet_for(&conversation, 31).await;
 
     let report = extraction_worker::sweep(&app.state).await.expect("sweep");

@@ -12,9 +12,12 @@ async fn an_extraction_creates_the_customers_contact_linked_to_it() {
     let conversation = app.conversation(TENANT).await;
     app.customer_writes(&conversation, 4).await;
 
-    extraction_worker::handle(&app.state, &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand))
-        .await
-        .expect("extracted");
+    extraction_worker::handle(
+        &app.state,
+        &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand),
+    )
+    .await
+    .expect("extracted");
 
     let row = app
         .db
@@ -29,11 +32,20 @@ async fn an_extraction_creates_the_customers_contact_linked_to_it() {
         )
         .await
         .expect("one contact");
-    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("Sheena Nelson"));
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("sheena@acme.example"));
+    assert_eq!(
+        row.get::<_, Option<String>>(0).as_deref(),
+        Some("Sheena Nelson")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("sheena@acme.example")
+    );
     assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("Acme"));
     assert_eq!(row.get::<_, String>(3), "EXTRACTION");
-    assert_eq!(row.get::<_, Option<String>>(4).as_deref(), Some(conversation.as_str()));
+    assert_eq!(
+        row.get::<_, Option<String>>(4).as_deref(),
+        Some(conversation.as_str())
+    );
     assert!(row.get::<_, bool>(5), "linked to the extraction");
     assert_eq!(row.get::<_, i32>(6), 4, "the customer's inbound messages");
 }
@@ -62,9 +74,13 @@ async fn auto_sync_never_overwrites_what_a_person_entered() {
     other["company"] = json!("Acme Inc");
     app.answers([answer("Medium"), other]);
     let job = app.job(TENANT, &conversation, ExtractionTrigger::OnDemand);
-    extraction_worker::handle(&app.state, &job).await.expect("first");
+    extraction_worker::handle(&app.state, &job)
+        .await
+        .expect("first");
     app.customer_writes(&conversation, 1).await;
-    extraction_worker::handle(&app.state, &job).await.expect("second");
+    extraction_worker::handle(&app.state, &job)
+        .await
+        .expect("second");
 
     // Assert: only the empty field was filled, by the first extraction; the link follows
     // the latest.
@@ -80,9 +96,18 @@ async fn auto_sync_never_overwrites_what_a_person_entered() {
         )
         .await
         .expect("still one contact");
-    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("Sheena N. (VIP)"));
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("sheena@acme.example"));
-    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("Acme Europe"));
+    assert_eq!(
+        row.get::<_, Option<String>>(0).as_deref(),
+        Some("Sheena N. (VIP)")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("sheena@acme.example")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("Acme Europe")
+    );
     assert_eq!(row.get::<_, String>(3), "MANUAL");
     assert_eq!(row.get::<_, Vec<String>>(4), ["vip"]);
     assert!(row.get::<_, bool>(5), "linked to the latest extraction");
@@ -95,9 +120,12 @@ async fn an_instagram_customer_becomes_a_contact_by_channel_identity_without_a_p
     let conversation = app.conversation_with(TENANT, "instagram", igsid).await;
     app.customer_writes(&conversation, 2).await;
 
-    extraction_worker::handle(&app.state, &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand))
-        .await
-        .expect("extracted");
+    extraction_worker::handle(
+        &app.state,
+        &app.job(TENANT, &conversation, ExtractionTrigger::OnDemand),
+    )
+    .await
+    .expect("extracted");
 
     assert_eq!(
         app.count(
@@ -119,16 +147,25 @@ async fn lead_hot_fires_once_when_a_lead_goes_warm_then_hot_then_hot() {
 
     for _ in 0..3 {
         app.customer_writes(&conversation, 1).await;
-        extraction_worker::handle(&app.state, &job).await.expect("extracted");
+        extraction_worker::handle(&app.state, &job)
+            .await
+            .expect("extracted");
     }
 
-    let statuses: Vec<String> = app.extractions(&conversation).await.into_iter().map(|e| e.3).collect();
+    let statuses: Vec<String> = app
+        .extractions(&conversation)
+        .await
+        .into_iter()
+        .map(|e| e.3)
+        .collect();
     assert_eq!(statuses, ["Warm", "Hot", "Hot"]);
     assert_eq!(
         app.events(&conversation).await,
         [
-            "NEW_EXTRACTION", "LEAD_WARM",
-            "NEW_EXTRACTION", "LEAD_HOT",
+            "NEW_EXTRACTION",
+            "LEAD_WARM",
+            "NEW_EXTRACTION",
+            "LEAD_HOT",
             "NEW_EXTRACTION",
         ]
     );
@@ -150,16 +187,25 @@ async fn a_redelivered_or_failed_job_records_no_event_twice_and_none_for_nothing
     let conversation = app.conversation(TENANT).await;
     app.customer_writes(&conversation, 4).await;
     let job = app.job(TENANT, &conversation, ExtractionTrigger::NewMessages);
-    extraction_worker::handle(&app.state, &job).await.expect("first");
-    extraction_worker::handle(&app.state, &job).await.expect("redelivery");
+    extraction_worker::handle(&app.state, &job)
+        .await
+        .expect("first");
+    extraction_worker::handle(&app.state, &job)
+        .await
+        .expect("redelivery");
 
     // A later job whose model output is never valid records nothing.
     app.customer_writes(&conversation, 4).await;
     let mut bad = answer("High");
     bad["email"] = json!("not an email");
     *app.model.fallback.lock().expect("lock") = bad;
-    extraction_worker::handle(&app.state, &job).await.expect_err("invalid");
+    extraction_worker::handle(&app.state, &job)
+        .await
+        .expect_err("invalid");
 
-    assert_eq!(app.events(&conversation).await, ["NEW_EXTRACTION", "LEAD_WARM"]);
+    assert_eq!(
+        app.events(&conversation).await,
+        ["NEW_EXTRACTION", "LEAD_WARM"]
+    );
     assert_eq!(app.count("SELECT count(*) FROM contacts", &[]).await, 1);
 }
