@@ -63,7 +63,13 @@ pub enum Outcome {
     /// Fewer new customer messages than the threshold (new-messages trigger only).
     BelowThreshold,
     /// Stored as the conversation's latest.
-    Extracted { extraction_id: uuid::Uuid },
+    Extracted {
+        extraction_id: uuid::Uuid,
+        /// The model calls (HTTP, and reading and checking the answers).
+        model_time: std::time::Duration,
+        /// Everything else: reads, transcript, scoring, the transaction.
+        overhead: std::time::Duration,
+    },
     /// Another job stored this message count (or a later one) first.
     Superseded,
 }
@@ -99,7 +105,7 @@ pub async fn handle(state: &ExtractionState, job: &ExtractionJob) -> Result<Outc
 
     let model_started = Instant::now();
     let lead = ask_model(state, &transcript).await?;
-    let model_ms = model_started.elapsed().as_millis();
+    let model_time = model_started.elapsed();
 
     let score = lead.levels.score(state.config.thresholds);
     let reasoning = serde_json::to_value(&lead.reasoning)
@@ -143,18 +149,20 @@ pub async fn handle(state: &ExtractionState, job: &ExtractionJob) -> Result<Outc
         }
     };
     tx.commit().await?;
-    let total_ms = started.elapsed().as_millis();
+    let overhead = started.elapsed().saturating_sub(model_time);
     tracing::info!(
         extraction.id = %outcome,
         message_count = subject.message_count,
         total_score = score.total,
         lead_status = %score.status,
-        model_ms,
-        overhead_ms = total_ms.saturating_sub(model_ms),
+        model_ms = model_time.as_millis(),
+        overhead_ms = overhead.as_millis(),
         "conversation extracted"
     );
     Ok(Outcome::Extracted {
         extraction_id: outcome,
+        model_time,
+        overhead,
     })
 }
 
