@@ -222,10 +222,13 @@ pub async fn get_extraction(
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ExtractionResponse>, ApiError> {
+    let not_found = || ApiError::NotFound("no such extraction".to_owned());
+    // A malformed id names no extraction: 404, like another tenant's.
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
     let client = state.api.pool.get().await?;
-    let view = extractions::get(&client, &tenant.user_id, &id)
+    let view = extractions::get(&client, &tenant.user_id, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound("no such extraction".to_owned()))?;
+        .ok_or_else(not_found)?;
     Ok(axum::Json(view.into()))
 }
 

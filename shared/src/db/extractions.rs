@@ -315,17 +315,13 @@ pub struct ExtractionFilter {
     pub conversation_id: Option<String>,
 }
 
-/// Splits a cursor key of [`ExtractionView::cursor_key`].
-fn split_key(key: Option<&str>) -> (Option<DateTime<Utc>>, Option<String>) {
-    match key.and_then(|key| key.split_once('|')) {
-        Some((at, id)) => (
-            DateTime::parse_from_rfc3339(at)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
-            Some(id.to_owned()),
-        ),
-        None => (None, None),
-    }
+/// Splits a cursor key of [`ExtractionView::cursor_key`] (keys are signed: they parse).
+fn split_key(key: Option<&str>) -> Option<(DateTime<Utc>, uuid::Uuid)> {
+    let (at, id) = key?.split_once('|')?;
+    Some((
+        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+        uuid::Uuid::parse_str(id).ok()?,
+    ))
 }
 
 /// The tenant's extractions, newest first, after the cursor key `before`.
@@ -336,7 +332,8 @@ pub async fn list(
     before: Option<&str>,
     fetch: i64,
 ) -> Result<Vec<ExtractionView>, DbError> {
-    let (before_at, before_id) = split_key(before);
+    let after = split_key(before);
+    let (before_at, before_id) = (after.map(|k| k.0), after.map(|k| k.1));
     let rows = client
         .query(
             &format!(
@@ -348,8 +345,8 @@ pub async fn list(
                    AND ($5::timestamptz IS NULL OR extracted_at >= $5)
                    AND ($6::timestamptz IS NULL OR extracted_at < $6)
                    AND ($7::text IS NULL OR conversation_id = $7)
-                   AND ($8::timestamptz IS NULL OR (extracted_at, extraction_id::text) < ($8, $9::text))
-                 ORDER BY extracted_at DESC, extraction_id::text DESC
+                   AND ($8::timestamptz IS NULL OR (extracted_at, extraction_id) < ($8, $9::uuid))
+                 ORDER BY extracted_at DESC, extraction_id DESC
                  LIMIT $10"
             ),
             &[
@@ -369,15 +366,15 @@ pub async fn list(
     rows.iter().map(view_from_row).collect()
 }
 
-/// One of the tenant's extractions by id (any text: a malformed id is simply not found).
+/// One of the tenant's extractions by id.
 pub async fn get(
     client: &impl GenericClient,
     user: &UserId,
-    extraction_id: &str,
+    extraction_id: uuid::Uuid,
 ) -> Result<Option<ExtractionView>, DbError> {
     client
         .query_opt(
-            &format!("{VIEW_SELECT} WHERE extraction_id::text = $1 AND user_id = $2"),
+            &format!("{VIEW_SELECT} WHERE extraction_id = $1 AND user_id = $2"),
             &[&extraction_id, &user.as_str()],
         )
         .await?
