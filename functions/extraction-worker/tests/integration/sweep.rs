@@ -103,3 +103,34 @@ async fn a_quiet_conversation_already_extracted_is_not_extracted_again() {
     assert_eq!((report.quiet_periods, report.quiet_extractions), (1, 0));
     assert!(app.queue.drain().is_empty());
 }
+
+#[tokio::test]
+async fn one_lambda_serves_sqs_batches_and_the_scheduled_sweep() {
+    let app = TestApp::spawn().await;
+    let conversation = app.conversation(TENANT).await;
+    app.customer_writes(&conversation, 4).await;
+
+    // The schedule's input runs the sweep, which publishes the job.
+    let swept = extraction_worker::invoke(&app.state, serde_json::json!({ "sweep": {} }), None)
+        .await
+        .expect("sweep");
+    let jobs = app.queue.drain();
+    // An SQS event carrying that job, and a poison record, as Lambda delivers them.
+    let event = serde_json::json!({ "Records": [
+        { "messageId": "m1", "receiptHandle": "r1", "body": serde_json::to_string(&jobs[0]).expect("json"),
+          "attributes": { "ApproximateReceiveCount": "1" }, "messageAttributes": {}, "eventSource": "aws:sqs" },
+        { "messageId": "m2", "receiptHandle": "r2", "body": "{\"version\":\"9\"}",
+          "attributes": { "ApproximateReceiveCount": "1" }, "messageAttributes": {}, "eventSource": "aws:sqs" }
+    ]});
+    let batch = extraction_worker::invoke(&app.state, event, None)
+        .await
+        .expect("batch");
+
+    assert_eq!(swept["new_messages"], 1);
+    assert_eq!(
+        batch["batchItemFailures"],
+        serde_json::json!([{ "itemIdentifier": "m2" }]),
+        "only the poison record is reported"
+    );
+    assert_eq!(app.extractions(&conversation).await.len(), 1);
+}
