@@ -30,7 +30,7 @@ endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-TemplatesFunction \
 	build-WebhookFunction build-WorkerFunction build-MigrateFunction build-ContactsFunction \
-	build-EventsFunction
+	build-EventsFunction build-ExtractionFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -46,6 +46,9 @@ build-WebhookFunction:
 
 build-WorkerFunction:
 	$(call lambda,conversation-worker,WorkerFunction)
+
+build-ExtractionFunction:
+	$(call lambda,extraction-worker,ExtractionFunction)
 
 build-MigrateFunction:
 	$(call lambda,migrate,MigrateFunction)

@@ -58,7 +58,7 @@ for _ in $(seq 1 120); do
 done
 curl -s -o /dev/null "$api/me" || { echo "devstack did not start" >&2; cat "$workdir/devstack.log" >&2; exit 1; }
 
-echo "==> seeding a tenant, channels, an agent, a template and a conversation"
+echo "==> seeding a tenant, channels, an agent, a template, a conversation and its extraction"
 token="$("$devstack" token --sub fuzz-tenant --email fuzz@example.test --hours 2)"
 call() { # method path [json]
   curl -sS -f -X "$1" "$api$2" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' ${3:+-d "$3"}
@@ -79,6 +79,16 @@ for _ in $(seq 1 40); do
   sleep 0.25
 done
 [ -n "$conversation" ] || { echo "the seeded conversation did not appear" >&2; exit 1; }
+# An extraction of it (the OpenAI simulator scores it), so /extractions/{id} meets a real one.
+call POST "/conversations/$conversation/extract" >/dev/null
+extraction=""
+for _ in $(seq 1 40); do
+  extraction="$(call GET /extractions \
+    | python3 -c 'import json,sys; items=json.load(sys.stdin)["items"]; print(items[0]["extraction_id"] if items else "")')"
+  [ -n "$extraction" ] && break
+  sleep 0.25
+done
+[ -n "$extraction" ] || { echo "the seeded extraction did not appear" >&2; exit 1; }
 
 # Half of the generated ids, and the admin route's tenant, are ones that exist, so the
 # fuzzer reaches the states behind a found resource, not only 404s.
@@ -87,7 +97,7 @@ cat >"$workdir/schemathesis.toml" <<TOML
 enabled = false
 
 [dictionaries.ids]
-values = ["$channel", "$widget", "$agent", "$conversation", "$template"]
+values = ["$channel", "$widget", "$agent", "$conversation", "$template", "$extraction"]
 
 [parameters]
 "path.id" = { dictionary = "ids", probability = 0.5 }

@@ -5,6 +5,7 @@
 //! `DATABASE_URL` is unset.
 
 pub mod bench;
+
 pub mod postgres;
 
 use std::{sync::Arc, time::Duration};
@@ -12,10 +13,13 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::DefaultBodyLimit};
 use conversation_worker::{OptOutWords, WorkerState};
 use conversations::ConversationsState;
+use extraction_worker::{ExtractionConfig, ExtractionState};
 use secrecy::SecretString;
 use shared::{
     api::{ApiState, layers},
-    jobs::{Lifter, LifterConfig, LocalQueue, ReplyJob, ReplyQueue},
+    jobs::{
+        ExtractionJob, ExtractionQueue, Lifter, LifterConfig, LocalQueue, ReplyJob, ReplyQueue,
+    },
     meta::graph::{Graph, GraphConfig},
     openai::{OpenAi, OpenAiConfig},
 };
@@ -36,6 +40,8 @@ pub const DEV_META_VERIFY_TOKEN: &str = "devstack-verify-token";
 #[derive(Debug, Clone)]
 pub struct Providers {
     pub openai: OpenAiConfig,
+    /// The extraction job's model, thresholds and triggers.
+    pub extraction: ExtractionConfig,
     pub graph: GraphConfig,
     pub meta_app_secret: String,
     pub meta_verify_token: String,
@@ -50,6 +56,7 @@ impl Providers {
                 api_key: SecretString::from("sk-devstack"),
                 timeout: Duration::from_secs(10),
             },
+            extraction: ExtractionConfig::default(),
             graph: GraphConfig::for_base_url(&format!("{base_url}/_sim/meta")),
             meta_app_secret: DEV_META_APP_SECRET.to_owned(),
             meta_verify_token: DEV_META_VERIFY_TOKEN.to_owned(),
@@ -68,6 +75,10 @@ pub struct Stack {
     pub conversations: ConversationsState,
     pub templates: templates::TemplatesState,
     pub simulators: Simulators,
+    /// The extraction jobs' in-process queue (the sweep and `POST /conversations/{id}/extract`
+    /// publish to it).
+    pub extraction_queue: LocalQueue<ExtractionJob>,
+    pub extraction: ExtractionState,
 }
 
 impl Stack {
@@ -112,9 +123,19 @@ impl Stack {
                 ..templates::MediaLimits::default()
             },
         };
+        let extraction_queue = LocalQueue::new();
+        let extraction = ExtractionState {
+            pool: api.pool.clone(),
+            openai: OpenAi::new(http.clone(), providers.openai.clone()),
+            config: providers.extraction.clone(),
+            queue: ExtractionQueue::Local(extraction_queue.clone()),
+            retry_queue: None,
+            lifter: devstack_lifter(),
+        };
         let conversations = ConversationsState {
             api: api.clone(),
             graph,
+            extraction_queue: ExtractionQueue::Local(extraction_queue.clone()),
         };
         let simulators = Simulators::new(
             format!("{base_url}/webhook"),
@@ -130,6 +151,8 @@ impl Stack {
             conversations,
             templates,
             simulators,
+            extraction_queue,
+            extraction,
         }
     }
 
@@ -206,6 +229,34 @@ impl Stack {
                     tracing::warn!(%error, "events sweep failed");
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    }
+
+    /// The extraction worker, as in AWS: jobs from the in-process queue go through the batch
+    /// lifter, and the sweep runs every `sweep_every` (EventBridge Scheduler's job there).
+    pub fn spawn_extraction(&self, sweep_every: Duration) -> tokio::task::JoinHandle<()> {
+        let queue = self.extraction_queue.clone();
+        let state = self.extraction.clone();
+        let sweeper = self.extraction.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(sweep_every);
+            loop {
+                ticks.tick().await;
+                if let Err(error) = extraction_worker::sweep(&sweeper).await {
+                    tracing::warn!(%error, "extraction sweep failed");
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let lifter = Lifter::new(state.lifter.clone(), None);
+            let state = &state;
+            loop {
+                lifter
+                    .poll_local(&queue, |job: ExtractionJob| async move {
+                        extraction_worker::handle(state, &job).await.map(|_| ())
+                    })
+                    .await;
             }
         })
     }

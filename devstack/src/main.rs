@@ -232,6 +232,11 @@ async fn run() -> anyhow::Result<()> {
         shared::events::EventQueue::Local(shared::jobs::LocalQueue::new()),
         shared::events::SweepConfig::from_env()?,
     );
+    // The extraction sweep every EXTRACTION_SWEEP_SECS (default 10 s locally; 1 minute in AWS).
+    stack.spawn_extraction(std::time::Duration::from_secs(parsed_var(
+        "EXTRACTION_SWEEP_SECS",
+        10u64,
+    )?));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address} (set PORT to use another port)"))?;
@@ -244,6 +249,9 @@ async fn run() -> anyhow::Result<()> {
         "mint a token:  cargo run -q -p devstack -- token --sub demo --email demo@example.com"
     );
     println!("simulated Meta sends: {base_url}/_sim/meta/requests");
+    println!(
+        "make the next extraction answer invalid: POST {base_url}/_sim/openai/extraction/fail-next"
+    );
     axum::serve(
         listener,
         stack
@@ -278,6 +286,7 @@ fn providers(base_url: &str) -> anyhow::Result<devstack::Providers> {
     if optional_var("OPENAI_BASE_URL")?.is_some() {
         providers.openai = shared::openai::OpenAiConfig::from_env()?;
     }
+    providers.extraction = extraction_worker::ExtractionConfig::from_env()?;
     if optional_var("META_GRAPH_BASE_URL")?.is_some() {
         providers.graph = shared::meta::graph::GraphConfig::from_env()?;
     }

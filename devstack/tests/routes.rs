@@ -28,6 +28,7 @@ async fn serve(db: &TestDb) -> String {
         devstack::Providers::simulated(&base_url),
     );
     stack.spawn_worker();
+    stack.spawn_extraction(Duration::from_millis(100));
     let app = stack.app();
     tokio::spawn(async move {
         axum::serve(
@@ -107,8 +108,8 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
         }
     }
     assert_eq!(
-        operations, 51,
-        "documented operations (26 before the templates (9) and contacts (16) APIs)"
+        operations, 55,
+        "documented operations (26 before the templates (9), contacts (16) and extractions (4) APIs)"
     );
 }
 
@@ -396,4 +397,106 @@ async fn the_meta_simulator_confirms_only_numbers_of_the_waba_and_refuses_invali
         .await
         .expect("json");
     assert_eq!(subscriptions, json!(["10654035224292"]));
+}
+
+/// Lead scoring end to end: four customer messages through the webhook, the extraction
+/// sweep asks for an extraction, the OpenAI simulator answers once invalid (told so) and
+/// then validly, and the conversation is scored, its contact created and its events recorded.
+#[tokio::test]
+async fn a_conversation_is_scored_and_its_contact_created_end_to_end() {
+    let db = TestDb::new().await;
+    let base_url = serve(&db).await;
+    let http = reqwest::Client::new();
+    let tenant = TestTenant::new("leads");
+    let token = tenant.token();
+    let channel: Value = http
+        .post(format!("{base_url}/phone-numbers"))
+        .bearer_auth(&token)
+        .json(&json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "10654035224292" }))
+        .send()
+        .await
+        .expect("channel")
+        .json()
+        .await
+        .expect("json");
+    http.post(format!("{base_url}/agents"))
+        .bearer_auth(&token)
+        .json(&json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" }))
+        .send()
+        .await
+        .expect("agent");
+    http.post(format!("{base_url}/admin/credits"))
+        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
+        .json(&json!({ "user_id": tenant.sub, "amount": 10, "reason": "trial" }))
+        .send()
+        .await
+        .expect("credits");
+    http.post(format!("{base_url}/_sim/openai/extraction/fail-next"))
+        .send()
+        .await
+        .expect("fail next");
+
+    for text in [
+        "Hi, what is your pricing?",
+        "I need it this week, budget approved.",
+        "Mail me at sheena@acme.example",
+        "Can we do a demo?",
+    ] {
+        let body =
+            devstack::sample_inbound("106540352242922", "16505551234", "Sheena", text).to_string();
+        let signature = shared::meta::signature::sign(
+            devstack::DEV_META_APP_SECRET.as_bytes(),
+            body.as_bytes(),
+        );
+        let posted = http
+            .post(format!("{base_url}/webhook"))
+            .header("content-type", "application/json")
+            .header(shared::meta::signature::SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook");
+        assert_eq!(posted.status().as_u16(), 200);
+    }
+
+    let mut extraction = Value::Null;
+    for _ in 0..100 {
+        let list: Value = http
+            .get(format!("{base_url}/extractions"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if let Some(first) = list["items"].get(0) {
+            extraction = first.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(extraction["lead_status_tag"], "Hot", "{extraction}");
+    assert_eq!(extraction["total_score"], 15);
+    assert_eq!(extraction["email"], "sheena@acme.example");
+    assert_eq!(extraction["company"], "Acme");
+    assert_eq!(extraction["name"], "Sheena");
+    assert!(extraction["message_count_at_extraction"].as_i64() >= Some(4));
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM contacts WHERE user_id = $1 AND phone = '+16505551234'
+               AND email = 'sheena@acme.example' AND source = 'EXTRACTION'",
+            &[&tenant.sub],
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM domain_events WHERE user_id = $1 AND event_type IN ('NEW_EXTRACTION', 'LEAD_HOT')",
+            &[&tenant.sub],
+        )
+        .await,
+        2
+    );
 }

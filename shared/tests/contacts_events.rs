@@ -90,8 +90,11 @@ impl Seed {
             .client()
             .await
             .query_one(
-                "INSERT INTO extractions (conversation_id, user_id, customer_phone, is_latest)
-                 VALUES ($1, $2, $3, false) RETURNING extraction_id",
+                // V10: one extraction per message count of a conversation.
+                "INSERT INTO extractions (conversation_id, user_id, customer_phone, is_latest, message_count_at_extraction)
+                 VALUES ($1::text, $2, $3, false,
+                         (SELECT COALESCE(max(message_count_at_extraction), 0) + 1 FROM extractions WHERE conversation_id = $1::text))
+                 RETURNING extraction_id",
                 &[&conversation.as_str(), &self.user.as_str(), &customer],
             )
             .await

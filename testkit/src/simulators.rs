@@ -32,6 +32,7 @@ use axum::{
 use serde_json::{Value, json};
 use shared::meta::signature;
 
+pub mod extraction;
 pub mod meta_templates;
 
 /// Shared state of the simulators.
@@ -47,6 +48,8 @@ pub struct Simulators {
     http: reqwest::Client,
     /// Delay before each status webhook, as Meta's are not instant.
     pub status_delay: Duration,
+    /// OpenAI's extraction answers (`extraction`).
+    pub extraction: extraction::ExtractionSim,
 }
 
 impl Simulators {
@@ -61,6 +64,7 @@ impl Simulators {
             app_secret,
             http,
             status_delay: Duration::from_millis(50),
+            extraction: extraction::ExtractionSim::default(),
         }
     }
 
@@ -79,6 +83,10 @@ impl Simulators {
             .merge(meta_templates::router())
             .route("/_sim/openai/conversations", post(openai_conversation))
             .route("/_sim/openai/responses", post(openai_response))
+            .route(
+                "/_sim/openai/extraction/fail-next",
+                post(extraction::fail_next),
+            )
             .with_state(self)
     }
 }
@@ -313,7 +321,10 @@ async fn openai_conversation(State(sim): State<Simulators>) -> Json<Value> {
 
 /// Deterministic: "Thanks for your message: <text>", or a `handoff_to_human` call when the
 /// customer asks for a human; after the tool result, a hand-over sentence.
-async fn openai_response(Json(body): Json<Value>) -> Json<Value> {
+async fn openai_response(State(sim): State<Simulators>, Json(body): Json<Value>) -> Json<Value> {
+    if let Some(extraction) = sim.extraction.answer(&body) {
+        return Json(extraction);
+    }
     let first = &body["input"][0];
     let output = if first["type"] == "function_call_output" {
         json!([{ "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": "I'm handing you over to a colleague, who will reply here shortly." }] }])

@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = ConversationsState {
         api: ApiState::from_config(&ApiConfig::from_env()?, http.clone())?,
         graph: Graph::new(http, GraphConfig::from_env()?),
+        extraction_queue: shared::jobs::from_env().await?,
     };
     lambda_http::run(conversations::router(state)).await
 }

@@ -22,6 +22,7 @@ pub mod credits;
 pub mod delivery;
 mod error;
 pub mod events;
+pub mod extractions;
 pub mod inbound;
 pub mod migrate;
 pub mod phone_numbers;

@@ -122,6 +122,108 @@ impl Job for ReplyJob {
     }
 }
 
+/// Why an extraction was asked for. The handler checks the reason against the
+/// conversation's state when it runs, so a stale or repeated job does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractionTrigger {
+    /// The customer wrote N messages since the last extraction (the sweep found it).
+    NewMessages,
+    /// The conversation has been quiet for the configured time (the sweep found it).
+    Quiet,
+    /// `POST /conversations/{id}/extract`.
+    OnDemand,
+}
+
+impl ExtractionTrigger {
+    /// The name in logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NewMessages => "new_messages",
+            Self::Quiet => "quiet",
+            Self::OnDemand => "on_demand",
+        }
+    }
+}
+
+/// "Score this conversation as a lead": published by the extraction sweep and by
+/// `POST /conversations/{id}/extract`, consumed by the `extraction-worker`. A standard
+/// (not FIFO) queue: the handler is idempotent on the conversation's message count, and
+/// concurrent jobs of one conversation are serialised by its row lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "version")]
+pub enum ExtractionJob {
+    /// The first version.
+    #[serde(rename = "1")]
+    V1 {
+        /// The tenant (`users.user_id`).
+        user_id: String,
+        /// The conversation (`conv_…`).
+        conversation_id: String,
+        /// Why it was asked for.
+        trigger: ExtractionTrigger,
+    },
+}
+
+impl ExtractionJob {
+    /// A job for one conversation of a tenant.
+    pub fn new(user_id: &str, conversation_id: &str, trigger: ExtractionTrigger) -> Self {
+        Self::V1 {
+            user_id: user_id.to_owned(),
+            conversation_id: conversation_id.to_owned(),
+            trigger,
+        }
+    }
+
+    /// The tenant.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Self::V1 { user_id, .. } => user_id,
+        }
+    }
+
+    /// The conversation.
+    pub fn conversation_id(&self) -> &str {
+        match self {
+            Self::V1 {
+                conversation_id, ..
+            } => conversation_id,
+        }
+    }
+
+    /// Why it was asked for.
+    pub fn trigger(&self) -> ExtractionTrigger {
+        match self {
+            Self::V1 { trigger, .. } => *trigger,
+        }
+    }
+}
+
+impl Job for ExtractionJob {
+    const QUEUE: QueueSpec = QueueSpec {
+        name: "extractions",
+        url_var: "EXTRACTION_QUEUE_URL",
+        fifo: false,
+    };
+
+    fn version(&self) -> &'static str {
+        match self {
+            Self::V1 { .. } => "1",
+        }
+    }
+
+    fn group_id(&self) -> Option<String> {
+        None
+    }
+
+    fn deduplication_id(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The extraction queue: sweep and API → extraction worker.
+pub type ExtractionQueue = Queue<ExtractionJob>;
+
 pub(crate) fn short_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }

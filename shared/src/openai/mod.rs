@@ -2,6 +2,8 @@
 //! Responses API with the agent's stored prompt. Reached only over HTTP through [`OpenAi`];
 //! tests and devstack point `OPENAI_BASE_URL` at a fake.
 
+pub mod extraction;
+
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};

@@ -72,6 +72,7 @@ async fn both_replies(meta: ResponseTemplate) -> (Recorded, Recorded, bool, u16)
     let api = TestClient::new(conversations::router(ConversationsState {
         api: testkit::api_state(&app.db),
         graph: app.state.graph.clone(),
+        extraction_queue: shared::jobs::ExtractionQueue::Local(shared::jobs::LocalQueue::new()),
     }));
     let conversation: String = app
         .db

@@ -1,5 +1,7 @@
 //! Integration tests of the `conversations` function.
 
+mod extractions;
+
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
@@ -29,6 +31,7 @@ impl Respond for Accept {
 struct TestApp {
     kit: testkit::TestApp,
     tenant: TestTenant,
+    extraction_queue: shared::jobs::LocalQueue<shared::jobs::ExtractionJob>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -42,13 +45,19 @@ impl std::ops::Deref for TestApp {
 impl TestApp {
     async fn spawn() -> Self {
         let kit = testkit::TestApp::new().await;
+        let extraction_queue = shared::jobs::LocalQueue::new();
         let state = ConversationsState {
             api: kit.api_state(),
             graph: kit.graph(),
+            extraction_queue: shared::jobs::ExtractionQueue::Local(extraction_queue.clone()),
         };
         let kit = kit.serve(conversations::router(state));
         let tenant = kit.tenant_via("acme", "/conversations").await;
-        Self { kit, tenant }
+        Self {
+            kit,
+            tenant,
+            extraction_queue,
+        }
     }
 
     /// A WhatsApp channel, an agent and a conversation whose customer wrote `Hello?`
