@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod domain;
+pub mod google;
 pub mod http;
 pub mod jobs;
 pub mod meta;

@@ -7,6 +7,7 @@
 
 mod aws;
 mod db;
+pub mod google;
 mod http;
 
 pub use aws::{

@@ -115,3 +115,20 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DbError> {
         created_at: row.try_get("created_at")?,
     })
 }
+
+/// The tenant's time zone (`UTC` when the tenant has none, or an unknown name was stored).
+pub async fn time_zone(
+    client: &impl GenericClient,
+    user: &UserId,
+) -> Result<crate::domain::TenantTimeZone, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT time_zone FROM users WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+    let name: Option<String> = row.map(|r| r.try_get("time_zone")).transpose()?;
+    Ok(name
+        .and_then(|n| crate::domain::TenantTimeZone::parse(&n).ok())
+        .unwrap_or_default())
+}

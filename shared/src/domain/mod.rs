@@ -5,10 +5,12 @@ mod enums;
 mod ids;
 mod phone;
 mod text;
+mod time_zone;
 mod webchat;
 
 pub use enums::*;
 pub use ids::*;
 pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
+pub use time_zone::{TenantTimeZone, parse_instant};
 pub use webchat::*;
