@@ -80,6 +80,7 @@ impl Stack {
             opt_out: OptOutWords::default(),
             retry_queue: None,
             lifter: devstack_lifter(),
+            google: None,
         };
         let webhook = WebhookState {
             pool: api.pool.clone(),

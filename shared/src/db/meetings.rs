@@ -332,3 +332,18 @@ pub async fn complete_ended(
         )
         .await?)
 }
+
+/// The tenant's meeting with this Google event id.
+pub async fn by_event_id(
+    client: &impl GenericClient,
+    user: &UserId,
+    google_event_id: &str,
+) -> Result<Option<Meeting>, DbError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM meetings WHERE user_id = $1 AND google_event_id = $2"),
+            &[&user.as_str(), &google_event_id],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
