@@ -5,6 +5,7 @@
 //! `DATABASE_URL` is unset.
 
 pub mod bench;
+pub mod google_sim;
 pub mod postgres;
 pub mod simulators;
 
@@ -22,6 +23,7 @@ use shared::{
 };
 use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
+pub use google_sim::GoogleSim;
 pub use simulators::Simulators;
 
 /// Meta's app secret devstack signs and checks webhooks with when `META_APP_SECRET` is unset.
@@ -36,6 +38,8 @@ pub struct Providers {
     pub graph: GraphConfig,
     pub meta_app_secret: String,
     pub meta_verify_token: String,
+    /// Google (OAuth and Calendar): the simulator unless `GOOGLE_CLIENT_ID` is set.
+    pub google: shared::google::GoogleConfig,
 }
 
 impl Providers {
@@ -50,6 +54,7 @@ impl Providers {
             graph: GraphConfig::for_base_url(&format!("{base_url}/_sim/meta")),
             meta_app_secret: DEV_META_APP_SECRET.to_owned(),
             meta_verify_token: DEV_META_VERIFY_TOKEN.to_owned(),
+            google: GoogleSim::config(base_url),
         }
     }
 }
@@ -63,7 +68,9 @@ pub struct Stack {
     pub worker: WorkerState,
     pub webhook: WebhookState,
     pub conversations: ConversationsState,
+    pub meetings: meetings::MeetingsState,
     pub simulators: Simulators,
+    pub google_sim: GoogleSim,
 }
 
 impl Stack {
@@ -72,6 +79,8 @@ impl Stack {
     pub fn new(api: ApiState, http: reqwest::Client, base_url: &str, providers: Providers) -> Self {
         let queue = LocalQueue::new();
         let graph = Graph::new(http.clone(), providers.graph.clone());
+        let google = shared::google::Google::new(http.clone(), providers.google.clone())
+            .unwrap_or_else(|e| panic!("the Google client's TLS set-up failed: {e}"));
         let worker = WorkerState {
             pool: api.pool.clone(),
             openai: OpenAi::new(http.clone(), providers.openai.clone()),
@@ -80,7 +89,7 @@ impl Stack {
             opt_out: OptOutWords::default(),
             retry_queue: None,
             lifter: devstack_lifter(),
-            google: None,
+            google: Some(google.clone()),
         };
         let webhook = WebhookState {
             pool: api.pool.clone(),
@@ -97,6 +106,11 @@ impl Stack {
         };
         let conversations = ConversationsState {
             api: api.clone(),
+            graph: graph.clone(),
+        };
+        let meetings = meetings::MeetingsState {
+            api: api.clone(),
+            google,
             graph,
         };
         let simulators = Simulators::new(
@@ -111,7 +125,9 @@ impl Stack {
             worker,
             webhook,
             conversations,
+            meetings,
             simulators,
+            google_sim: GoogleSim::default(),
         }
     }
 
@@ -131,6 +147,8 @@ impl Stack {
         let merged = Router::new()
             .merge(agents::app(self.agents.clone()).layer(api_limit))
             .merge(conversations::app(self.conversations.clone()).layer(api_limit))
+            .merge(meetings::app(self.meetings.clone()).layer(api_limit))
+            .merge(self.google_sim.clone().router())
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router());
         layers::finish(merged, webhook::BODY_LIMIT)
@@ -169,6 +187,22 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The completed-meetings sweep, every minute (EventBridge runs it every 15 minutes in
+    /// AWS).
+    pub fn spawn_meetings_sweep(&self) -> tokio::task::JoinHandle<()> {
+        let pool = self.api.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = meetings::sweep_completed(&pool, chrono::Utc::now()).await {
+                    tracing::warn!(%error, "the completed-meetings sweep failed");
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        })
+    }
+}
+
 /// devstack retries quickly (200 ms, doubling, at most 5 s) and has no deadline.
 fn devstack_lifter() -> LifterConfig {
     LifterConfig {
@@ -186,6 +220,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = shared::api::openapi::base();
     document.merge(agents::openapi_router().into_openapi());
     document.merge(conversations::openapi_router().into_openapi());
+    document.merge(meetings::openapi_router().into_openapi());
     document.merge(webhook::openapi_router().into_openapi());
     document
 }

@@ -229,6 +229,7 @@ async fn run() -> anyhow::Result<()> {
         ));
     }
     stack.spawn_worker();
+    stack.spawn_meetings_sweep();
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address} (set PORT to use another port)"))?;
@@ -241,6 +242,7 @@ async fn run() -> anyhow::Result<()> {
         "mint a token:  cargo run -q -p devstack -- token --sub demo --email demo@example.com"
     );
     println!("simulated Meta sends: {base_url}/_sim/meta/requests");
+    println!("simulated Google Calendar: {base_url}/_sim/google/_sim/events");
     axum::serve(
         listener,
         stack
@@ -283,6 +285,9 @@ fn providers(base_url: &str) -> anyhow::Result<devstack::Providers> {
     }
     if let Some(token) = optional_var("META_VERIFY_TOKEN")? {
         providers.meta_verify_token = token;
+    }
+    if let Some(google) = shared::google::GoogleConfig::from_env()? {
+        providers.google = google;
     }
     Ok(providers)
 }
