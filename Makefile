@@ -29,7 +29,7 @@ define lambda
 endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-WebhookFunction \
-	build-WorkerFunction build-MigrateFunction
+	build-WorkerFunction build-MigrateFunction build-MeetingsFunction build-MeetingsSweepFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -42,6 +42,12 @@ build-WebhookFunction:
 
 build-WorkerFunction:
 	$(call lambda,conversation-worker,WorkerFunction)
+
+build-MeetingsFunction:
+	$(call lambda,meetings,MeetingsFunction)
+
+build-MeetingsSweepFunction:
+	$(call lambda,meetings-sweep,MeetingsSweepFunction)
 
 build-MigrateFunction:
 	$(call lambda,migrate,MigrateFunction)
