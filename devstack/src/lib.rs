@@ -110,7 +110,7 @@ impl Stack {
         };
         let meetings = meetings::MeetingsState {
             api: api.clone(),
-            google,
+            google: Some(google),
             graph,
         };
         let simulators = Simulators::new(

@@ -134,6 +134,15 @@ pub async fn book_meeting(
     let start_key = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let event_id = event_id::for_booking(context.conversation_id.as_str(), &start_key, generation);
 
+    // A previous attempt may have booked it already: answered without asking Google.
+    let existing = find_existing(client, context.user, &event_id).await?;
+    if let Some(meeting) = existing
+        .as_ref()
+        .filter(|m| m.status != MeetingStatus::Booking)
+    {
+        tracing::info!(meeting.id = %meeting.meeting_id, "meeting booked by an earlier attempt");
+        return Ok(booked_answer(context, meeting));
+    }
     let token =
         match connection::access_token(client, google, &state.sealing_key, context.user).await {
             Ok(token) => token,
@@ -145,7 +154,6 @@ pub async fn book_meeting(
     let mut participants = vec![request.attendee_email.clone()];
     participants.extend(google_email);
 
-    // A previous attempt may have booked it already.
     let new = meeting_rows::NewMeeting {
         conversation_id: context.conversation_id,
         google_event_id: &event_id,
@@ -159,12 +167,9 @@ pub async fn book_meeting(
         timezone: context.zone.name(),
         notes: request.notes.as_deref(),
     };
-    let existing = find_existing(client, context.user, &event_id).await?;
     let meeting = match existing {
-        Some(meeting) if meeting.status != MeetingStatus::Booking => {
-            tracing::info!(meeting.id = %meeting.meeting_id, "meeting booked by an earlier attempt");
-            return Ok(booked_answer(context, &meeting));
-        }
+        // A `booking` row: an earlier attempt wrote it and may or may not have reached
+        // Google; the insert below, with the same id, settles it.
         Some(meeting) => meeting,
         None => {
             // Taken in the meantime? Then offer others.

@@ -94,7 +94,7 @@ pub async fn authorize_url(
 ) -> Result<axum::Json<AuthorizeUrlResponse>, ApiError> {
     let (state_id, signed, expires_at) =
         state::issue(&state.api.sealing_key, &tenant.user_id, Utc::now());
-    let consent = state.google.consent_url(&signed).map_err(google_error)?;
+    let consent = state.google()?.consent_url(&signed).map_err(google_error)?;
     let client = state.pool().get().await?;
     google_tokens::insert_state(
         &client,
@@ -149,11 +149,8 @@ pub async fn callback(
     let verifier = google_tokens::take_state(&client, &tenant.user_id, &state_id)
         .await?
         .ok_or_else(|| bad_state("was used already or has expired: start the connection again"))?;
-    let granted = match state
-        .google
-        .exchange_code(body.code.trim(), &verifier)
-        .await
-    {
+    let google = state.google()?;
+    let granted = match google.exchange_code(body.code.trim(), &verifier).await {
         Ok(granted) => granted,
         Err(GoogleError::ReconnectNeeded) => {
             return Err(ApiError::BadRequest {
@@ -234,7 +231,7 @@ pub async fn delete_connection(
         .await?
         .ok_or_else(|| ApiError::NotFound("Google Calendar is not connected".to_owned()))?;
     match refresh_token_of(&state.api.sealing_key, &tenant.user_id, &stored) {
-        Ok(refresh_token) => match state.google.revoke(&refresh_token).await {
+        Ok(refresh_token) => match state.google()?.revoke(&refresh_token).await {
             Ok(()) => {}
             Err(GoogleError::Unavailable(reason)) => {
                 return Err(ApiError::Unavailable(

@@ -27,7 +27,9 @@ pub use meetings::sweep_completed;
 #[derive(Debug, Clone)]
 pub struct MeetingsState {
     pub api: ApiState,
-    pub google: Google,
+    /// None when Google is not configured: meetings stay readable; connecting, cancelling
+    /// and rescheduling answer 503.
+    pub google: Option<Google>,
     pub graph: Graph,
 }
 
@@ -41,6 +43,15 @@ impl MeetingsState {
     /// The pool.
     pub fn pool(&self) -> &Pool {
         &self.api.pool
+    }
+
+    /// The Google client; 503 when this deployment has no Google configuration.
+    pub fn google(&self) -> Result<&Google, ApiError> {
+        self.google.as_ref().ok_or_else(|| {
+            ApiError::Unavailable(
+                "Google Calendar is not configured on this deployment (GOOGLE_CLIENT_ID)".into(),
+            )
+        })
     }
 }
 

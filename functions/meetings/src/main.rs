@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use shared::{
     api::{ApiState, Auth, Authenticator},
-    config::{ApiConfig, ConfigError},
+    config::ApiConfig,
     google::{Google, GoogleConfig},
     meta::graph::{Graph, GraphConfig},
 };
@@ -14,8 +14,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::secrets::load_from_env().await?;
     // Built once per execution environment and shared by every invocation.
     let config = ApiConfig::from_env()?;
-    let google_config =
-        GoogleConfig::from_env()?.ok_or(ConfigError::Missing("GOOGLE_CLIENT_ID"))?;
+    // None without GOOGLE_CLIENT_ID: meetings stay readable, Google routes answer 503.
+    let google_config = GoogleConfig::from_env()?;
     let pool = shared::db::connect(&config.database)?;
     let http = shared::http::client()?;
     let state = meetings::MeetingsState {
@@ -28,7 +28,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             sealing_key: config.sealing_key,
             admin_secret: config.admin_secret,
         },
-        google: Google::new(http.clone(), google_config)?,
+        google: match google_config {
+            Some(config) => Some(Google::new(http.clone(), config)?),
+            None => None,
+        },
         graph: Graph::new(http, GraphConfig::from_env()?),
     };
     lambda_http::run(meetings::router(state)).await

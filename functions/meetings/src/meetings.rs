@@ -205,7 +205,20 @@ pub async fn cancel_meeting(
     Path(id): Path<String>,
 ) -> Result<axum::Json<CancelResponse>, ApiError> {
     let id = meeting_id(&id)?;
+    let google = state.google()?;
     let mut client = state.pool().get().await?;
+    let meeting = meetings::get(&client, &tenant.user_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    if meeting.status != MeetingStatus::Scheduled {
+        return Err(not_scheduled(&meeting));
+    }
+    // The token before the transaction: a refresh (or `reconnect_needed`) is stored even
+    // when the cancellation then fails.
+    let token = connection::access_token(&client, google, &state.api.sealing_key, &tenant.user_id)
+        .await
+        .map_err(google_error)?;
+    // The row stays locked while Google is told, so two cancellations send one.
     let tx = client.transaction().await?;
     let meeting = meetings::get_for_update(&tx, &tenant.user_id, &id)
         .await?
@@ -213,12 +226,7 @@ pub async fn cancel_meeting(
     if meeting.status != MeetingStatus::Scheduled {
         return Err(not_scheduled(&meeting));
     }
-    let token =
-        connection::access_token(&tx, &state.google, &state.api.sealing_key, &tenant.user_id)
-            .await
-            .map_err(google_error)?;
-    state
-        .google
+    google
         .delete_event(&token, &meeting.google_event_id)
         .await
         .map_err(google_error)?;
@@ -314,14 +322,14 @@ pub async fn reschedule_meeting(
     Json(body): Json<RescheduleRequest>,
 ) -> Result<axum::Json<MeetingResponse>, ApiError> {
     let id = meeting_id(&id)?;
+    let google = state.google()?;
     let mut client = state.pool().get().await?;
-    let tx = client.transaction().await?;
-    let meeting = meetings::get_for_update(&tx, &tenant.user_id, &id)
+    let meeting = meetings::get(&client, &tenant.user_id, &id)
         .await?
         .ok_or_else(not_found)?;
     let zone = match meeting.timezone.as_deref().map(TenantTimeZone::parse) {
         Some(Ok(zone)) => zone,
-        _ => users::time_zone(&tx, &tenant.user_id).await?,
+        _ => users::time_zone(&client, &tenant.user_id).await?,
     };
     let start = parse_instant(&body.start, zone).map_err(|m| ApiError::invalid("start", m))?;
     if start <= Utc::now() {
@@ -330,17 +338,22 @@ pub async fn reschedule_meeting(
     if meeting.status != MeetingStatus::Scheduled {
         return Err(not_scheduled(&meeting));
     }
+    let token = connection::access_token(&client, google, &state.api.sealing_key, &tenant.user_id)
+        .await
+        .map_err(google_error)?;
+    let tx = client.transaction().await?;
+    let meeting = meetings::get_for_update(&tx, &tenant.user_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    if meeting.status != MeetingStatus::Scheduled {
+        return Err(not_scheduled(&meeting));
+    }
     let end = start + chrono::Duration::minutes(i64::from(meeting.duration_minutes));
-    let token =
-        connection::access_token(&tx, &state.google, &state.api.sealing_key, &tenant.user_id)
-            .await
-            .map_err(google_error)?;
     let at = |instant: DateTime<Utc>| EventDateTime {
         date_time: instant.with_timezone(&zone.tz()).fixed_offset(),
         time_zone: Some(zone.name().to_owned()),
     };
-    let moved = state
-        .google
+    let moved = google
         .move_event(&token, &meeting.google_event_id, &at(start), &at(end))
         .await
         .map_err(google_error)?;

@@ -34,11 +34,13 @@ impl TestApp {
         let http = reqwest::Client::new();
         let state = meetings::MeetingsState {
             api: testkit::api_state(&db),
-            google: Google::new(
-                http.clone(),
-                GoogleConfig::for_base_url(&google_server.uri()),
-            )
-            .expect("google client"),
+            google: Some(
+                Google::new(
+                    http.clone(),
+                    GoogleConfig::for_base_url(&google_server.uri()),
+                )
+                .expect("google client"),
+            ),
             graph: Graph::new(http, GraphConfig::for_base_url(&meta.uri())),
         };
         let api = TestClient::new(meetings::router(state.clone()));
@@ -50,6 +52,14 @@ impl TestApp {
             meta,
             state,
         }
+    }
+
+    /// The Google client of the state.
+    pub fn google_client(&self) -> &Google {
+        self.state
+            .google
+            .as_ref()
+            .expect("Google is configured in tests")
     }
 
     /// A tenant with an account.

@@ -285,13 +285,13 @@ async fn an_expired_access_token_is_refreshed_and_stored_back_sealed() {
     let key = testkit::test_sealing_key();
 
     // Fresh: no refresh.
-    let token = connection::access_token(&client, &app.state.google, &key, &user_id(&tenant))
+    let token = connection::access_token(&client, app.google_client(), &key, &user_id(&tenant))
         .await
         .expect("token");
     assert_eq!(token, "ya29.access-1");
     app.expire_token(&tenant).await;
 
-    let token = connection::access_token(&client, &app.state.google, &key, &user_id(&tenant))
+    let token = connection::access_token(&client, app.google_client(), &key, &user_id(&tenant))
         .await
         .expect("token");
 
@@ -347,7 +347,7 @@ async fn two_concurrent_refreshes_store_one_consistent_pair() {
 
     let (a, b) = {
         let (ca, cb) = (app.db.client().await, app.db.client().await);
-        let (google, key_a, key_b) = (&app.state.google, key.clone(), key.clone());
+        let (google, key_a, key_b) = (app.google_client(), key.clone(), key.clone());
         futures::join!(
             async move { connection::access_token(&ca, google, &key_a, &user).await },
             async { connection::access_token(&cb, google, &key_b, &user_id(&tenant)).await },
@@ -403,7 +403,7 @@ async fn invalid_grant_marks_the_connection_reconnect_needed() {
 
     let result = connection::access_token(
         &client,
-        &app.state.google,
+        app.google_client(),
         &testkit::test_sealing_key(),
         &user_id(&tenant),
     )
@@ -425,7 +425,7 @@ async fn invalid_grant_marks_the_connection_reconnect_needed() {
     let refreshes_before = app.google_requests("POST", "/token").await.len();
     let again = connection::access_token(
         &client,
-        &app.state.google,
+        app.google_client(),
         &testkit::test_sealing_key(),
         &user_id(&tenant),
     )
@@ -506,4 +506,19 @@ async fn another_tenant_neither_sees_nor_disconnects_a_connection() {
         1
     );
     assert!(app.google_requests("POST", "/revoke").await.is_empty());
+}
+
+#[tokio::test]
+async fn without_google_configured_connecting_is_a_503_and_meetings_stay_readable() {
+    let mut app = TestApp::spawn().await;
+    app.state.google = None;
+    let api = testkit::TestClient::new(meetings::router(app.state.clone()));
+    let tenant = app.tenant("acme").await;
+
+    api.get("/integrations/google/authorize-url", &tenant.token())
+        .await
+        .expect_problem(503, None);
+    api.get("/meetings", &tenant.token()).await.expect(200);
+    let shown = api.get("/integrations/google", &tenant.token()).await;
+    assert_eq!(shown.expect(200)["connected"], false);
 }
