@@ -529,3 +529,62 @@ async fn without_a_connected_calendar_the_model_is_offered_no_booking_tools() {
         .collect();
     assert_eq!(names, vec!["handoff_to_human"]);
 }
+
+#[tokio::test]
+async fn two_concurrent_bookings_of_the_same_slot_make_one_event_and_one_row() {
+    use conversation_worker::{
+        booking::{BookingContext, book_meeting},
+        tools::BookingRequest,
+    };
+    let booking = spawn().await;
+    let app = &booking.app;
+    let job = app.inbound("wamid.HELLO2", CUSTOMER, "hello", at(0)).await;
+    conversation_worker::handle(&app.state, &job)
+        .await
+        .expect("conversation");
+    let conversation = shared::domain::ConversationId::from_trusted(
+        app.db
+            .client()
+            .await
+            .query_one("SELECT conversation_id FROM conversations", &[])
+            .await
+            .expect("conversation")
+            .get(0),
+    );
+    let google = app.state.google.clone().expect("google");
+    let user = user();
+    let context = BookingContext {
+        user: &user,
+        conversation_id: &conversation,
+        customer_phone: "+16505551234",
+        zone: shared::domain::TenantTimeZone::parse("Europe/Madrid").expect("zone"),
+    };
+    let request = BookingRequest {
+        start: start(),
+        duration: Duration::minutes(30),
+        title: "Demo".to_owned(),
+        attendee_name: None,
+        attendee_email: "sheena@customer.test".to_owned(),
+        notes: None,
+    };
+    let (ca, cb) = (app.db.client().await, app.db.client().await);
+
+    let (a, b) = futures::join!(
+        book_meeting(&app.state, &google, &ca, &context, &request),
+        book_meeting(&app.state, &google, &cb, &context, &request),
+    );
+
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(a["status"], "booked", "{a}");
+    assert_eq!(b["status"], "booked", "{b}");
+    assert_eq!(a["meeting_id"], b["meeting_id"]);
+    assert_eq!(booking.google.events().len(), 1, "one event at Google");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM meetings WHERE status = 'scheduled'",
+            &[]
+        )
+        .await,
+        1
+    );
+}
