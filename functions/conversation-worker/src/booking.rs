@@ -167,6 +167,8 @@ pub async fn book_meeting(
         timezone: context.zone.name(),
         notes: request.notes.as_deref(),
     };
+    // The event, when free/busy shows that a concurrent attempt of this very booking made it.
+    let mut ours_at_google = None;
     let meeting = match existing {
         // A `booking` row: an earlier attempt wrote it and may or may not have reached
         // Google; the insert below, with the same id, settles it.
@@ -178,7 +180,17 @@ pub async fn book_meeting(
                 Err(error) => return answer_error(error),
             };
             if busy.iter().any(|b| b.start < end && b.end > start) {
-                return slot_taken(google, &token, context, start, request.duration).await;
+                // Busy because another attempt of this same booking (same event id) got
+                // there first? Then it is ours, not taken.
+                match google.get_event(&token, &event_id).await {
+                    Ok(event) if event.status.as_deref() != Some("cancelled") => {
+                        ours_at_google = Some(event);
+                    }
+                    Ok(_) | Err(GoogleError::NotFound) => {
+                        return slot_taken(google, &token, context, start, request.duration).await;
+                    }
+                    Err(error) => return answer_error(error),
+                }
             }
             match meeting_rows::insert_booking(client, context.user, &new).await? {
                 meeting_rows::Booked::New(meeting) => meeting,
@@ -204,7 +216,11 @@ pub async fn book_meeting(
         }],
         conference_data: NewConferenceData::meet(&event_id),
     };
-    let inserted = match google.insert_event(&token, &event).await {
+    let inserted = match ours_at_google {
+        Some(event) => Ok(event),
+        None => google.insert_event(&token, &event).await,
+    };
+    let inserted = match inserted {
         Ok(inserted) => inserted,
         // Our earlier attempt's insert got through: the event is ours.
         Err(GoogleError::Duplicate) => match google.get_event(&token, &event_id).await {
