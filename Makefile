@@ -30,7 +30,7 @@ endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-TemplatesFunction \
 	build-WebhookFunction build-WorkerFunction build-MigrateFunction build-ContactsFunction \
-	build-EventsFunction build-ExtractionFunction
+	build-EventsFunction build-ExtractionFunction build-MeetingsFunction build-MeetingsSweepFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -49,6 +49,12 @@ build-WorkerFunction:
 
 build-ExtractionFunction:
 	$(call lambda,extraction-worker,ExtractionFunction)
+
+build-MeetingsFunction:
+	$(call lambda,meetings,MeetingsFunction)
+
+build-MeetingsSweepFunction:
+	$(call lambda,meetings-sweep,MeetingsSweepFunction)
 
 build-MigrateFunction:
 	$(call lambda,migrate,MigrateFunction)

@@ -5,7 +5,6 @@
 //! `DATABASE_URL` is unset.
 
 pub mod bench;
-
 pub mod postgres;
 
 use std::{sync::Arc, time::Duration};
@@ -25,6 +24,7 @@ use shared::{
 };
 use webhook::{WebchatLimits, WebhookSecrets, WebhookState};
 
+pub use testkit::simulators::google::{self as google_sim, GoogleSim};
 /// The provider simulators live in `testkit` (`testkit::simulators`), so devstack and the
 /// tests share one set of Meta and OpenAI fakes.
 pub use testkit::simulators::{self, Simulators};
@@ -45,6 +45,8 @@ pub struct Providers {
     pub graph: GraphConfig,
     pub meta_app_secret: String,
     pub meta_verify_token: String,
+    /// Google (OAuth and Calendar): the simulator unless `GOOGLE_CLIENT_ID` is set.
+    pub google: shared::google::GoogleConfig,
 }
 
 impl Providers {
@@ -60,6 +62,7 @@ impl Providers {
             graph: GraphConfig::for_base_url(&format!("{base_url}/_sim/meta")),
             meta_app_secret: DEV_META_APP_SECRET.to_owned(),
             meta_verify_token: DEV_META_VERIFY_TOKEN.to_owned(),
+            google: GoogleSim::config(base_url),
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct Stack {
     /// publish to it).
     pub extraction_queue: LocalQueue<ExtractionJob>,
     pub extraction: ExtractionState,
+    pub meetings: meetings::MeetingsState,
+    pub google_sim: GoogleSim,
 }
 
 impl Stack {
@@ -87,6 +92,8 @@ impl Stack {
     pub fn new(api: ApiState, http: reqwest::Client, base_url: &str, providers: Providers) -> Self {
         let queue = LocalQueue::new();
         let graph = Graph::new(http.clone(), providers.graph.clone());
+        let google = shared::google::Google::new(http.clone(), providers.google.clone())
+            .unwrap_or_else(|e| panic!("the Google client's TLS set-up failed: {e}"));
         let worker = WorkerState {
             pool: api.pool.clone(),
             openai: OpenAi::new(http.clone(), providers.openai.clone()),
@@ -95,6 +102,7 @@ impl Stack {
             opt_out: OptOutWords::default(),
             retry_queue: None,
             lifter: devstack_lifter(),
+            google: Some(google.clone()),
         };
         let webhook = WebhookState {
             pool: api.pool.clone(),
@@ -134,8 +142,13 @@ impl Stack {
         };
         let conversations = ConversationsState {
             api: api.clone(),
-            graph,
+            graph: graph.clone(),
             extraction_queue: ExtractionQueue::Local(extraction_queue.clone()),
+        };
+        let meetings = meetings::MeetingsState {
+            api: api.clone(),
+            google: Some(google),
+            graph,
         };
         let simulators = Simulators::new(
             format!("{base_url}/webhook"),
@@ -153,6 +166,8 @@ impl Stack {
             simulators,
             extraction_queue,
             extraction,
+            meetings,
+            google_sim: GoogleSim::default(),
         }
     }
 
@@ -175,6 +190,8 @@ impl Stack {
             .merge(templates::app(self.templates.clone()).layer(api_limit))
             // The CSV import's own, larger limit sits inside this one and wins.
             .merge(contacts::app(self.api.clone()).layer(api_limit))
+            .merge(meetings::app(self.meetings.clone()).layer(api_limit))
+            .merge(self.google_sim.clone().router())
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router());
         layers::finish(merged, webhook::BODY_LIMIT)
@@ -260,6 +277,20 @@ impl Stack {
             }
         })
     }
+
+    /// The completed-meetings sweep, every minute (EventBridge runs it every 15 minutes in
+    /// AWS).
+    pub fn spawn_meetings_sweep(&self) -> tokio::task::JoinHandle<()> {
+        let pool = self.api.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = meetings::sweep_completed(&pool, chrono::Utc::now()).await {
+                    tracing::warn!(%error, "the completed-meetings sweep failed");
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        })
+    }
 }
 
 /// devstack retries quickly (200 ms, doubling, at most 5 s) and has no deadline.
@@ -281,6 +312,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document.merge(conversations::openapi_router().into_openapi());
     document.merge(templates::openapi_router().into_openapi());
     document.merge(contacts::openapi_router().into_openapi());
+    document.merge(meetings::openapi_router().into_openapi());
     document.merge(webhook::openapi_router().into_openapi());
     document
 }

@@ -237,6 +237,7 @@ async fn run() -> anyhow::Result<()> {
         "EXTRACTION_SWEEP_SECS",
         10u64,
     )?));
+    stack.spawn_meetings_sweep();
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address} (set PORT to use another port)"))?;
@@ -252,6 +253,7 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "make the next extraction answer invalid: POST {base_url}/_sim/openai/extraction/fail-next"
     );
+    println!("simulated Google Calendar: {base_url}/_sim/google/_sim/events");
     axum::serve(
         listener,
         stack
@@ -295,6 +297,9 @@ fn providers(base_url: &str) -> anyhow::Result<devstack::Providers> {
     }
     if let Some(token) = optional_var("META_VERIFY_TOKEN")? {
         providers.meta_verify_token = token;
+    }
+    if let Some(google) = shared::google::GoogleConfig::from_env()? {
+        providers.google = google;
     }
     Ok(providers)
 }

@@ -108,8 +108,9 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
         }
     }
     assert_eq!(
-        operations, 55,
-        "documented operations (26 before the templates (9), contacts (16) and extractions (4) APIs)"
+        operations, 63,
+        "documented operations (26 before the templates (9), contacts (16), extractions (4) \
+         and meetings (8) APIs)"
     );
 }
 
@@ -499,4 +500,165 @@ async fn a_conversation_is_scored_and_its_contact_created_end_to_end() {
         .await,
         2
     );
+}
+
+/// The meetings walk-through of the README on a real port: connect Google through the
+/// simulator's consent redirect, a customer asks to book a demo, and the meeting appears in
+/// `GET /meetings` with its Meet link, confirmed to the customer.
+#[tokio::test]
+async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connected() {
+    let db = TestDb::new().await;
+    let base_url = serve(&db).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let tenant = TestTenant::new("booker");
+    let token = tenant.token();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{base_url}{path}"))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // Connect Google: the simulator's consent page redirects back with a code and the state.
+    let (status, start) = call(
+        reqwest::Method::GET,
+        "/integrations/google/authorize-url",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{start}");
+    let consent = http
+        .get(start["url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(consent.status().as_u16(), 303);
+    let back = consent
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("redirect")
+        .to_owned();
+    let returned: Value = http
+        .get(&back)
+        .send()
+        .await
+        .expect("return")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(returned["state"], start["state"]);
+    let (status, connected) = call(
+        reqwest::Method::POST,
+        "/integrations/google/callback",
+        Some(json!({ "code": returned["code"], "state": returned["state"] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{connected}");
+    assert_eq!(
+        connected["google_email"],
+        devstack::google_sim::SIM_GOOGLE_EMAIL
+    );
+
+    // A channel, an agent and credits.
+    let (status, channel) = call(
+        reqwest::Method::POST,
+        "/phone-numbers",
+        Some(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242923", "access_token": "EAAG-dev", "waba_id": "10654035224292" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{channel}");
+    call(
+        reqwest::Method::POST,
+        "/agents",
+        Some(json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" })),
+    )
+    .await;
+    let granted = http
+        .post(format!("{base_url}/admin/credits"))
+        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
+        .json(&json!({ "user_id": tenant.sub, "amount": 5, "reason": "trial" }))
+        .send()
+        .await
+        .expect("grant");
+    assert_eq!(granted.status().as_u16(), 201);
+
+    let body = devstack::sample_inbound(
+        "106540352242923",
+        "16505551234",
+        "Sheena",
+        "Can I book a demo at 2031-03-04T15:00:00+01:00? My email is sheena@customer.test",
+    )
+    .to_string();
+    let signature =
+        shared::meta::signature::sign(devstack::DEV_META_APP_SECRET.as_bytes(), body.as_bytes());
+    let posted = http
+        .post(format!("{base_url}/webhook"))
+        .header("content-type", "application/json")
+        .header(shared::meta::signature::SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(posted.status().as_u16(), 200);
+
+    let mut meetings = Value::Null;
+    for _ in 0..100 {
+        let (_, found) = call(reqwest::Method::GET, "/meetings", None).await;
+        if found["items"][0]["status"] == "scheduled" {
+            meetings = found;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let meeting = &meetings["items"][0];
+    assert_eq!(meeting["start"], "2031-03-04T14:00:00Z", "{meetings}");
+    assert_eq!(meeting["customer_email"], "sheena@customer.test");
+    let link = meeting["meet_link"].as_str().expect("a Meet link");
+    assert!(link.starts_with("https://meet.google.com/"));
+    let events: Value = http
+        .get(format!("{base_url}/_sim/google/_sim/events"))
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(events.as_array().map(Vec::len), Some(1));
+    // The customer got the confirmation with the link.
+    let mut confirmed = false;
+    for _ in 0..50 {
+        let sent: Value = http
+            .get(format!("{base_url}/_sim/meta/requests"))
+            .send()
+            .await
+            .expect("sim")
+            .json()
+            .await
+            .expect("json");
+        if sent.as_array().into_iter().flatten().any(|r| {
+            r["body"]["text"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(link)
+        }) {
+            confirmed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(confirmed, "the confirmation with the Meet link was sent");
 }

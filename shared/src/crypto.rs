@@ -104,10 +104,41 @@ impl SealingKey {
 
     /// Seals `plaintext` for storage in the column `kind` names.
     pub fn seal(&self, kind: SecretKind, plaintext: &str) -> Result<String, SealError> {
+        self.seal_with(kind.associated_data(), plaintext)
+    }
+
+    /// Seals `plaintext` for the column `kind` names in the row keyed `row` (its primary
+    /// key): the value opens only in that column of that row, so a token copied into another
+    /// tenant's row does not open.
+    pub fn seal_for_row(
+        &self,
+        kind: SecretKind,
+        row: &str,
+        plaintext: &str,
+    ) -> Result<String, SealError> {
+        self.seal_with(&row_bound(kind, row), plaintext)
+    }
+
+    /// Opens a value sealed by [`SealingKey::seal_for_row`] for the same column and row.
+    pub fn open_for_row(
+        &self,
+        kind: SecretKind,
+        row: &str,
+        sealed: &str,
+    ) -> Result<String, OpenError> {
+        self.open_with(&row_bound(kind, row), sealed)
+    }
+
+    /// Opens a value sealed by [`SealingKey::seal`] for the same column.
+    pub fn open(&self, kind: SecretKind, sealed: &str) -> Result<String, OpenError> {
+        self.open_with(kind.associated_data(), sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &str) -> Result<String, SealError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let payload = Payload {
             msg: plaintext.as_bytes(),
-            aad: kind.associated_data(),
+            aad,
         };
         let ciphertext = self
             .cipher
@@ -119,8 +150,7 @@ impl SealingKey {
         Ok(format!("{VERSION_PREFIX}{}", STANDARD.encode(sealed)))
     }
 
-    /// Opens a value sealed by [`SealingKey::seal`] for the same column.
-    pub fn open(&self, kind: SecretKind, sealed: &str) -> Result<String, OpenError> {
+    fn open_with(&self, aad: &[u8], sealed: &str) -> Result<String, OpenError> {
         let encoded = sealed.strip_prefix(VERSION_PREFIX).ok_or(OpenError)?;
         let bytes = STANDARD.decode(encoded).map_err(|_| OpenError)?;
         if bytes.len() <= NONCE_LEN {
@@ -129,7 +159,7 @@ impl SealingKey {
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let payload = Payload {
             msg: ciphertext,
-            aad: kind.associated_data(),
+            aad,
         };
         let plaintext = self
             .cipher
@@ -137,6 +167,14 @@ impl SealingKey {
             .map_err(|_| OpenError)?;
         String::from_utf8(plaintext).map_err(|_| OpenError)
     }
+}
+
+/// The associated data of a row-bound secret: the column, a NUL, the row's key.
+fn row_bound(kind: SecretKind, row: &str) -> Vec<u8> {
+    let mut aad = kind.associated_data().to_vec();
+    aad.push(0);
+    aad.extend_from_slice(row.as_bytes());
+    aad
 }
 
 /// Whether a secret presented by a caller equals the configured one, in constant time (so
@@ -207,6 +245,29 @@ mod tests {
             key.open(SecretKind::GoogleAccessToken, "plaintext")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_row_bound_secret_opens_only_in_its_row_and_column() {
+        let key = key();
+        let sealed = key
+            .seal_for_row(SecretKind::GoogleRefreshToken, "acme", "1//refresh")
+            .expect("seals");
+        assert_eq!(
+            key.open_for_row(SecretKind::GoogleRefreshToken, "acme", &sealed)
+                .ok()
+                .as_deref(),
+            Some("1//refresh")
+        );
+        assert!(
+            key.open_for_row(SecretKind::GoogleRefreshToken, "globex", &sealed)
+                .is_err()
+        );
+        assert!(
+            key.open_for_row(SecretKind::GoogleAccessToken, "acme", &sealed)
+                .is_err()
+        );
+        assert!(key.open(SecretKind::GoogleRefreshToken, &sealed).is_err());
     }
 
     #[test]

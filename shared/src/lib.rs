@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod events;
+pub mod google;
 pub mod http;
 pub mod jobs;
 pub mod meta;

@@ -55,6 +55,10 @@ pub const SECRET_VARIABLES: &[SecretVariable] = &[
         name: "OPENAI_API_KEY",
         arn_variable: "OPENAI_API_KEY_ARN",
     },
+    SecretVariable {
+        name: "GOOGLE_CLIENT_SECRET",
+        arn_variable: "GOOGLE_CLIENT_SECRET_ARN",
+    },
 ];
 
 /// A secret could not be read.

@@ -10,6 +10,7 @@
 mod app;
 mod aws;
 mod db;
+pub mod google;
 mod http;
 mod seed;
 pub mod simulators;

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use shared::meta::signature;
 
 pub mod extraction;
+pub mod google;
 pub mod meta_templates;
 
 /// Shared state of the simulators.
@@ -319,18 +320,26 @@ async fn openai_conversation(State(sim): State<Simulators>) -> Json<Value> {
     Json(json!({ "id": format!("conv_sim{n:08}"), "object": "conversation" }))
 }
 
-/// Deterministic: "Thanks for your message: <text>", or a `handoff_to_human` call when the
-/// customer asks for a human; after the tool result, a hand-over sentence.
+/// Deterministic: "Thanks for your message: <text>", a `handoff_to_human` call when the
+/// customer asks for a human, and the booking tools (see `google`); after a tool result,
+/// a sentence about it. Extraction requests get the extraction simulator's answer.
 async fn openai_response(State(sim): State<Simulators>, Json(body): Json<Value>) -> Json<Value> {
     if let Some(extraction) = sim.extraction.answer(&body) {
         return Json(extraction);
     }
     let first = &body["input"][0];
     let output = if first["type"] == "function_call_output" {
-        json!([{ "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": "I'm handing you over to a colleague, who will reply here shortly." }] }])
+        // The booking tools' results (simulators/google.rs), else the hand-over.
+        let text = google::tool_result_text(first["output"].as_str().unwrap_or_default())
+            .unwrap_or_else(|| {
+                "I'm handing you over to a colleague, who will reply here shortly.".to_owned()
+            });
+        json!([{ "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": text }] }])
     } else {
         let text = first["content"].as_str().unwrap_or_default();
-        if text.to_lowercase().contains("human") || text.to_lowercase().contains("person") {
+        if let Some(call) = google::booking_call(text) {
+            json!([call])
+        } else if text.to_lowercase().contains("human") || text.to_lowercase().contains("person") {
             json!([{ "type": "function_call", "call_id": "call_sim", "name": "handoff_to_human", "arguments": "{\"reason\":\"the customer asked for a person\"}" }])
         } else {
             json!([{ "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": format!("Thanks for your message: {text}") }] }])

@@ -5,7 +5,7 @@ use shared::api::openapi::responses::{BearerErrors, JsonBodyErrors};
 use shared::{
     api::{ApiError, ApiState, Json, Tenant, openapi::nullable},
     db::users::{self, Account},
-    domain::CompanyName,
+    domain::{CompanyName, TenantTimeZone},
 };
 use utoipa::ToSchema;
 
@@ -15,6 +15,9 @@ pub struct MeResponse {
     user_id: String,
     email: String,
     company_name: Option<String>,
+    /// IANA time zone: times a customer gives without an offset are read in it, and meeting
+    /// slots are offered in it.
+    time_zone: String,
     credits: CreditsResponse,
     created_at: DateTime<Utc>,
 }
@@ -32,6 +35,7 @@ impl From<Account> for MeResponse {
             user_id: account.user_id.into(),
             email: account.email,
             company_name: account.company_name,
+            time_zone: account.time_zone,
             credits: CreditsResponse {
                 remaining_credits: account.remaining_credits,
                 total_used: account.total_used,
@@ -49,6 +53,9 @@ pub struct PatchMe {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     company_name: Option<Option<String>>,
+    /// An IANA time zone name (`Europe/Madrid`, `UTC`).
+    #[schema(example = "Europe/Madrid", max_length = 64)]
+    time_zone: Option<String>,
 }
 
 /// The authenticated tenant's account and credits. The first call with a new token's `sub`
@@ -71,7 +78,7 @@ pub async fn get_me(
     Ok(axum::Json(account.into()))
 }
 
-/// Updates the account's company name.
+/// Updates the account's company name and time zone.
 #[utoipa::path(
     patch, path = "/me", tag = "account",
     request_body = PatchMe,
@@ -85,16 +92,28 @@ pub async fn patch_me(
     tenant: Tenant,
     Json(body): Json<PatchMe>,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    let client = state.pool.get().await?;
+    let zone = body
+        .time_zone
+        .as_deref()
+        .map(TenantTimeZone::parse)
+        .transpose()
+        .map_err(|m| ApiError::invalid("time_zone", m))?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(zone) = zone {
+        users::set_time_zone(&tx, &tenant.user_id, zone).await?;
+    }
+    let client = &tx;
     let account = match body.company_name {
-        None => users::account(&client, &tenant.user_id).await?,
-        Some(None) => users::set_company_name(&client, &tenant.user_id, None).await?,
+        None => users::account(client, &tenant.user_id).await?,
+        Some(None) => users::set_company_name(client, &tenant.user_id, None).await?,
         Some(Some(raw)) => {
             let name =
                 CompanyName::parse(&raw).map_err(|m| ApiError::invalid("company_name", m))?;
-            users::set_company_name(&client, &tenant.user_id, Some(&name)).await?
+            users::set_company_name(client, &tenant.user_id, Some(&name)).await?
         }
     };
     let account = account.ok_or_else(|| ApiError::NotFound("account not found".to_owned()))?;
+    tx.commit().await?;
     Ok(axum::Json(account.into()))
 }

@@ -12,7 +12,9 @@
 //! 3. a conversation owned by a person gets no AI reply, no OpenAI call and no credit;
 //! 4. take one credit (once per inbound message; never below zero), else record why not;
 //! 5. ask OpenAI (stored prompt, the conversation's OpenAI conversation), run the tools it
-//!    calls (`handoff_to_human`), store the reply as a pending agent message;
+//!    calls (the registry in [`tools`]: `handoff_to_human`, and `check_availability` /
+//!    `book_meeting` when the tenant connected Google Calendar), store the reply as a
+//!    pending agent message;
 //! 6. send it through `shared::outbound::send_and_record` (the path a person's reply takes
 //!    too); retryable failures leave it `pending` and go back to SQS, permanent ones mark it
 //!    failed.
@@ -25,7 +27,9 @@
 //!
 //! Batches go through the generic lifter in `shared::jobs::batch` ([`handle_batch`]).
 
+pub mod booking;
 mod opt_out;
+pub mod tools;
 
 use shared::{
     crypto::SealingKey,
@@ -34,9 +38,10 @@ use shared::{
         ConversationOwner, CustomerIdentity, InboundOutcome, InboundState, MessageAuthor,
         MessageId, Platform, PromptId, ReplyBlockedReason, customer_key,
     },
+    google::Google,
     jobs::{Lifter, LifterConfig, Record, ReplyJob, SqsQueue},
     meta::graph::Graph,
-    openai::{HANDOFF_TOOL, OpenAi, OpenAiError, agent_tools},
+    openai::{OpenAi, OpenAiError},
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
 
@@ -61,6 +66,8 @@ pub struct WorkerState {
     pub retry_queue: Option<SqsQueue>,
     /// The batch lifter's deadline margin and backoff.
     pub lifter: LifterConfig,
+    /// Google, when configured: tenants that connected their calendar get the booking tools.
+    pub google: Option<Google>,
 }
 
 /// Handles one reply job.
@@ -301,7 +308,10 @@ async fn ask_model(
         "customer_name": conversation.customer_name.clone().unwrap_or_default(),
         "channel": channel.platform.as_str(),
     });
-    let tools = agent_tools();
+    let user = inbound.user_id.clone();
+    let registry = tool_registry(state, client, &user).await?;
+    let tools = registry.definitions();
+    let customer = customer_key(channel.platform, &inbound.customer_id);
     let mut input = vec![serde_json::json!({ "role": "user", "content": inbound.text })];
     let mut reply_text = String::new();
     let mut handed_off = false;
@@ -322,25 +332,35 @@ async fn ask_model(
         }
         input = Vec::new();
         for call in turn.function_calls {
-            let output = if call.name == HANDOFF_TOOL {
-                let reason = call
-                    .arguments
-                    .get("reason")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("requested by the AI");
-                convo::set_owner(
-                    client,
-                    &inbound.user_id,
-                    &conversation.conversation_id,
-                    ConversationOwner::Human,
-                    Some(reason),
-                )
-                .await?;
-                handed_off = true;
-                tracing::info!("the AI handed the conversation to a person");
-                serde_json::json!({ "status": "handed_over" })
-            } else {
-                serde_json::json!({ "error": format!("unknown tool {}", call.name) })
+            let output = match registry.parse(&call, chrono::Utc::now()) {
+                Err(error) => serde_json::json!({ "error": error }),
+                Ok(tools::ToolCall::Handoff { reason }) => {
+                    convo::set_owner(
+                        client,
+                        &inbound.user_id,
+                        &conversation.conversation_id,
+                        ConversationOwner::Human,
+                        Some(&reason),
+                    )
+                    .await?;
+                    handed_off = true;
+                    tracing::info!("the AI handed the conversation to a person");
+                    serde_json::json!({ "status": "handed_over" })
+                }
+                Ok(tools::ToolCall::CheckAvailability(query)) => {
+                    let (google, context) =
+                        booking_context(state, &registry, &user, conversation, &customer)?;
+                    booking::check_availability(state, google, client, &context, &query)
+                        .await
+                        .map_err(AiError::Job)?
+                }
+                Ok(tools::ToolCall::BookMeeting(request)) => {
+                    let (google, context) =
+                        booking_context(state, &registry, &user, conversation, &customer)?;
+                    booking::book_meeting(state, google, client, &context, &request)
+                        .await
+                        .map_err(AiError::Job)?
+                }
             };
             input.push(serde_json::json!({ "type": "function_call_output", "call_id": call.call_id, "output": output.to_string() }));
         }
@@ -349,6 +369,46 @@ async fn ask_model(
         reply_text,
         handed_off,
     })
+}
+
+/// The tools of this tenant's conversations: the booking tools too when Google is configured
+/// and the tenant connected a calendar (even one that needs reconnecting: the tool then tells
+/// the model to have a person confirm the time, instead of the agent failing silently).
+async fn tool_registry(
+    state: &WorkerState,
+    client: &db::PooledClient,
+    user: &shared::domain::UserId,
+) -> Result<tools::Registry, DbError> {
+    if state.google.is_none() || db::google_tokens::get(client, user).await?.is_none() {
+        return Ok(tools::Registry::basic());
+    }
+    Ok(tools::Registry::with_calendar(
+        db::users::time_zone(client, user).await?,
+    ))
+}
+
+fn booking_context<'a>(
+    state: &'a WorkerState,
+    registry: &tools::Registry,
+    user: &'a shared::domain::UserId,
+    conversation: &'a convo::ActiveConversation,
+    customer: &'a str,
+) -> Result<(&'a Google, booking::BookingContext<'a>), AiError> {
+    // The registry only parses booking calls when both are there.
+    let (Some(google), Some(zone)) = (state.google.as_ref(), registry.calendar_zone()) else {
+        return Err(AiError::Refused(
+            "booking tool called without a calendar".to_owned(),
+        ));
+    };
+    Ok((
+        google,
+        booking::BookingContext {
+            user,
+            conversation_id: &conversation.conversation_id,
+            customer_phone: customer,
+            zone,
+        },
+    ))
 }
 
 /// OpenAI refused the request for good: the inbox row is finished as `ai_failed` with the

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let state = WorkerState {
         pool: shared::db::connect(&DatabaseConfig::from_env()?)?,
         openai: OpenAi::new(http.clone(), OpenAiConfig::from_env()?),
-        graph: Graph::new(http, GraphConfig::from_env()?),
+        graph: Graph::new(http.clone(), GraphConfig::from_env()?),
         sealing_key: shared::config::sealing_key_from_env()?,
         opt_out: OptOutWords::from_env()?,
         retry_queue: match shared::config::optional_var("REPLY_QUEUE_URL")? {
@@ -26,6 +26,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             None => None,
         },
         lifter: shared::jobs::LifterConfig::from_env()?,
+        google: match shared::google::GoogleConfig::from_env()? {
+            Some(config) => Some(shared::google::Google::new(http.clone(), config)?),
+            None => None,
+        },
     };
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {

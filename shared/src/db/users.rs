@@ -11,6 +11,8 @@ pub struct Account {
     pub user_id: UserId,
     pub email: String,
     pub company_name: Option<String>,
+    /// IANA zone name (`users.time_zone`, default `UTC`).
+    pub time_zone: String,
     pub remaining_credits: i32,
     pub total_used: i32,
     pub created_at: DateTime<Utc>,
@@ -69,7 +71,7 @@ pub async fn exists(client: &impl GenericClient, user: &UserId) -> Result<bool, 
     Ok(row.is_some())
 }
 
-const ACCOUNT_QUERY: &str = "SELECT u.user_id, u.email, u.company_name, u.created_at,
+const ACCOUNT_QUERY: &str = "SELECT u.user_id, u.email, u.company_name, u.time_zone, u.created_at,
         COALESCE(c.remaining_credits, 0) AS remaining_credits,
         COALESCE(c.total_used, 0) AS total_used
  FROM users u LEFT JOIN credits c ON c.user_id = u.user_id
@@ -105,13 +107,49 @@ pub async fn set_company_name(
     account(client, user).await
 }
 
+/// Sets the tenant's time zone; returns the updated account.
+pub async fn set_time_zone(
+    client: &impl GenericClient,
+    user: &UserId,
+    zone: crate::domain::TenantTimeZone,
+) -> Result<Option<Account>, DbError> {
+    let updated = client
+        .execute(
+            "UPDATE users SET time_zone = $2 WHERE user_id = $1",
+            &[&user.as_str(), &zone.name()],
+        )
+        .await?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    account(client, user).await
+}
+
 fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DbError> {
     Ok(Account {
         user_id: user_column(row, "user_id")?,
         email: row.try_get("email")?,
         company_name: row.try_get("company_name")?,
+        time_zone: row.try_get("time_zone")?,
         remaining_credits: row.try_get("remaining_credits")?,
         total_used: row.try_get("total_used")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// The tenant's time zone (`UTC` when the tenant has none, or an unknown name was stored).
+pub async fn time_zone(
+    client: &impl GenericClient,
+    user: &UserId,
+) -> Result<crate::domain::TenantTimeZone, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT time_zone FROM users WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+    let name: Option<String> = row.map(|r| r.try_get("time_zone")).transpose()?;
+    Ok(name
+        .and_then(|n| crate::domain::TenantTimeZone::parse(&n).ok())
+        .unwrap_or_default())
 }

@@ -113,7 +113,15 @@ db_enum!(
 );
 db_enum!(
     /// `meetings.status`.
-    MeetingStatus { Scheduled => "scheduled", Cancelled => "cancelled", Completed => "completed" }
+    MeetingStatus {
+        Booking => "booking", Scheduled => "scheduled", Cancelled => "cancelled",
+        Completed => "completed",
+    }
+);
+db_enum!(
+    /// `google_calendar_tokens.health`: `reconnect_needed` once Google refused the refresh
+    /// token (`invalid_grant`); the tenant must connect again.
+    GoogleHealth { Ok => "ok", ReconnectNeeded => "reconnect_needed" }
 );
 db_enum!(
     /// `contacts.source`.
@@ -316,6 +324,11 @@ pub fn check_constrained_columns() -> Vec<(&'static str, &'static str, Vec<&'sta
             "meetings",
             "status",
             values(MeetingStatus::ALL, MeetingStatus::as_str),
+        ),
+        (
+            "google_calendar_tokens",
+            "health",
+            values(GoogleHealth::ALL, GoogleHealth::as_str),
         ),
         (
             "contacts",

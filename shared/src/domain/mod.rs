@@ -9,6 +9,7 @@ pub mod inbound;
 mod lead;
 mod phone;
 mod text;
+mod time_zone;
 mod webchat;
 
 pub use contact::*;
@@ -19,4 +20,5 @@ pub use inbound::{InboundMessage, StatusError, StatusUpdate, customer_key};
 pub use lead::*;
 pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
+pub use time_zone::{TenantTimeZone, parse_instant};
 pub use webchat::*;

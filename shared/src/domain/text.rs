@@ -42,6 +42,8 @@ pub fn length_checked_columns() -> Vec<(&'static str, &'static str, usize)> {
         ("template_sends", "customer_phone", customer),
         ("button_clicks", "customer_phone", customer),
         ("contacts", "customer_id", customer),
+        // Copied from the conversation's key when the agent books.
+        ("meetings", "customer_phone", customer),
         ("inbound_messages", "customer_name", CUSTOMER_NAME_MAX_CHARS),
         ("conversations", "customer_name", CUSTOMER_NAME_MAX_CHARS),
         ("inbound_messages", "message_type", MESSAGE_TYPE_MAX_CHARS),

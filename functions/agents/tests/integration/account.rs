@@ -133,3 +133,46 @@ async fn responses_carry_a_request_id() {
 
     assert!(response.headers.get("x-request-id").is_some());
 }
+
+#[tokio::test]
+async fn patch_me_sets_an_iana_time_zone_and_refuses_anything_else_writing_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let shown = app.api.get("/me", &tenant.token()).await;
+    assert_eq!(shown.expect(200)["time_zone"], "UTC");
+
+    let set = app
+        .api
+        .patch(
+            "/me",
+            &tenant.token(),
+            &json!({ "time_zone": "Europe/Madrid" }),
+        )
+        .await;
+    assert_eq!(set.expect(200)["time_zone"], "Europe/Madrid");
+
+    for bad in ["Mars/Olympus", "+01:00", "", "Europe/Madrid\u{0}"] {
+        let refused = app
+            .api
+            .patch("/me", &tenant.token(), &json!({ "time_zone": bad }))
+            .await;
+        assert_eq!(refused.status, 422, "{bad:?}: {}", refused.body);
+        assert_eq!(refused.error_fields(), vec!["time_zone"], "{bad:?}");
+    }
+    // A valid zone with an invalid company name: neither is written.
+    app.api
+        .patch(
+            "/me",
+            &tenant.token(),
+            &json!({ "time_zone": "Asia/Tokyo", "company_name": "" }),
+        )
+        .await
+        .expect_problem(422, Some("company_name"));
+    let stored = app
+        .count(
+            "SELECT count(*) FROM users WHERE user_id = $1 AND time_zone = 'Europe/Madrid'",
+            &[&tenant.sub],
+        )
+        .await;
+    assert_eq!(stored, 1);
+}

@@ -61,6 +61,7 @@ impl TestApp {
                 backoff_base: std::time::Duration::from_secs(10),
                 backoff_cap: std::time::Duration::from_secs(900),
             },
+            google: None,
         };
         let channel = ChannelRoute {
             phone_number_id: channel.id,

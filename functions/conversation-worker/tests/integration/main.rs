@@ -3,6 +3,7 @@
 
 mod fakes;
 mod helpers;
+mod meetings;
 mod replies;
 mod safety;
 mod send_parity;
