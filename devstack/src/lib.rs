@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod postgres;
 pub mod simulators;
+pub mod webchat_demo;
 
 use std::{sync::Arc, time::Duration};
 
@@ -64,6 +65,8 @@ pub struct Stack {
     pub webhook: WebhookState,
     pub conversations: ConversationsState,
     pub simulators: Simulators,
+    /// Where this stack listens (the demo page's script origin).
+    pub base_url: String,
 }
 
 impl Stack {
@@ -111,6 +114,7 @@ impl Stack {
             webhook,
             conversations,
             simulators,
+            base_url: base_url.to_owned(),
         }
     }
 
@@ -131,7 +135,8 @@ impl Stack {
             .merge(agents::app(self.agents.clone()).layer(api_limit))
             .merge(conversations::app(self.conversations.clone()).layer(api_limit))
             .merge(webhook::app(self.webhook.clone()))
-            .merge(self.simulators.clone().router());
+            .merge(self.simulators.clone().router())
+            .merge(webchat_demo::router(self.base_url.clone()));
         layers::finish(merged, webhook::BODY_LIMIT)
     }
 

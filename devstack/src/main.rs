@@ -220,6 +220,7 @@ async fn run() -> anyhow::Result<()> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let base_url = format!("http://{address}");
     let mut stack = devstack::Stack::new(api, http, &base_url, providers(&base_url)?);
+    stack.webhook.webchat = webhook::WebchatLimits::from_env()?;
     if let Some(url) = optional_var("REPLY_QUEUE_URL")? {
         // A real (or moto's) SQS FIFO queue, e.g. with AWS_ENDPOINT_URL set.
         println!("reply jobs go through SQS: {url}");
@@ -241,6 +242,7 @@ async fn run() -> anyhow::Result<()> {
         "mint a token:  cargo run -q -p devstack -- token --sub demo --email demo@example.com"
     );
     println!("simulated Meta sends: {base_url}/_sim/meta/requests");
+    println!("website chat demo: http://localhost:{port}/webchat-demo/<widget_key>");
     axum::serve(
         listener,
         stack

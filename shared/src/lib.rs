@@ -18,3 +18,4 @@ pub mod openai;
 pub mod outbound;
 pub mod secrets;
 pub mod telemetry;
+pub mod webchat_widget;

@@ -121,6 +121,8 @@ fn webchat_router() -> OpenApiRouter<WebhookState> {
     OpenApiRouter::with_openapi(WebchatDoc::openapi())
         .routes(routes!(webchat::create_session))
         .routes(routes!(webchat::post_message, webchat::poll_messages))
+        .routes(routes!(webchat::widget_config))
+        .routes(routes!(webchat::widget_script))
 }
 
 /// CORS for the webchat: the channel's allowed origins decide, looked up per request (so a
