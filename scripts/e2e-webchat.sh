@@ -84,11 +84,17 @@ widget_key="$(echo "$widget" | python3 -c 'import json,sys; print(json.load(sys.
 call POST /agents "{\"phone_number_id\":\"$channel_id\",\"prompt_id\":\"pmpt_e2e\",\"name\":\"Ava\"}" >/dev/null \
   || fail_setup "linking the agent failed"
 "$devstack" credits --user e2e-tenant --amount 50 >/dev/null || fail_setup "granting credits failed"
+# A second widget, deleted during the test ("this chat is no longer available").
+gone="$(call POST /phone-numbers "{\"platform\":\"webchat\",\"allowed_origins\":[\"$site\"]}")" \
+  || fail_setup "creating the second webchat channel failed"
+gone_id="$(echo "$gone" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+gone_key="$(echo "$gone" | python3 -c 'import json,sys; print(json.load(sys.stdin)["widget_key"])')"
 
 echo "==> Chromium: $site/webchat-demo/$widget_key"
 status=0
 E2E_SITE="$site" E2E_API="$api" E2E_WIDGET_KEY="$widget_key" E2E_ARTIFACTS="$artifacts" \
-  E2E_VISITOR_LIMIT=3 node e2e/webchat.mjs || status=$?
+  E2E_VISITOR_LIMIT=3 E2E_GONE_KEY="$gone_key" E2E_GONE_ID="$gone_id" E2E_TENANT_TOKEN="$token" \
+  node e2e/webchat.mjs || status=$?
 if [ "$status" -ne 0 ]; then
   echo "==> the browser test failed (devstack's log follows)" >&2
   grep -E 'ERROR|WARN|panicked' "$workdir/devstack.log" | tail -n 30 >&2 || true

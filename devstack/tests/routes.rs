@@ -93,8 +93,10 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
             operations += 1;
             // A route that exists answers 401 without credentials (403 for Meta's
             // subscription check without its token); a missing one 404/405. Opening a
-            // webchat session is public: an unknown widget is simply not found.
-            let expected = if path.ends_with("/sessions") {
+            // webchat session, the widget's config and its script are public: an unknown
+            // widget is simply not found.
+            let public = ["/sessions", "/config", "/widget.js"];
+            let expected = if public.iter().any(|end| path.ends_with(end)) {
                 404
             } else if path == "/webhook" && method == http::Method::GET {
                 403
@@ -106,7 +108,7 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
                 .expect_problem(expected, None);
         }
     }
-    assert_eq!(operations, 26, "documented operations");
+    assert_eq!(operations, 28, "documented operations");
 }
 
 /// The whole inbound flow on a real port: a signed WhatsApp text posted to the webhook is
@@ -393,4 +395,43 @@ async fn the_meta_simulator_confirms_only_numbers_of_the_waba_and_refuses_invali
         .await
         .expect("json");
     assert_eq!(subscriptions, json!(["10654035224292"]));
+}
+
+#[tokio::test]
+async fn the_webchat_demo_page_embeds_the_versioned_script_under_a_strict_policy() {
+    let db = TestDb::new().await;
+    let api = TestClient::new(stack(&db).await.app());
+    let key = "wk_demoKey-_0123";
+
+    let page = api
+        .send(
+            http::Method::GET,
+            &format!("/webchat-demo/{key}?title=%3Cb%3EShop%3C%2Fb%3E&color=%23aa0000"),
+            None,
+            None,
+        )
+        .await;
+
+    assert_eq!(page.status, 200);
+    let html = page.body.as_str().unwrap_or_default();
+    let src = format!(
+        "http://127.0.0.1:9{}",
+        shared::webchat_widget::script_path(key)
+    );
+    assert!(
+        html.contains(&format!(
+            "<script src=\"{src}\" async crossorigin=\"anonymous\" data-title=\"&lt;b&gt;Shop&lt;/b&gt;\" data-color=\"#aa0000\"></script>"
+        )),
+        "{html}"
+    );
+    let csp = page
+        .headers
+        .get(http::header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("script-src http://127.0.0.1:9/webchat/;"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    api.send(http::Method::GET, "/webchat-demo/not-a-key", None, None)
+        .await
+        .expect_problem(404, None);
 }

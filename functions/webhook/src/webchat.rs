@@ -681,7 +681,9 @@ pub async fn widget_script(
 }
 
 /// Whether a page on `origin` may read the widget's responses: the channel's allowed
-/// origins decide (`*` allows any). Unknown widgets and database failures allow nothing.
+/// origins decide (`*` allows any). A database failure allows nothing. An unknown widget
+/// key allows any page to read its 404 (nothing else can be answered for it), so a widget
+/// whose channel was deleted can tell its visitor so instead of looking offline.
 pub(crate) async fn origin_allowed(pool: &Pool, path: &str, origin: &HeaderValue) -> bool {
     let Some(widget_key) = path
         .strip_prefix("/webchat/")
@@ -700,7 +702,7 @@ pub(crate) async fn origin_allowed(pool: &Pool, path: &str, origin: &HeaderValue
     .await;
     match found {
         Ok(Some(widget)) => widget.allowed_origins.allows(origin),
-        Ok(None) => false,
+        Ok(None) => true,
         Err(error) => {
             tracing::warn!(error = %shared::api::error_chain(&error), "CORS origin check failed; not allowed");
             false
