@@ -34,7 +34,10 @@ pub fn router(base_url: String) -> Router {
 }
 
 async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], DEMO_CSS)
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        DEMO_CSS,
+    )
 }
 
 /// The `data-` attributes a demo page may set on the tag.

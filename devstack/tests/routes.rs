@@ -429,7 +429,10 @@ async fn the_webchat_demo_page_embeds_the_versioned_script_under_a_strict_policy
         .get(http::header::CONTENT_SECURITY_POLICY)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    assert!(csp.contains("script-src http://127.0.0.1:9/webchat/;"), "{csp}");
+    assert!(
+        csp.contains("script-src http://127.0.0.1:9/webchat/;"),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe"), "{csp}");
     api.send(http::Method::GET, "/webchat-demo/not-a-key", None, None)
         .await

@@ -181,7 +181,13 @@ fn appearance(
         }
     }
     let webchat = platform == Platform::Webchat;
-    let title = field(errors, webchat, "widget_title", input.title, WidgetTitle::parse);
+    let title = field(
+        errors,
+        webchat,
+        "widget_title",
+        input.title,
+        WidgetTitle::parse,
+    );
     let greeting = field(
         errors,
         webchat,
@@ -189,7 +195,13 @@ fn appearance(
         input.greeting,
         WidgetGreeting::parse,
     );
-    let color = field(errors, webchat, "widget_color", input.color, WidgetColor::parse);
+    let color = field(
+        errors,
+        webchat,
+        "widget_color",
+        input.color,
+        WidgetColor::parse,
+    );
     Some(AppearancePatch {
         title: title?,
         greeting: greeting?,

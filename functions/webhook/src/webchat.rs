@@ -594,9 +594,10 @@ pub async fn widget_config(
             .or(config.display_name)
             .unwrap_or_else(|| "Chat with us".to_owned()),
         greeting: look.greeting.map(|g| g.as_str().to_owned()),
-        color: look
-            .color
-            .map_or_else(|| WidgetColor::DEFAULT.to_owned(), |c| c.as_str().to_owned()),
+        color: look.color.map_or_else(
+            || WidgetColor::DEFAULT.to_owned(),
+            |c| c.as_str().to_owned(),
+        ),
         agent_name: config.agent_name,
         max_message_chars: MAX_TEXT_CHARS,
         script_version: shared::webchat_widget::version().to_owned(),

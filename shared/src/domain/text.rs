@@ -57,7 +57,11 @@ pub fn length_checked_columns() -> Vec<(&'static str, &'static str, usize)> {
         ),
         ("phone_numbers", "waba_id", WabaId::MAX_CHARS),
         ("phone_numbers", "webchat_title", WidgetTitle::MAX_CHARS),
-        ("phone_numbers", "webchat_greeting", WidgetGreeting::MAX_CHARS),
+        (
+            "phone_numbers",
+            "webchat_greeting",
+            WidgetGreeting::MAX_CHARS,
+        ),
         ("phone_numbers", "webchat_color", WidgetColor::LEN),
     ]
 }

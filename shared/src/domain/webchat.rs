@@ -280,7 +280,9 @@ mod tests {
             WidgetColor::parse(" #1F6FEB ").map(|c| c.as_str().to_owned()),
             Ok("#1f6feb".to_owned())
         );
-        for bad in ["", "#fff", "1f6feb", "#1f6fe", "#1f6febb", "#gggggg", "red", "#1f6feé"] {
+        for bad in [
+            "", "#fff", "1f6feb", "#1f6fe", "#1f6febb", "#gggggg", "red", "#1f6feé",
+        ] {
             assert!(WidgetColor::parse(bad).is_err(), "{bad}");
         }
     }

@@ -715,7 +715,10 @@ async fn a_widgets_title_greeting_and_colour_are_set_cleared_and_validated() {
         .await;
     let patched = patched.expect(200);
     assert_eq!(patched["widget_title"], Value::Null);
-    assert_eq!(patched["widget_greeting"], "Hi 👋 how can we help?", "untouched");
+    assert_eq!(
+        patched["widget_greeting"], "Hi 👋 how can we help?",
+        "untouched"
+    );
     assert_eq!(patched["widget_color"], "#00ff00");
     let stored = app
         .db
@@ -728,15 +731,24 @@ async fn a_widgets_title_greeting_and_colour_are_set_cleared_and_validated() {
         .await
         .expect("row");
     assert_eq!(stored.get::<_, Option<String>>(0), None);
-    assert_eq!(stored.get::<_, Option<String>>(1).as_deref(), Some("#00ff00"));
+    assert_eq!(
+        stored.get::<_, Option<String>>(1).as_deref(),
+        Some("#00ff00")
+    );
 
     for (body, field) in [
         (json!({ "widget_color": "red" }), "widget_color"),
         (json!({ "widget_color": "#12345" }), "widget_color"),
         (json!({ "widget_title": "" }), "widget_title"),
         (json!({ "widget_title": "x".repeat(61) }), "widget_title"),
-        (json!({ "widget_greeting": "y".repeat(501) }), "widget_greeting"),
-        (json!({ "widget_greeting": "line\u{7}bell" }), "widget_greeting"),
+        (
+            json!({ "widget_greeting": "y".repeat(501) }),
+            "widget_greeting",
+        ),
+        (
+            json!({ "widget_greeting": "line\u{7}bell" }),
+            "widget_greeting",
+        ),
     ] {
         app.api
             .patch(&route, &token, &body)

@@ -1027,7 +1027,7 @@ async fn load(
     app.api.send_request(request).await
 }
 
-fn header_of<'a>(response: &'a TestResponse, name: header::HeaderName) -> &'a str {
+fn header_of(response: &TestResponse, name: header::HeaderName) -> &str {
     response
         .headers
         .get(name)
@@ -1066,7 +1066,10 @@ async fn the_config_gives_the_channels_look_and_its_agents_name() {
     .await;
 
     let body = response.expect(200);
-    assert_eq!(body["title"], "Acme <b>Shop</b>", "text is data, not markup");
+    assert_eq!(
+        body["title"], "Acme <b>Shop</b>",
+        "text is data, not markup"
+    );
     assert_eq!(body["greeting"], "Hi 👋");
     assert_eq!(body["color"], "#7a3e12");
     assert_eq!(body["agent_name"], "Ava");
@@ -1113,27 +1116,15 @@ async fn the_widget_is_refused_to_pages_of_sites_that_are_not_allowed() {
 
     for uri in [&script, &config] {
         let by_origin = load(&app, uri, Some("https://evil.example"), None).await;
-        let by_referer = load(
-            &app,
-            uri,
-            None,
-            Some("https://evil.example/landing?x=1"),
-        )
-        .await;
-        let allowed_referer = load(
-            &app,
-            uri,
-            None,
-            Some("https://shop.example/products/1"),
-        )
-        .await;
+        let by_referer = load(&app, uri, None, Some("https://evil.example/landing?x=1")).await;
+        let allowed_referer = load(&app, uri, None, Some("https://shop.example/products/1")).await;
         let no_page = load(&app, uri, None, None).await;
 
         let problem = by_origin.expect_problem(403, None);
         assert!(
-            problem["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("https://evil.example") && d.contains("allowed_origins")),
+            problem["detail"].as_str().is_some_and(
+                |d| d.contains("https://evil.example") && d.contains("allowed_origins")
+            ),
             "{problem}"
         );
         assert!(
@@ -1144,7 +1135,10 @@ async fn the_widget_is_refused_to_pages_of_sites_that_are_not_allowed() {
         );
         by_referer.expect_problem(403, None);
         assert_eq!(allowed_referer.status, 200, "{uri}");
-        assert_eq!(no_page.status, 200, "{uri}: a request naming no page is served");
+        assert_eq!(
+            no_page.status, 200,
+            "{uri}: a request naming no page is served"
+        );
     }
 }
 
@@ -1168,7 +1162,13 @@ async fn the_script_is_javascript_cached_for_a_year_only_at_its_current_version(
         None,
     )
     .await;
-    let unversioned = load(&app, &format!("/webchat/{}/widget.js", site.key), None, None).await;
+    let unversioned = load(
+        &app,
+        &format!("/webchat/{}/widget.js", site.key),
+        None,
+        None,
+    )
+    .await;
 
     assert_eq!(current.status, 200);
     assert_eq!(
@@ -1179,18 +1179,21 @@ async fn the_script_is_javascript_cached_for_a_year_only_at_its_current_version(
         header_of(&current, header::CACHE_CONTROL),
         "public, max-age=31536000, immutable"
     );
-    assert_eq!(header_of(&current, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(
+        header_of(&current, header::X_CONTENT_TYPE_OPTIONS),
+        "nosniff"
+    );
     assert_eq!(
         header_of(&current, header::ACCESS_CONTROL_ALLOW_ORIGIN),
         "https://any.example"
     );
-    assert_eq!(
-        current.body.as_str(),
-        Some(shared::webchat_widget::SCRIPT)
-    );
+    assert_eq!(current.body.as_str(), Some(shared::webchat_widget::SCRIPT));
     for other in [&outdated, &unversioned] {
         assert_eq!(other.status, 200);
-        assert_eq!(header_of(other, header::CACHE_CONTROL), "public, max-age=300");
+        assert_eq!(
+            header_of(other, header::CACHE_CONTROL),
+            "public, max-age=300"
+        );
     }
 }
 
@@ -1205,9 +1208,7 @@ async fn unknown_widgets_have_no_script_or_config() {
         format!("/webchat/{WA_CHANNEL}/widget.js"),
         format!("/webchat/{WA_CHANNEL}/config"),
     ] {
-        load(&app, &uri, None, None)
-            .await
-            .expect_problem(404, None);
+        load(&app, &uri, None, None).await.expect_problem(404, None);
     }
 }
 
@@ -1220,7 +1221,13 @@ async fn loading_the_widget_counts_against_the_addresss_poll_limit() {
     .await;
     let site = widget(&app, "acme", &[], None).await;
 
-    let script = load(&app, &format!("/webchat/{}/widget.js", site.key), None, None).await;
+    let script = load(
+        &app,
+        &format!("/webchat/{}/widget.js", site.key),
+        None,
+        None,
+    )
+    .await;
     let config = load(&app, &format!("/webchat/{}/config", site.key), None, None).await;
     let third = load(&app, &format!("/webchat/{}/config", site.key), None, None).await;
 
