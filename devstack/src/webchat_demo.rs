@@ -22,7 +22,7 @@ use serde::Deserialize;
 /// The stylesheet of the demo page (the page itself has no inline style, like its script).
 const DEMO_CSS: &str = "body{margin:0;font:16px/1.5 Georgia,serif;color:#222;background:#fbf8f3}\
 header{padding:18px 32px;background:#2d2a26;color:#fbf8f3}header h1{margin:0;font-size:24px}\
-main{max-width:680px;padding:24px 32px}code{font-size:13px;word-break:break-all;background:#eee7dc;padding:2px 4px}";
+main{max-width:520px;padding:24px 32px}code{font-size:13px;word-break:break-all;background:#eee7dc;padding:2px 4px}";
 
 /// The demo page's routes; `base_url` is where devstack serves the webchat (the script's
 /// origin).
