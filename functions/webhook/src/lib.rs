@@ -103,9 +103,10 @@ impl Modify for VisitorTokenScheme {
     tags((
         name = "webchat",
         description = "Public: the website chat widget, called from visitors' browsers on the \
-                       tenant's site (CORS: the channel's `allowed_origins`). A widget opens a \
-                       visitor session, then posts and polls with the visitor token. Every \
-                       route is rate limited (429 with `Retry-After`)."
+                       tenant's site (CORS: the channel's `allowed_origins`). The site embeds \
+                       `widget.js`, which reads `config`, opens a visitor session, then posts \
+                       and polls with the visitor token. No tenant credentials; every route \
+                       is rate limited (429 with `Retry-After`)."
     ))
 )]
 struct WebchatDoc;

@@ -19,7 +19,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::{
-    api::{ApiError, ClientIp, FieldErrors, Json, Problem, Query},
+    api::{
+        ApiError, ClientIp, FieldErrors, Json, Problem, Query, openapi::responses::ServerErrors,
+    },
     db::{
         self, Pool, conversation_views,
         inbound::Recorded,
@@ -565,6 +567,7 @@ pub struct WidgetConfig {
     security(()),
     params(("widget_key" = String, Path, description = "The widget key of a webchat channel (`wk_…`)")),
     responses(
+        ServerErrors,
         (status = 200, body = WidgetConfig),
         (status = 403, description = "The requesting page's origin is not among the channel's `allowed_origins`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No widget has this key", body = Problem, content_type = "application/problem+json"),
@@ -636,6 +639,7 @@ const SCRIPT_CACHE_OTHER: &str = "public, max-age=300";
         ScriptVersion,
     ),
     responses(
+        ServerErrors,
         (status = 200, description = "The script", body = String, content_type = "text/javascript",
             headers(("Cache-Control" = String, description = "A year (`immutable`) for the current `v`, five minutes otherwise"))),
         (status = 403, description = "The requesting page's origin is not among the channel's `allowed_origins`", body = Problem, content_type = "application/problem+json"),
