@@ -248,6 +248,24 @@ await check("offline, the visitor is told so and the text is kept", async () => 
   await context.setOffline(false);
 });
 
+await check("data- attributes on the tag override the channel's settings", async () => {
+  const custom = await context.newPage();
+  await custom.goto(`${demo}?title=Weekend%20desk&color=%23ffcc00&agent_name=Bo&position=left`);
+  const customWidget = custom.locator("salesagent-webchat");
+  const customLauncher = customWidget.locator("button.launcher");
+  await customLauncher.waitFor({ timeout: 10000 });
+  const heading = await customWidget.locator("h2").textContent();
+  expect(heading === "Weekend desk", `title: ${heading}`);
+  const agent = await customWidget.locator("p.agent-name").textContent();
+  expect(agent === "Bo", `agent: ${agent}`);
+  const colours = await customLauncher.evaluate((node) => [getComputedStyle(node).backgroundColor, getComputedStyle(node).color]);
+  expect(colours[0] === "rgb(255, 204, 0)", `launcher colour: ${colours[0]}`);
+  expect(colours[1] === "rgb(17, 17, 17)", `text on a light accent is near-black: ${colours[1]}`);
+  const box = await customLauncher.boundingBox();
+  expect(box && box.x < 100, `data-position=left puts the launcher on the left (x=${box && box.x})`);
+  await custom.close();
+});
+
 await check("a chat whose channel was deleted says it is no longer available", async () => {
   const gone = await context.newPage();
   await gone.goto(`${site}/webchat-demo/${env("E2E_GONE_KEY")}`);
