@@ -66,7 +66,9 @@ call() { # method path [json]
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 call GET /me >/dev/null
 channel="$(call POST /phone-numbers '{"platform":"whatsapp","meta_phone_number_id":"106540352242922","access_token":"EAAG-fuzz","display_name":"Main line","waba_id":"10654035224292"}' | field '["id"]')"
-widget="$(call POST /phone-numbers '{"platform":"webchat"}' | field '["id"]')"
+widget_json="$(call POST /phone-numbers '{"platform":"webchat","allowed_origins":["https://shop.example"]}')"
+widget="$(echo "$widget_json" | field '["id"]')"
+widget_key="$(echo "$widget_json" | field '["widget_key"]')"
 agent="$(call POST /agents "{\"phone_number_id\":\"$channel\",\"prompt_id\":\"pmpt_fuzz\",\"name\":\"Ava\"}" | field '["agent_id"]')"
 template="$(call POST /templates "{\"phone_number_id\":\"$channel\",\"name\":\"fuzz_order\",\"category\":\"UTILITY\",\"language\":\"en_US\",\"body\":{\"text\":\"Your order {{1}} ships today by courier.\"},\"variables\":[{\"variable_name\":\"order_id\",\"position\":1,\"sample_value\":\"A-1\"}],\"buttons\":[{\"button_type\":\"QUICK_REPLY\",\"button_text\":\"Thanks\"}]}" | field '["template_id"]')"
 "$devstack" credits --user fuzz-tenant --amount 5 >/dev/null
@@ -90,8 +92,9 @@ for _ in $(seq 1 40); do
 done
 [ -n "$extraction" ] || { echo "the seeded extraction did not appear" >&2; exit 1; }
 
-# Half of the generated ids, and the admin route's tenant, are ones that exist, so the
-# fuzzer reaches the states behind a found resource, not only 404s.
+# Half of the generated ids and widget keys, and the admin route's tenant, are ones that
+# exist, so the fuzzer reaches the states behind a found resource, not only 404s (for the
+# widget: its script, its config, sessions and their limits).
 cat >"$workdir/schemathesis.toml" <<TOML
 [cache]
 enabled = false
@@ -99,8 +102,12 @@ enabled = false
 [dictionaries.ids]
 values = ["$channel", "$widget", "$agent", "$conversation", "$template", "$extraction"]
 
+[dictionaries.widget_keys]
+values = ["$widget_key"]
+
 [parameters]
 "path.id" = { dictionary = "ids", probability = 0.5 }
+"path.widget_key" = { dictionary = "widget_keys", probability = 0.5 }
 "body.phone_number_id" = { dictionary = "ids", probability = 0.5 }
 "header.x-admin-secret" = "devstack-admin-secret-do-not-deploy"
 "body.user_id" = "fuzz-tenant"

@@ -2,7 +2,8 @@
 # The one command that runs every check and test: formatting, lints, the SAM template
 # (cfn-lint, sam validate --lint, the Makefile that `sam build` runs), the whole test suite
 # against a real PostgreSQL and moto's SQS, and a property-based fuzzer (schemathesis) that
-# checks devstack against docs/openapi.json. It installs what it needs (apt/pip) and, when
+# checks devstack against docs/openapi.json, and the website chat widget end to end in
+# headless Chromium (scripts/e2e-webchat.sh). It installs what it needs (apt/pip) and, when
 # DATABASE_URL / MOTO_ENDPOINT are unset, starts a throwaway cluster and a moto server that
 # it stops afterwards, also when tests fail.
 set -euo pipefail
@@ -54,9 +55,21 @@ step "cargo test (workspace)"
 test_log="$(mktemp /tmp/salesagent-tests.XXXXXX)"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$test_log"
 
+step "website chat widget in headless Chromium (e2e/webchat.mjs)"
+e2e_result="$(mktemp /tmp/salesagent-e2e-result.XXXXXX)"
+e2e_status=0
+E2E_RESULT_FILE="$e2e_result" scripts/e2e-webchat.sh || e2e_status=$?
+# A run that died before counting (or wrote nothing) is one failure, never zero.
+read -r e2e_passed e2e_failed <"$e2e_result" || true
+[ -n "${e2e_failed:-}" ] || { e2e_passed=0; e2e_failed=1; }
+[ "$e2e_status" -eq 0 ] || [ "$e2e_failed" -gt 0 ] || e2e_failed=1
+
 step "API fuzzing: devstack against docs/openapi.json (schemathesis)"
 scripts/fuzz-api.sh
 
-# The fuzzer's report ends the output otherwise; the last line counts every Rust test.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$test_log"
-rm -f "$test_log"
+# The fuzzer's report ends the output otherwise; the last line counts every Rust test and
+# every check of the browser test.
+awk -v e2e_passed="$e2e_passed" -v e2e_failed="$e2e_failed" \
+  '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed + e2e_passed, failed + e2e_failed }' "$test_log"
+rm -f "$test_log" "$e2e_result"
+exit "$e2e_status"

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod postgres;
+pub mod webchat_demo;
 
 use std::{sync::Arc, time::Duration};
 
@@ -84,6 +85,8 @@ pub struct Stack {
     pub extraction: ExtractionState,
     pub meetings: meetings::MeetingsState,
     pub google_sim: GoogleSim,
+    /// Where this stack listens (the demo page's script origin).
+    pub base_url: String,
 }
 
 impl Stack {
@@ -168,6 +171,7 @@ impl Stack {
             extraction,
             meetings,
             google_sim: GoogleSim::default(),
+            base_url: base_url.to_owned(),
         }
     }
 
@@ -193,7 +197,8 @@ impl Stack {
             .merge(meetings::app(self.meetings.clone()).layer(api_limit))
             .merge(self.google_sim.clone().router())
             .merge(webhook::app(self.webhook.clone()))
-            .merge(self.simulators.clone().router());
+            .merge(self.simulators.clone().router())
+            .merge(webchat_demo::router(self.base_url.clone()));
         layers::finish(merged, webhook::BODY_LIMIT)
     }
 

@@ -219,6 +219,7 @@ async fn run() -> anyhow::Result<()> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let base_url = format!("http://{address}");
     let mut stack = devstack::Stack::new(api, http, &base_url, providers(&base_url)?);
+    stack.webhook.webchat = webhook::WebchatLimits::from_env()?;
     if let Some(url) = optional_var("REPLY_QUEUE_URL")? {
         // A real (or moto's) SQS FIFO queue, e.g. with AWS_ENDPOINT_URL set.
         println!("reply jobs go through SQS: {url}");
@@ -254,6 +255,7 @@ async fn run() -> anyhow::Result<()> {
         "make the next extraction answer invalid: POST {base_url}/_sim/openai/extraction/fail-next"
     );
     println!("simulated Google Calendar: {base_url}/_sim/google/_sim/events");
+    println!("website chat demo: http://localhost:{port}/webchat-demo/<widget_key>");
     axum::serve(
         listener,
         stack

@@ -94,8 +94,10 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
             operations += 1;
             // A route that exists answers 401 without credentials (403 for Meta's
             // subscription check without its token); a missing one 404/405. Opening a
-            // webchat session is public: an unknown widget is simply not found.
-            let expected = if path.ends_with("/sessions") {
+            // webchat session, the widget's config and its script are public: an unknown
+            // widget is simply not found.
+            let public = ["/sessions", "/config", "/widget.js"];
+            let expected = if public.iter().any(|end| path.ends_with(end)) {
                 404
             } else if path == "/webhook" && method == http::Method::GET {
                 403
@@ -108,9 +110,9 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
         }
     }
     assert_eq!(
-        operations, 63,
-        "documented operations (26 before the templates (9), contacts (16), extractions (4) \
-         and meetings (8) APIs)"
+        operations, 65,
+        "documented operations (26 before the templates (9), contacts (16), extractions (4), \
+         meetings (8) and widget (2) APIs)"
     );
 }
 
@@ -661,4 +663,46 @@ async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connecte
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(confirmed, "the confirmation with the Meet link was sent");
+}
+
+#[tokio::test]
+async fn the_webchat_demo_page_embeds_the_versioned_script_under_a_strict_policy() {
+    let db = TestDb::new().await;
+    let api = TestClient::new(stack(&db).await.app());
+    let key = "wk_demoKey-_0123";
+
+    let page = api
+        .send(
+            http::Method::GET,
+            &format!("/webchat-demo/{key}?title=%3Cb%3EShop%3C%2Fb%3E&color=%23aa0000"),
+            None,
+            None,
+        )
+        .await;
+
+    assert_eq!(page.status, 200);
+    let html = page.body.as_str().unwrap_or_default();
+    let src = format!(
+        "http://127.0.0.1:9{}",
+        shared::webchat_widget::script_path(key)
+    );
+    assert!(
+        html.contains(&format!(
+            "<script src=\"{src}\" async crossorigin=\"anonymous\" data-title=\"&lt;b&gt;Shop&lt;/b&gt;\" data-color=\"#aa0000\"></script>"
+        )),
+        "{html}"
+    );
+    let csp = page
+        .headers
+        .get(http::header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        csp.contains("script-src http://127.0.0.1:9/webchat/;"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+    api.send(http::Method::GET, "/webchat-demo/not-a-key", None, None)
+        .await
+        .expect_problem(404, None);
 }

@@ -21,3 +21,4 @@ pub mod outbound;
 pub mod secrets;
 pub mod telemetry;
 pub mod templates;
+pub mod webchat_widget;

@@ -11,10 +11,14 @@ use shared::{
         openapi::nullable,
     },
     crypto::{SealingKey, SecretKind},
-    db::phone_numbers::{self, Channel, ChannelPatch, DeleteOutcome, NewChannel, WebchatSettings},
+    db::phone_numbers::{
+        self, AppearancePatch, Channel, ChannelPatch, DeleteOutcome, NewChannel, WebchatSettings,
+        WidgetAppearance,
+    },
     domain::{
         AccessToken, AllowedOrigins, DailyReplyCap, DisplayName, InstagramApi, MetaChannelId,
-        PhoneNumberId, Platform, WabaId, generate_widget_key,
+        PhoneNumberId, Platform, WabaId, WidgetColor, WidgetGreeting, WidgetTitle,
+        generate_widget_key,
     },
     meta::{
         errors::CheckFailure,
@@ -42,6 +46,16 @@ pub struct PhoneNumberResponse {
     /// Webchat only: the most AI replies the tenant's website chat may cause per UTC day
     /// (default 500); beyond it visitors get 429 until midnight UTC.
     daily_ai_reply_cap: Option<i32>,
+    /// Webchat only: the widget's heading (default: the display name, else "Chat with us").
+    widget_title: Option<String>,
+    /// Webchat only: the first message the widget shows (default: none).
+    widget_greeting: Option<String>,
+    /// Webchat only: the widget's accent colour, `#rrggbb` (default `#1f6feb`).
+    widget_color: Option<String>,
+    /// Webchat only: the path of the widget's script under the webchat's base URL, with the
+    /// current version: `<script src="{base}{widget_script_path}" async
+    /// crossorigin="anonymous"></script>` is what the tenant's site embeds.
+    widget_script_path: Option<String>,
     display_name: Option<String>,
     /// The WhatsApp Business Account id (WhatsApp only).
     waba_id: Option<String>,
@@ -68,6 +82,21 @@ impl From<Channel> for PhoneNumberResponse {
                 .as_ref()
                 .map(|w| w.allowed_origins.as_slice().to_vec()),
             daily_ai_reply_cap: webchat.as_ref().map(|w| w.daily_reply_cap.get()),
+            widget_title: webchat
+                .as_ref()
+                .and_then(|w| w.appearance.title.as_ref())
+                .map(|t| t.as_str().to_owned()),
+            widget_greeting: webchat
+                .as_ref()
+                .and_then(|w| w.appearance.greeting.as_ref())
+                .map(|g| g.as_str().to_owned()),
+            widget_color: webchat
+                .as_ref()
+                .and_then(|w| w.appearance.color.as_ref())
+                .map(|c| c.as_str().to_owned()),
+            widget_script_path: webchat
+                .as_ref()
+                .map(|_| shared::webchat_widget::script_path(&channel.meta_phone_number_id)),
             meta_phone_number_id: channel.meta_phone_number_id,
             display_name: channel.display_name,
             waba_id: channel.waba_id,
@@ -108,6 +137,74 @@ pub struct CreatePhoneNumber {
     /// (default 500).
     #[schema(minimum = 1, maximum = 1000000)]
     daily_ai_reply_cap: Option<i64>,
+    /// Webchat only: the widget's heading, 1 to 60 characters.
+    #[schema(min_length = 1, max_length = 60)]
+    widget_title: Option<String>,
+    /// Webchat only: the first message the widget shows, 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
+    widget_greeting: Option<String>,
+    /// Webchat only: the widget's accent colour, `#rrggbb`.
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
+    widget_color: Option<String>,
+}
+
+/// The widget's look as a create or a patch gives it: `None` absent, `Some(None)` cleared.
+struct AppearanceInput {
+    title: Option<Option<String>>,
+    greeting: Option<Option<String>>,
+    color: Option<Option<String>>,
+}
+
+/// Validates a widget's look; `None` when a field is invalid (pushed to `errors`).
+fn appearance(
+    errors: &mut FieldErrors,
+    platform: Platform,
+    input: AppearanceInput,
+) -> Option<AppearancePatch> {
+    fn field<T>(
+        errors: &mut FieldErrors,
+        webchat: bool,
+        name: &str,
+        raw: Option<Option<String>>,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Option<Option<Option<T>>> {
+        match raw {
+            None => Some(None),
+            Some(_) if !webchat => {
+                errors.push(name, "is only for webchat channels");
+                None
+            }
+            Some(None) => Some(Some(None)),
+            Some(Some(raw)) => errors.check(name, parse(&raw)).map(|v| Some(Some(v))),
+        }
+    }
+    let webchat = platform == Platform::Webchat;
+    let title = field(
+        errors,
+        webchat,
+        "widget_title",
+        input.title,
+        WidgetTitle::parse,
+    );
+    let greeting = field(
+        errors,
+        webchat,
+        "widget_greeting",
+        input.greeting,
+        WidgetGreeting::parse,
+    );
+    let color = field(
+        errors,
+        webchat,
+        "widget_color",
+        input.color,
+        WidgetColor::parse,
+    );
+    Some(AppearancePatch {
+        title: title?,
+        greeting: greeting?,
+        color: color?,
+    })
 }
 
 /// Validates the webchat-only settings of a create or a patch.
@@ -185,6 +282,15 @@ impl CreatePhoneNumber {
             self.allowed_origins,
             self.daily_ai_reply_cap,
         );
+        let look = appearance(
+            &mut errors,
+            platform,
+            AppearanceInput {
+                title: self.widget_title.map(Some),
+                greeting: self.widget_greeting.map(Some),
+                color: self.widget_color.map(Some),
+            },
+        );
         let token = match (platform, self.access_token) {
             (Platform::Webchat, None) => Some(None),
             (Platform::Webchat, Some(_)) => {
@@ -237,6 +343,7 @@ impl CreatePhoneNumber {
             Some(display_name),
             Some(instagram_api),
             Some((allowed_origins, daily_reply_cap)),
+            Some(look),
         ) = (
             meta_id,
             token,
@@ -244,6 +351,7 @@ impl CreatePhoneNumber {
             display_name,
             instagram_api,
             webchat,
+            look,
         )
         else {
             return Err(errors.into());
@@ -251,6 +359,11 @@ impl CreatePhoneNumber {
         let webchat = (platform == Platform::Webchat).then(|| WebchatSettings {
             allowed_origins: allowed_origins.unwrap_or_default(),
             daily_reply_cap: daily_reply_cap.unwrap_or(DailyReplyCap::DEFAULT),
+            appearance: WidgetAppearance {
+                title: look.title.flatten(),
+                greeting: look.greeting.flatten(),
+                color: look.color.flatten(),
+            },
         });
         let new = NewChannel {
             platform,
@@ -285,6 +398,18 @@ pub struct PatchPhoneNumber {
     /// Webchat only: the daily AI-reply cap, 1 to 1,000,000.
     #[schema(minimum = 1, maximum = 1000000)]
     daily_ai_reply_cap: Option<i64>,
+    /// Webchat only: the widget's heading, 1 to 60 characters; `null` restores the default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 60)]
+    widget_title: Option<Option<String>>,
+    /// Webchat only: the widget's first message, 1 to 500 characters; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 500)]
+    widget_greeting: Option<Option<String>>,
+    /// Webchat only: the accent colour, `#rrggbb`; `null` restores the default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, pattern = "^#[0-9A-Fa-f]{6}$")]
+    widget_color: Option<Option<String>>,
 }
 
 impl PatchPhoneNumber {
@@ -328,12 +453,22 @@ impl PatchPhoneNumber {
             self.allowed_origins,
             self.daily_ai_reply_cap,
         );
+        let look = appearance(
+            &mut errors,
+            platform,
+            AppearanceInput {
+                title: self.widget_title,
+                greeting: self.widget_greeting,
+                color: self.widget_color,
+            },
+        );
         let (
             Some(display_name),
             Some(token),
             Some(waba_id),
             Some((allowed_origins, daily_reply_cap)),
-        ) = (display_name, token, waba_id, webchat)
+            Some(appearance),
+        ) = (display_name, token, waba_id, webchat, look)
         else {
             return Err(errors.into());
         };
@@ -343,6 +478,7 @@ impl PatchPhoneNumber {
             waba_id,
             allowed_origins,
             daily_reply_cap,
+            appearance,
             only_if_unchanged: None,
         };
         Ok((patch, token))

@@ -104,9 +104,10 @@ impl Modify for VisitorTokenScheme {
     tags((
         name = "webchat",
         description = "Public: the website chat widget, called from visitors' browsers on the \
-                       tenant's site (CORS: the channel's `allowed_origins`). A widget opens a \
-                       visitor session, then posts and polls with the visitor token. Every \
-                       route is rate limited (429 with `Retry-After`)."
+                       tenant's site (CORS: the channel's `allowed_origins`). The site embeds \
+                       `widget.js`, which reads `config`, opens a visitor session, then posts \
+                       and polls with the visitor token. No tenant credentials; every route \
+                       is rate limited (429 with `Retry-After`)."
     ))
 )]
 struct WebchatDoc;
@@ -122,6 +123,8 @@ fn webchat_router() -> OpenApiRouter<WebhookState> {
     OpenApiRouter::with_openapi(WebchatDoc::openapi())
         .routes(routes!(webchat::create_session))
         .routes(routes!(webchat::post_message, webchat::poll_messages))
+        .routes(routes!(webchat::widget_config))
+        .routes(routes!(webchat::widget_script))
 }
 
 /// CORS for the webchat: the channel's allowed origins decide, looked up per request (so a

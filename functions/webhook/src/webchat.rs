@@ -12,20 +12,26 @@
 
 use axum::{
     extract::{FromRequestParts, Path, State},
-    http::{HeaderValue, StatusCode, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::{
-    api::{ApiError, ClientIp, FieldErrors, Json, Problem, Query},
+    api::{
+        ApiError, ClientIp, FieldErrors, Json, Problem, Query, openapi::responses::ServerErrors,
+    },
     db::{
         self, Pool, conversation_views,
         inbound::Recorded,
         rate_limits::{self, Exceeded, Limit},
         webchat::VisitorSession,
     },
-    domain::{InboundMessage, LimitScope, MessageSender, Platform, VisitorId, VisitorToken},
+    domain::{
+        AllowedOrigins, InboundMessage, LimitScope, MessageSender, Platform, VisitorId,
+        VisitorToken, WidgetColor,
+    },
     jobs::ReplyJob,
 };
 use utoipa::{IntoParams, ToSchema};
@@ -481,8 +487,209 @@ pub async fn poll_messages(
     Ok(axum::Json(WidgetMessages { items }))
 }
 
+/// The origin of the page a request comes from: its `Origin` header, else the origin
+/// (`scheme://host[:port]`) of its `Referer`, in lower case. `None` when neither says.
+fn page_origin(headers: &HeaderMap) -> Option<String> {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        return Some(origin.trim().to_ascii_lowercase());
+    }
+    let referer = headers.get(header::REFERER)?.to_str().ok()?.trim();
+    let (scheme, rest) = referer.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if scheme.is_empty() || authority.is_empty() {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}").to_ascii_lowercase())
+}
+
+/// Refuses a request whose page (`Origin`, else `Referer`) is not among the widget's allowed
+/// origins. A request that names no page (a direct fetch, a `no-referrer` page) passes: the
+/// browser's CORS check on the message routes is what keeps other sites out.
+fn check_page_origin(headers: &HeaderMap, allowed: &AllowedOrigins) -> Result<(), ApiError> {
+    match page_origin(headers) {
+        Some(origin) if !allowed.allows(&origin) => Err(ApiError::Forbidden(format!(
+            "this chat widget is not enabled on {origin}: add the site to the channel's \
+             allowed_origins (PATCH /phone-numbers/{{id}})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Loading the widget (script, config) counts against the address's poll limit: one page
+/// view costs two requests, and nothing else throttles them.
+async fn hit_load_limit(
+    client: &impl db::GenericClient,
+    state: &WebhookState,
+    client_ip: &ClientIp,
+) -> Result<(), ApiError> {
+    let limit = per_minute(
+        LimitScope::IpPolls,
+        client_ip.limit_key(),
+        state.webchat.ip_polls_per_minute,
+    );
+    match rate_limits::hit(client, &limit).await? {
+        Some(exceeded) => Err(too_many(exceeded)),
+        None => Ok(()),
+    }
+}
+
+fn no_widget() -> ApiError {
+    ApiError::NotFound("no such chat widget".to_owned())
+}
+
+/// What the widget shows before the first message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WidgetConfig {
+    /// The panel's heading: the channel's `widget_title`, else its display name, else
+    /// "Chat with us".
+    #[schema(min_length = 1, max_length = 255)]
+    title: String,
+    /// The first message shown, when the channel sets `widget_greeting`.
+    #[schema(max_length = 500)]
+    greeting: Option<String>,
+    /// The accent colour, `#rrggbb` (the channel's `widget_color`, or the default).
+    #[schema(pattern = "^#[0-9a-f]{6}$")]
+    color: String,
+    /// The name of the agent linked to the channel; `null` when none is linked.
+    agent_name: Option<String>,
+    /// The longest message a visitor may send, in characters.
+    max_message_chars: usize,
+    /// The current script's version (the `v` of `widget.js?v=`).
+    script_version: String,
+}
+
+/// A widget's look and names, for its script (public, no credentials).
+///
+/// Answers 403 when the request's page (`Origin`, else `Referer`) is not one of the
+/// channel's `allowed_origins`. Counted against the address's poll limit (default 600 a
+/// minute).
+#[utoipa::path(
+    get, path = "/webchat/{widget_key}/config", tag = "webchat",
+    security(()),
+    params(("widget_key" = String, Path, description = "The widget key of a webchat channel (`wk_…`)")),
+    responses(
+        ServerErrors,
+        (status = 200, body = WidgetConfig),
+        (status = 403, description = "The requesting page's origin is not among the channel's `allowed_origins`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No widget has this key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The widget key holds a NUL (`%00`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds until the limit's window ends"))),
+    ),
+)]
+pub async fn widget_config(
+    State(state): State<WebhookState>,
+    Path(widget_key): Path<String>,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+) -> Result<axum::Json<WidgetConfig>, ApiError> {
+    let client = state.pool.get().await?;
+    let config = db::webchat::widget_config(&client, &widget_key)
+        .await?
+        .ok_or_else(no_widget)?;
+    tracing::Span::current().record("tenant.id", config.widget.route.user_id.as_str());
+    check_page_origin(&headers, &config.widget.allowed_origins)?;
+    hit_load_limit(&client, &state, &client_ip).await?;
+    let look = config.appearance;
+    Ok(axum::Json(WidgetConfig {
+        title: look
+            .title
+            .map(|t| t.as_str().to_owned())
+            .or(config.display_name)
+            .unwrap_or_else(|| "Chat with us".to_owned()),
+        greeting: look.greeting.map(|g| g.as_str().to_owned()),
+        color: look.color.map_or_else(
+            || WidgetColor::DEFAULT.to_owned(),
+            |c| c.as_str().to_owned(),
+        ),
+        agent_name: config.agent_name,
+        max_message_chars: MAX_TEXT_CHARS,
+        script_version: shared::webchat_widget::version().to_owned(),
+    }))
+}
+
+/// The script's query: its version.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScriptVersion {
+    /// The script's version (`script_version`, also in the channel's `widget_script_path`).
+    /// The current one is cached for a year; any other (or none) for five minutes, so a
+    /// page with an old version soon runs the current script.
+    #[param(max_length = 64)]
+    v: Option<String>,
+}
+
+/// A year: the current version's URL never changes content.
+const SCRIPT_CACHE_CURRENT: &str = "public, max-age=31536000, immutable";
+/// Five minutes: an unversioned or outdated URL follows new releases soon.
+const SCRIPT_CACHE_OTHER: &str = "public, max-age=300";
+
+/// The widget's script, which a tenant's site embeds with one tag:
+/// `<script src="…/webchat/{widget_key}/widget.js?v=…" async crossorigin="anonymous">`.
+///
+/// Plain JavaScript, no dependencies; it reads its widget key from its own URL. Served for
+/// the channel's `allowed_origins` only: 403 when the page (`Origin`, else `Referer`) is
+/// another site; with `crossorigin="anonymous"` the browser also refuses to run it without
+/// the CORS header, which only allowed origins get. Counted against the address's poll
+/// limit (default 600 a minute).
+#[utoipa::path(
+    get, path = "/webchat/{widget_key}/widget.js", tag = "webchat",
+    security(()),
+    params(
+        ("widget_key" = String, Path, description = "The widget key of a webchat channel (`wk_…`)"),
+        ScriptVersion,
+    ),
+    responses(
+        ServerErrors,
+        (status = 200, description = "The script", body = String, content_type = "text/javascript",
+            headers(("Cache-Control" = String, description = "A year (`immutable`) for the current `v`, five minutes otherwise"))),
+        (status = 403, description = "The requesting page's origin is not among the channel's `allowed_origins`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No widget has this key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The widget key or `v` holds a NUL (`%00`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds until the limit's window ends"))),
+    ),
+)]
+pub async fn widget_script(
+    State(state): State<WebhookState>,
+    Path(widget_key): Path<String>,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    Query(query): Query<ScriptVersion>,
+) -> Result<Response, ApiError> {
+    let client = state.pool.get().await?;
+    let widget = db::webchat::widget(&client, &widget_key)
+        .await?
+        .ok_or_else(no_widget)?;
+    tracing::Span::current().record("tenant.id", widget.route.user_id.as_str());
+    check_page_origin(&headers, &widget.allowed_origins)?;
+    hit_load_limit(&client, &state, &client_ip).await?;
+    let current = query.v.as_deref() == Some(shared::webchat_widget::version());
+    let cache = if current {
+        SCRIPT_CACHE_CURRENT
+    } else {
+        SCRIPT_CACHE_OTHER
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, cache),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Embeddable by pages that require CORP (Cross-Origin-Embedder-Policy).
+            (
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                "cross-origin",
+            ),
+        ],
+        shared::webchat_widget::SCRIPT,
+    )
+        .into_response())
+}
+
 /// Whether a page on `origin` may read the widget's responses: the channel's allowed
-/// origins decide (`*` allows any). Unknown widgets and database failures allow nothing.
+/// origins decide (`*` allows any). A database failure allows nothing. An unknown widget
+/// key allows any page to read its 404 (nothing else can be answered for it), so a widget
+/// whose channel was deleted can tell its visitor so instead of looking offline.
 pub(crate) async fn origin_allowed(pool: &Pool, path: &str, origin: &HeaderValue) -> bool {
     let Some(widget_key) = path
         .strip_prefix("/webchat/")
@@ -501,7 +708,7 @@ pub(crate) async fn origin_allowed(pool: &Pool, path: &str, origin: &HeaderValue
     .await;
     match found {
         Ok(Some(widget)) => widget.allowed_origins.allows(origin),
-        Ok(None) => false,
+        Ok(None) => true,
         Err(error) => {
             tracing::warn!(error = %shared::api::error_chain(&error), "CORS origin check failed; not allowed");
             false

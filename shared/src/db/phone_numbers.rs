@@ -6,15 +6,16 @@ use chrono::{DateTime, Utc};
 use super::{DbError, GenericClient, PageRequest, Transaction, enum_column, optional_enum_column};
 use crate::domain::{
     AgentId, AllowedOrigins, DailyReplyCap, DisplayName, InstagramApi, MetaChannelId,
-    PhoneNumberId, Platform, UserId, WabaId,
+    PhoneNumberId, Platform, UserId, WabaId, WidgetColor, WidgetGreeting, WidgetTitle,
 };
 
 /// A webchat channel's settings (`phone_numbers.webchat_*`); a NULL column reads as the
-/// default: no allowed origin, [`DailyReplyCap::DEFAULT`].
+/// default: no allowed origin, [`DailyReplyCap::DEFAULT`], the widget's own look.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebchatSettings {
     pub allowed_origins: AllowedOrigins,
     pub daily_reply_cap: DailyReplyCap,
+    pub appearance: WidgetAppearance,
 }
 
 impl Default for WebchatSettings {
@@ -22,8 +23,43 @@ impl Default for WebchatSettings {
         Self {
             allowed_origins: AllowedOrigins::default(),
             daily_reply_cap: DailyReplyCap::DEFAULT,
+            appearance: WidgetAppearance::default(),
         }
     }
+}
+
+/// How a webchat widget looks (`phone_numbers.webchat_title`, `_greeting`, `_color`); each
+/// unset one is the widget's default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WidgetAppearance {
+    pub title: Option<WidgetTitle>,
+    pub greeting: Option<WidgetGreeting>,
+    pub color: Option<WidgetColor>,
+}
+
+impl WidgetAppearance {
+    /// Reads the three columns of a row.
+    pub(crate) fn from_row(row: &tokio_postgres::Row) -> Result<Self, DbError> {
+        Ok(Self {
+            title: row
+                .try_get::<_, Option<String>>("webchat_title")?
+                .map(WidgetTitle::from_trusted),
+            greeting: row
+                .try_get::<_, Option<String>>("webchat_greeting")?
+                .map(WidgetGreeting::from_trusted),
+            color: row
+                .try_get::<_, Option<String>>("webchat_color")?
+                .map(WidgetColor::from_trusted),
+        })
+    }
+}
+
+/// A change to a widget's look: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppearancePatch {
+    pub title: Option<Option<WidgetTitle>>,
+    pub greeting: Option<Option<WidgetGreeting>>,
+    pub color: Option<Option<WidgetColor>>,
 }
 
 /// A channel as the API shows it.
@@ -68,6 +104,8 @@ pub struct ChannelPatch {
     pub allowed_origins: Option<AllowedOrigins>,
     /// Webchat only.
     pub daily_reply_cap: Option<DailyReplyCap>,
+    /// Webchat only.
+    pub appearance: AppearancePatch,
     /// Apply only while the channel still has these credentials: the ones the new token or
     /// WABA was verified against with Meta (a concurrent change makes the update miss).
     pub only_if_unchanged: Option<Credentials>,
@@ -126,7 +164,8 @@ pub enum DeleteOutcome {
 
 const CHANNEL_COLUMNS: &str = "p.id, p.platform, p.meta_phone_number_id,
     p.access_token IS NOT NULL AS has_access_token, p.display_name, p.waba_id, p.instagram_api,
-    p.webchat_allowed_origins, p.webchat_daily_reply_cap, p.created_at, p.updated_at, a.agent_id";
+    p.webchat_allowed_origins, p.webchat_daily_reply_cap, p.webchat_title, p.webchat_greeting,
+    p.webchat_color, p.created_at, p.updated_at, a.agent_id";
 
 /// Creates a channel.
 pub async fn insert(
@@ -141,8 +180,9 @@ pub async fn insert(
                 "WITH p AS (
                      INSERT INTO phone_numbers
                          (id, user_id, platform, meta_phone_number_id, access_token, display_name, waba_id, instagram_api,
-                          webchat_allowed_origins, webchat_daily_reply_cap)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                          webchat_allowed_origins, webchat_daily_reply_cap, webchat_title,
+                          webchat_greeting, webchat_color)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                      RETURNING *
                  )
                  SELECT {CHANNEL_COLUMNS} FROM p LEFT JOIN agents a ON a.phone_number_id = p.id"
@@ -161,6 +201,21 @@ pub async fn insert(
                     .as_ref()
                     .map(|w| w.allowed_origins.as_slice().to_vec()),
                 &new.webchat.as_ref().map(|w| w.daily_reply_cap.get()),
+                &new
+                    .webchat
+                    .as_ref()
+                    .and_then(|w| w.appearance.title.as_ref())
+                    .map(WidgetTitle::as_str),
+                &new
+                    .webchat
+                    .as_ref()
+                    .and_then(|w| w.appearance.greeting.as_ref())
+                    .map(WidgetGreeting::as_str),
+                &new
+                    .webchat
+                    .as_ref()
+                    .and_then(|w| w.appearance.color.as_ref())
+                    .map(WidgetColor::as_str),
             ],
         )
         .await?;
@@ -233,7 +288,10 @@ pub async fn update(
                          access_token = COALESCE($5, access_token),
                          waba_id = CASE WHEN $6 THEN $7 ELSE waba_id END,
                          webchat_allowed_origins = COALESCE($11, webchat_allowed_origins),
-                         webchat_daily_reply_cap = COALESCE($12, webchat_daily_reply_cap)
+                         webchat_daily_reply_cap = COALESCE($12, webchat_daily_reply_cap),
+                         webchat_title = CASE WHEN $13 THEN $14 ELSE webchat_title END,
+                         webchat_greeting = CASE WHEN $15 THEN $16 ELSE webchat_greeting END,
+                         webchat_color = CASE WHEN $17 THEN $18 ELSE webchat_color END
                      WHERE id = $1 AND user_id = $2
                        AND (NOT $8 OR (access_token IS NOT DISTINCT FROM $9
                                        AND waba_id IS NOT DISTINCT FROM $10))
@@ -268,6 +326,30 @@ pub async fn update(
                     .as_ref()
                     .map(|o| o.as_slice().to_vec()),
                 &patch.daily_reply_cap.map(DailyReplyCap::get),
+                &patch.appearance.title.is_some(),
+                &patch
+                    .appearance
+                    .title
+                    .clone()
+                    .flatten()
+                    .as_ref()
+                    .map(WidgetTitle::as_str),
+                &patch.appearance.greeting.is_some(),
+                &patch
+                    .appearance
+                    .greeting
+                    .clone()
+                    .flatten()
+                    .as_ref()
+                    .map(WidgetGreeting::as_str),
+                &patch.appearance.color.is_some(),
+                &patch
+                    .appearance
+                    .color
+                    .clone()
+                    .flatten()
+                    .as_ref()
+                    .map(WidgetColor::as_str),
             ],
         )
         .await?;
@@ -326,6 +408,7 @@ fn channel_from_row(row: &tokio_postgres::Row) -> Result<Channel, DbError> {
                 daily_reply_cap: row
                     .try_get::<_, Option<i32>>("webchat_daily_reply_cap")?
                     .map_or(DailyReplyCap::DEFAULT, DailyReplyCap::from_trusted),
+                appearance: WidgetAppearance::from_row(row)?,
             })
         })
         .transpose()?;

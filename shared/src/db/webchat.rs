@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{DbError, GenericClient, inbound::ChannelRoute, user_column};
+use super::{
+    DbError, GenericClient, inbound::ChannelRoute, phone_numbers::WidgetAppearance, user_column,
+};
 use crate::domain::{
     AllowedOrigins, DailyReplyCap, PhoneNumberId, Platform, VisitorId, VisitorToken,
 };
@@ -64,6 +66,44 @@ pub async fn widget(
         )
         .await?
         .map(|row| widget_from_row(&row))
+        .transpose()
+}
+
+/// What a widget shows before any message: its look, the channel's display name and the
+/// linked agent's name.
+#[derive(Debug, Clone)]
+pub struct WidgetConfig {
+    pub widget: Widget,
+    pub appearance: WidgetAppearance,
+    pub display_name: Option<String>,
+    /// The name of the agent linked to the channel, if one is.
+    pub agent_name: Option<String>,
+}
+
+/// The webchat channel a widget key names, with what the widget shows.
+pub async fn widget_config(
+    client: &impl GenericClient,
+    widget_key: &str,
+) -> Result<Option<WidgetConfig>, DbError> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {WIDGET_COLUMNS}, p.display_name, p.webchat_title, p.webchat_greeting,
+                        p.webchat_color, a.name AS agent_name
+                 FROM phone_numbers p LEFT JOIN agents a ON a.phone_number_id = p.id
+                 WHERE p.platform = 'webchat' AND p.meta_phone_number_id = $1"
+            ),
+            &[&widget_key],
+        )
+        .await?
+        .map(|row| {
+            Ok(WidgetConfig {
+                widget: widget_from_row(&row)?,
+                appearance: WidgetAppearance::from_row(&row)?,
+                display_name: row.try_get("display_name")?,
+                agent_name: row.try_get("agent_name")?,
+            })
+        })
         .transpose()
 }
 

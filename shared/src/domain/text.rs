@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{Platform, UserId};
+use super::{Platform, UserId, WidgetColor};
 
 /// The most characters of a provider's message id we store (`wamid.…`, an Instagram `mid`,
 /// a webchat message id): every `platform_message_id` column and `button_clicks.message_id`.
@@ -59,6 +59,13 @@ pub fn length_checked_columns() -> Vec<(&'static str, &'static str, usize)> {
             MetaChannelId::MAX_CHARS,
         ),
         ("phone_numbers", "waba_id", WabaId::MAX_CHARS),
+        ("phone_numbers", "webchat_title", WidgetTitle::MAX_CHARS),
+        (
+            "phone_numbers",
+            "webchat_greeting",
+            WidgetGreeting::MAX_CHARS,
+        ),
+        ("phone_numbers", "webchat_color", WidgetColor::LEN),
     ]
 }
 
@@ -108,6 +115,11 @@ macro_rules! bounded_text {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Wraps a value read back from the database (checked when it was written).
+            pub fn from_trusted(value: String) -> Self {
+                Self(value)
+            }
         }
     };
 }
@@ -133,6 +145,14 @@ bounded_text!(
 bounded_text!(
     /// `phone_numbers.display_name`.
     DisplayName, max = 255
+);
+bounded_text!(
+    /// `phone_numbers.webchat_title`: the heading of a website chat widget.
+    WidgetTitle, max = 60
+);
+bounded_text!(
+    /// `phone_numbers.webchat_greeting`: the first words a website chat widget shows.
+    WidgetGreeting, max = 500
 );
 bounded_text!(
     /// `users.company_name`.

@@ -155,6 +155,41 @@ fn normalize_origin(raw: &str) -> Result<String, String> {
     }
 }
 
+/// A widget's accent colour (`phone_numbers.webchat_color`): `#rrggbb`, stored in lower
+/// case. The widget picks black or white text on it, whichever contrasts more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetColor(String);
+
+impl WidgetColor {
+    /// The length of every colour (`#` and six hex digits), the column's width.
+    pub const LEN: usize = 7;
+    /// The colour of a widget that sets none.
+    pub const DEFAULT: &str = "#1f6feb";
+
+    /// Accepts `#rrggbb` in any case.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let valid = raw.len() == Self::LEN
+            && raw.starts_with('#')
+            && raw[1..].bytes().all(|b| b.is_ascii_hexdigit());
+        if valid {
+            Ok(Self(raw.to_ascii_lowercase()))
+        } else {
+            Err("must be a colour as `#rrggbb` (six hex digits)".to_owned())
+        }
+    }
+
+    /// Wraps a value read back from the database.
+    pub fn from_trusted(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The colour, `#rrggbb`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// How many AI replies a tenant's webchat may cause per UTC day (a channel setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyReplyCap(i32);
@@ -236,6 +271,19 @@ mod tests {
                 Ok(want) => assert_eq!(got.as_deref(), Ok(want), "{raw}"),
                 Err(()) => assert!(got.is_err(), "{raw} should be refused, got {got:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn widget_colours_are_six_hex_digits_kept_in_lower_case() {
+        assert_eq!(
+            WidgetColor::parse(" #1F6FEB ").map(|c| c.as_str().to_owned()),
+            Ok("#1f6feb".to_owned())
+        );
+        for bad in [
+            "", "#fff", "1f6feb", "#1f6fe", "#1f6febb", "#gggggg", "red", "#1f6feé",
+        ] {
+            assert!(WidgetColor::parse(bad).is_err(), "{bad}");
         }
     }
 

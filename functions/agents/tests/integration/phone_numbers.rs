@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::crypto::SecretKind;
 
 use crate::helpers::{TestApp, str_field};
@@ -662,4 +662,99 @@ async fn malformed_ids_in_paths_are_404() {
     ] {
         app.get_as(&tenant, route).await.expect_problem(404, None);
     }
+}
+
+#[tokio::test]
+async fn a_widgets_title_greeting_and_colour_are_set_cleared_and_validated() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = tenant.token();
+
+    let created = app
+        .api
+        .post(
+            "/phone-numbers",
+            &token,
+            &json!({
+                "platform": "webchat",
+                "widget_title": "  Acme shop ",
+                "widget_greeting": "Hi 👋 how can we help?",
+                "widget_color": "#7A3E12",
+            }),
+        )
+        .await;
+    let created = created.expect(201).clone();
+    assert_eq!(created["widget_title"], "Acme shop");
+    assert_eq!(created["widget_greeting"], "Hi 👋 how can we help?");
+    assert_eq!(created["widget_color"], "#7a3e12");
+    let key = str_field(&created, "widget_key");
+    assert_eq!(
+        created["widget_script_path"],
+        shared::webchat_widget::script_path(key)
+    );
+    let route = format!("/phone-numbers/{}", str_field(&created, "id"));
+
+    let patched = app
+        .api
+        .patch(
+            &route,
+            &token,
+            &json!({ "widget_title": null, "widget_color": "#00ff00" }),
+        )
+        .await;
+    let patched = patched.expect(200);
+    assert_eq!(patched["widget_title"], Value::Null);
+    assert_eq!(
+        patched["widget_greeting"], "Hi 👋 how can we help?",
+        "untouched"
+    );
+    assert_eq!(patched["widget_color"], "#00ff00");
+    let stored = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT webchat_title, webchat_color FROM phone_numbers WHERE id = $1",
+            &[&str_field(&created, "id")],
+        )
+        .await
+        .expect("row");
+    assert_eq!(stored.get::<_, Option<String>>(0), None);
+    assert_eq!(
+        stored.get::<_, Option<String>>(1).as_deref(),
+        Some("#00ff00")
+    );
+
+    for (body, field) in [
+        (json!({ "widget_color": "red" }), "widget_color"),
+        (json!({ "widget_color": "#12345" }), "widget_color"),
+        (json!({ "widget_title": "" }), "widget_title"),
+        (json!({ "widget_title": "x".repeat(61) }), "widget_title"),
+        (
+            json!({ "widget_greeting": "y".repeat(501) }),
+            "widget_greeting",
+        ),
+        (
+            json!({ "widget_greeting": "line\u{7}bell" }),
+            "widget_greeting",
+        ),
+    ] {
+        app.api
+            .patch(&route, &token, &body)
+            .await
+            .expect_problem(422, Some(field));
+    }
+    let whatsapp = app
+        .create_whatsapp_channel(&tenant, "106540352242922")
+        .await;
+    assert_eq!(whatsapp["widget_script_path"], Value::Null);
+    let whatsapp_route = format!("/phone-numbers/{}", str_field(&whatsapp, "id"));
+    for field in ["widget_title", "widget_greeting", "widget_color"] {
+        app.api
+            .patch(&whatsapp_route, &token, &json!({ field: "#000000" }))
+            .await
+            .expect_problem(422, Some(field));
+    }
+    let unchanged = app.api.get(&route, &token).await;
+    assert_eq!(unchanged.expect(200)["widget_color"], "#00ff00");
 }

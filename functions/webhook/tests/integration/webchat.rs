@@ -809,7 +809,7 @@ async fn cors_allows_exactly_the_channels_origins_and_answers_preflights() {
 }
 
 #[tokio::test]
-async fn a_star_allows_any_origin_and_no_origins_allow_none() {
+async fn a_star_allows_any_origin_no_origins_allow_none_and_an_unknown_key_only_its_404() {
     let app = TestApp::spawn().await;
     let open = widget(&app, "acme", &["*"], None).await;
     let closed = widget(&app, "acme", &[], None).await;
@@ -841,7 +841,19 @@ async fn a_star_allows_any_origin_and_no_origins_allow_none() {
 
     assert_eq!(allow_origin(&any), Some("https://anywhere.example"));
     assert_eq!(allow_origin(&none), None);
-    assert_eq!(allow_origin(&unknown), None);
+    // An unknown key has nothing to protect: any page may read its 404, so a widget whose
+    // channel was deleted can say so (the request itself still fails).
+    assert_eq!(allow_origin(&unknown), Some("https://shop.example"));
+    let post = with_origin(
+        &app,
+        Method::POST,
+        "/webchat/wk_nope/sessions",
+        "https://shop.example",
+        false,
+    )
+    .await;
+    post.expect_problem(404, None);
+    assert_eq!(allow_origin(&post), Some("https://shop.example"));
 }
 
 /// A function URL event (payload format 2.0) as Lambda delivers it, abridged.
@@ -983,4 +995,232 @@ async fn the_bearer_scheme_is_case_insensitive_for_visitors_as_for_tenants() {
 
     app.api.send_request(lower).await.expect(202);
     app.take_published_jobs();
+}
+
+/// A GET of a public widget route with optional `Origin` / `Referer` headers.
+async fn load(
+    app: &TestApp,
+    uri: &str,
+    origin: Option<&str>,
+    referer: Option<&str>,
+) -> TestResponse {
+    let mut builder = Request::builder().method(Method::GET).uri(uri);
+    if let Some(origin) = origin {
+        builder = builder.header(header::ORIGIN, origin);
+    }
+    if let Some(referer) = referer {
+        builder = builder.header(header::REFERER, referer);
+    }
+    let mut request = builder.body(Body::empty()).expect("request");
+    request.extensions_mut().insert(ConnectInfo(from(7)));
+    app.api.send_request(request).await
+}
+
+fn header_of(response: &TestResponse, name: header::HeaderName) -> &str {
+    response
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_config_gives_the_channels_look_and_its_agents_name() {
+    let app = TestApp::spawn().await;
+    let site = widget(&app, "acme", &["https://shop.example"], None).await;
+    let client = app.db.client().await;
+    client
+        .execute(
+            "UPDATE phone_numbers SET webchat_title = 'Acme <b>Shop</b>', webchat_greeting = 'Hi 👋',
+                 webchat_color = '#7a3e12', display_name = 'Main site' WHERE id = $1",
+            &[&site.channel],
+        )
+        .await
+        .expect("appearance");
+    client
+        .execute(
+            "INSERT INTO agents (agent_id, user_id, phone_number_id, prompt_id, name)
+             VALUES ('agt_01jd0000000000000000000000', 'acme', $1, 'pmpt_x', 'Ava')",
+            &[&site.channel],
+        )
+        .await
+        .expect("agent");
+
+    let response = load(
+        &app,
+        &format!("/webchat/{}/config", site.key),
+        Some("https://shop.example"),
+        None,
+    )
+    .await;
+
+    let body = response.expect(200);
+    assert_eq!(
+        body["title"], "Acme <b>Shop</b>",
+        "text is data, not markup"
+    );
+    assert_eq!(body["greeting"], "Hi 👋");
+    assert_eq!(body["color"], "#7a3e12");
+    assert_eq!(body["agent_name"], "Ava");
+    assert_eq!(body["max_message_chars"], 2000);
+    assert_eq!(body["script_version"], shared::webchat_widget::version());
+    assert_eq!(
+        header_of(&response, header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "https://shop.example"
+    );
+}
+
+#[tokio::test]
+async fn a_config_without_settings_falls_back_to_the_display_name_then_to_defaults() {
+    let app = TestApp::spawn().await;
+    let named = widget(&app, "acme", &[], None).await;
+    let bare = widget(&app, "acme", &[], None).await;
+    app.db
+        .client()
+        .await
+        .execute(
+            "UPDATE phone_numbers SET display_name = 'Main site' WHERE id = $1",
+            &[&named.channel],
+        )
+        .await
+        .expect("display name");
+
+    let named = load(&app, &format!("/webchat/{}/config", named.key), None, None).await;
+    let bare = load(&app, &format!("/webchat/{}/config", bare.key), None, None).await;
+
+    assert_eq!(named.expect(200)["title"], "Main site");
+    let bare = bare.expect(200);
+    assert_eq!(bare["title"], "Chat with us");
+    assert_eq!(bare["greeting"], Value::Null);
+    assert_eq!(bare["color"], "#1f6feb");
+    assert_eq!(bare["agent_name"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_widget_is_refused_to_pages_of_sites_that_are_not_allowed() {
+    let app = TestApp::spawn().await;
+    let site = widget(&app, "acme", &["https://shop.example"], None).await;
+    let script = format!("/webchat/{}/widget.js", site.key);
+    let config = format!("/webchat/{}/config", site.key);
+
+    for uri in [&script, &config] {
+        let by_origin = load(&app, uri, Some("https://evil.example"), None).await;
+        let by_referer = load(&app, uri, None, Some("https://evil.example/landing?x=1")).await;
+        let allowed_referer = load(&app, uri, None, Some("https://shop.example/products/1")).await;
+        let no_page = load(&app, uri, None, None).await;
+
+        let problem = by_origin.expect_problem(403, None);
+        assert!(
+            problem["detail"].as_str().is_some_and(
+                |d| d.contains("https://evil.example") && d.contains("allowed_origins")
+            ),
+            "{problem}"
+        );
+        assert!(
+            by_origin
+                .headers
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+        by_referer.expect_problem(403, None);
+        assert_eq!(allowed_referer.status, 200, "{uri}");
+        assert_eq!(
+            no_page.status, 200,
+            "{uri}: a request naming no page is served"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_script_is_javascript_cached_for_a_year_only_at_its_current_version() {
+    let app = TestApp::spawn().await;
+    let site = widget(&app, "acme", &["*"], None).await;
+    let version = shared::webchat_widget::version();
+
+    let current = load(
+        &app,
+        &format!("/webchat/{}/widget.js?v={version}", site.key),
+        Some("https://any.example"),
+        None,
+    )
+    .await;
+    let outdated = load(
+        &app,
+        &format!("/webchat/{}/widget.js?v=000000000000", site.key),
+        None,
+        None,
+    )
+    .await;
+    let unversioned = load(
+        &app,
+        &format!("/webchat/{}/widget.js", site.key),
+        None,
+        None,
+    )
+    .await;
+
+    assert_eq!(current.status, 200);
+    assert_eq!(
+        header_of(&current, header::CONTENT_TYPE),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(
+        header_of(&current, header::CACHE_CONTROL),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        header_of(&current, header::X_CONTENT_TYPE_OPTIONS),
+        "nosniff"
+    );
+    assert_eq!(
+        header_of(&current, header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "https://any.example"
+    );
+    assert_eq!(current.body.as_str(), Some(shared::webchat_widget::SCRIPT));
+    for other in [&outdated, &unversioned] {
+        assert_eq!(other.status, 200);
+        assert_eq!(
+            header_of(other, header::CACHE_CONTROL),
+            "public, max-age=300"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_widgets_have_no_script_or_config() {
+    let app = TestApp::spawn().await;
+    app.channel("acme", "whatsapp", WA_CHANNEL).await;
+
+    for uri in [
+        "/webchat/wk_nope/widget.js".to_owned(),
+        "/webchat/wk_nope/config".to_owned(),
+        format!("/webchat/{WA_CHANNEL}/widget.js"),
+        format!("/webchat/{WA_CHANNEL}/config"),
+    ] {
+        load(&app, &uri, None, None).await.expect_problem(404, None);
+    }
+}
+
+#[tokio::test]
+async fn loading_the_widget_counts_against_the_addresss_poll_limit() {
+    let app = TestApp::spawn_with(WebchatLimits {
+        ip_polls_per_minute: 2,
+        ..WebchatLimits::default()
+    })
+    .await;
+    let site = widget(&app, "acme", &[], None).await;
+
+    let script = load(
+        &app,
+        &format!("/webchat/{}/widget.js", site.key),
+        None,
+        None,
+    )
+    .await;
+    let config = load(&app, &format!("/webchat/{}/config", site.key), None, None).await;
+    let third = load(&app, &format!("/webchat/{}/config", site.key), None, None).await;
+
+    assert_eq!(script.status, 200);
+    assert_eq!(config.status, 200);
+    assert_rate_limited(&third);
 }
