@@ -549,9 +549,9 @@ pub async fn delete_contact(
                 "the contact id, its source, counters, opt-out state and times (so campaign \
                  history that references it stays whole)"
                     .to_owned(),
-                "the customer's conversations and messages: erase them with the conversations \
-                 API"
-                .to_owned(),
+                "the customer's conversations and messages (no API erases them yet: an operator \
+                 deletes them in the database)"
+                    .to_owned(),
                 "its domain events (ids and tags, no personal data)".to_owned(),
             ],
         }));

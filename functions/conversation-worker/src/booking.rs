@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, DurationRound, Timelike, Utc};
 use serde_json::{Value, json};
 use shared::{
     db::{GenericClient, google_tokens, meetings as meeting_rows},
-    domain::{ConversationId, MeetingStatus, TenantTimeZone, UserId},
+    domain::{ConversationId, MeetingStatus, TenantTimeZone, UserId, WorkingHours},
     google::{
         BusyPeriod, ConferenceStatus, EventAttendee, EventDateTime, Google, GoogleError, NewEvent,
         calendar::NewConferenceData, connection, event_id,
@@ -40,6 +40,8 @@ pub struct BookingContext<'a> {
     pub conversation_id: &'a ConversationId,
     pub customer_phone: &'a str,
     pub zone: TenantTimeZone,
+    /// The tenant's working hours, when configured: slots are offered only inside them.
+    pub hours: Option<WorkingHours>,
 }
 
 fn calendar_unavailable() -> Value {
@@ -60,14 +62,16 @@ fn answer_error(error: GoogleError) -> Result<Value, JobError> {
     }
 }
 
-/// Free slots of `duration` inside the window, on half-hour boundaries, between 09:00 and
-/// 18:00 in the tenant's zone, none overlapping a busy period.
+/// Free slots of `duration` inside the window, on half-hour boundaries, none overlapping a
+/// busy period: inside the tenant's working hours when configured, else between 09:00 and
+/// 18:00 in the tenant's zone on any day.
 pub fn free_slots(
     busy: &[BusyPeriod],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     duration: Duration,
     zone: TenantTimeZone,
+    hours: Option<&WorkingHours>,
 ) -> Vec<DateTime<Utc>> {
     let step = Duration::minutes(SLOT_STEP_MINUTES);
     let mut start = match from.duration_trunc(step) {
@@ -80,10 +84,15 @@ pub fn free_slots(
         let end = start + duration;
         let local_start = start.with_timezone(&zone.tz());
         let local_end = end.with_timezone(&zone.tz());
-        let in_day = local_start.hour() >= DAY_START_HOUR
-            && local_start.date_naive() == local_end.date_naive()
-            && (local_end.hour() < DAY_END_HOUR
-                || (local_end.hour() == DAY_END_HOUR && local_end.minute() == 0));
+        let in_day = match hours {
+            Some(hours) => hours.contains(start, end, zone),
+            None => {
+                local_start.hour() >= DAY_START_HOUR
+                    && local_start.date_naive() == local_end.date_naive()
+                    && (local_end.hour() < DAY_END_HOUR
+                        || (local_end.hour() == DAY_END_HOUR && local_end.minute() == 0))
+            }
+        };
         let clashes = busy.iter().any(|b| b.start < end && b.end > start);
         if in_day && !clashes {
             slots.push(start);
@@ -110,7 +119,14 @@ pub async fn check_availability(
         Ok(busy) => busy,
         Err(error) => return answer_error(error),
     };
-    let slots = free_slots(&busy, query.from, query.to, query.duration, context.zone);
+    let slots = free_slots(
+        &busy,
+        query.from,
+        query.to,
+        query.duration,
+        context.zone,
+        context.hours.as_ref(),
+    );
     Ok(json!({
         "status": "ok",
         "time_zone": context.zone.name(),
@@ -299,7 +315,14 @@ async fn slot_taken(
         Ok(busy) => busy,
         Err(error) => return answer_error(error),
     };
-    let slots = free_slots(&busy, from, to, duration, context.zone);
+    let slots = free_slots(
+        &busy,
+        from,
+        to,
+        duration,
+        context.zone,
+        context.hours.as_ref(),
+    );
     tracing::info!("the slot was taken; offering others");
     Ok(json!({
         "status": "slot_taken",
@@ -345,6 +368,7 @@ mod tests {
             t("2030-01-02T11:00:00Z"),
             Duration::minutes(30),
             zone,
+            None,
         );
         assert_eq!(
             slots,
@@ -362,9 +386,33 @@ mod tests {
                 t("2030-01-02T17:00:00Z"),
                 t("2030-01-02T22:00:00Z"),
                 Duration::minutes(30),
-                zone
+                zone,
+                None,
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn with_working_hours_slots_stay_inside_them_and_skip_closed_days() {
+        let zone = TenantTimeZone::parse("Europe/Madrid").expect("zone");
+        let hours = WorkingHours::parse("10:00", "12:00", &[1, 3]).expect("hours");
+        // Tuesday 2030-01-01 07:00 UTC to Wednesday 2030-01-02 13:00 UTC (14:00 Madrid).
+        let slots = free_slots(
+            &[],
+            t("2030-01-01T07:00:00Z"),
+            t("2030-01-02T13:00:00Z"),
+            Duration::minutes(60),
+            zone,
+            Some(&hours),
+        );
+        assert_eq!(
+            slots,
+            vec![
+                t("2030-01-02T09:00:00Z"), // Wednesday 10:00 Madrid
+                t("2030-01-02T09:30:00Z"),
+                t("2030-01-02T10:00:00Z"), // 11:00-12:00, the last that fits
+            ]
         );
     }
 }

@@ -382,9 +382,8 @@ async fn tool_registry(
     if state.google.is_none() || db::google_tokens::get(client, user).await?.is_none() {
         return Ok(tools::Registry::basic());
     }
-    Ok(tools::Registry::with_calendar(
-        db::users::time_zone(client, user).await?,
-    ))
+    let (zone, hours) = db::users::booking_settings(client, user).await?;
+    Ok(tools::Registry::with_calendar(zone, hours))
 }
 
 fn booking_context<'a>(
@@ -407,6 +406,7 @@ fn booking_context<'a>(
             conversation_id: &conversation.conversation_id,
             customer_phone: customer,
             zone,
+            hours: registry.working_hours().cloned(),
         },
     ))
 }

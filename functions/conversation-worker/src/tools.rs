@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::{
-    domain::{TenantTimeZone, parse_instant},
+    domain::{TenantTimeZone, WorkingHours, parse_instant},
     openai::{FunctionCall, HANDOFF_TOOL, agent_tools},
 };
 
@@ -32,6 +32,8 @@ pub const MAX_AVAILABILITY_WINDOW: Duration = Duration::days(14);
 pub struct Registry {
     /// The tenant's zone when Google Calendar is connected (the booking tools are offered).
     calendar: Option<TenantTimeZone>,
+    /// The tenant's working hours, when configured: meetings are booked only inside them.
+    hours: Option<WorkingHours>,
 }
 
 /// A call, with its arguments validated.
@@ -89,14 +91,24 @@ struct BookingArgs {
 impl Registry {
     /// The handover tool only.
     pub fn basic() -> Self {
-        Self { calendar: None }
+        Self {
+            calendar: None,
+            hours: None,
+        }
     }
 
-    /// The handover tool and the booking tools, with times read in `zone`.
-    pub fn with_calendar(zone: TenantTimeZone) -> Self {
+    /// The handover tool and the booking tools, with times read in `zone` and meetings
+    /// inside `hours` when given.
+    pub fn with_calendar(zone: TenantTimeZone, hours: Option<WorkingHours>) -> Self {
         Self {
             calendar: Some(zone),
+            hours,
         }
+    }
+
+    /// The tenant's working hours, when configured and the booking tools are offered.
+    pub fn working_hours(&self) -> Option<&WorkingHours> {
+        self.hours.as_ref()
     }
 
     /// The tenant's zone, when the booking tools are offered.
@@ -112,6 +124,11 @@ impl Registry {
         };
         if let Some(zone) = self.calendar {
             let zone = zone.name();
+            let within = self
+                .hours
+                .as_ref()
+                .map(|h| format!(" Meetings can only be booked within the company's working hours: {} ({zone}).", h.describe()))
+                .unwrap_or_default();
             let time = |what: &str| {
                 json!({
                     "type": "string",
@@ -121,7 +138,7 @@ impl Registry {
             tools.push(json!({
                 "type": "function",
                 "name": CHECK_AVAILABILITY_TOOL,
-                "description": format!("Find free meeting slots in the company's calendar between two times. Slots are answered in {zone}."),
+                "description": format!("Find free meeting slots in the company's calendar between two times. Slots are answered in {zone}.{within}"),
                 "parameters": {
                     "type": "object",
                     "properties": {
@@ -137,7 +154,7 @@ impl Registry {
             tools.push(json!({
                 "type": "function",
                 "name": BOOK_MEETING_TOOL,
-                "description": "Book a Google Meet meeting with the customer once they agreed to a time and gave their email. Both sides get a calendar invitation.",
+                "description": format!("Book a Google Meet meeting with the customer once they agreed to a time and gave their email. Both sides get a calendar invitation.{within}"),
                 "parameters": {
                     "type": "object",
                     "properties": {
@@ -207,11 +224,22 @@ impl Registry {
                 if start <= now {
                     return Err("start must be in the future".to_owned());
                 }
+                let duration = duration(args.duration_minutes)?;
+                if let Some(hours) = &self.hours
+                    && !hours.contains(start, start + duration, zone)
+                {
+                    return Err(format!(
+                        "{} is outside the company's working hours ({} {}): offer the customer a time inside them (check_availability lists free ones)",
+                        zone.format(start),
+                        hours.describe(),
+                        zone.name()
+                    ));
+                }
                 let attendee_email = email(&args.attendee_email)?;
                 let title = text(args.title, 255, "title")?.unwrap_or_else(|| "Demo".to_owned());
                 Ok(ToolCall::BookMeeting(BookingRequest {
                     start,
-                    duration: duration(args.duration_minutes)?,
+                    duration,
                     title,
                     attendee_name: text(args.attendee_name, 255, "attendee_name")?,
                     attendee_email,
@@ -299,7 +327,49 @@ mod tests {
     }
 
     fn madrid() -> Registry {
-        Registry::with_calendar(TenantTimeZone::parse("Europe/Madrid").expect("zone"))
+        Registry::with_calendar(TenantTimeZone::parse("Europe/Madrid").expect("zone"), None)
+    }
+
+    #[test]
+    fn with_working_hours_a_booking_outside_them_is_refused_saying_when_they_are() {
+        let zone = TenantTimeZone::parse("Europe/Madrid").expect("zone");
+        let hours = WorkingHours::parse("09:00", "17:00", &[1, 2, 3, 4, 5]).expect("hours");
+        let registry = Registry::with_calendar(zone, Some(hours));
+        let book = |start: &str, minutes: i64| {
+            call(
+                BOOK_MEETING_TOOL,
+                json!({ "start": start, "duration_minutes": minutes, "title": null,
+                        "attendee_name": null, "attendee_email": "a@b.example", "notes": null }),
+            )
+        };
+        // 2030-01-05 is a Saturday; 2030-01-07 a Monday.
+        for (start, minutes) in [
+            ("2030-01-05T10:00:00+01:00", 30),
+            ("2030-01-07T08:30:00+01:00", 30),
+            ("2030-01-07T16:45:00+01:00", 30),
+        ] {
+            let refused = registry
+                .parse(&book(start, minutes), now())
+                .expect_err(start);
+            assert!(
+                refused.contains("outside the company's working hours (Mon, Tue, Wed, Thu, Fri 09:00-17:00 Europe/Madrid)"),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            registry.parse(&book("2030-01-07T16:30:00+01:00", 30), now()),
+            Ok(ToolCall::BookMeeting(_))
+        ));
+        let described = registry.definitions().to_string();
+        assert!(
+            described
+                .contains("working hours: Mon, Tue, Wed, Thu, Fri 09:00-17:00 (Europe/Madrid)")
+        );
+        // Without configured hours, any future time is accepted.
+        assert!(matches!(
+            madrid().parse(&book("2030-01-05T10:00:00+01:00", 30), now()),
+            Ok(ToolCall::BookMeeting(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{DbError, GenericClient, user_column};
-use crate::domain::{CompanyName, UserId};
+use crate::domain::{CompanyName, TenantTimeZone, UserId, WorkingHours};
 
 /// A tenant's account with its credit balance.
 #[derive(Debug, Clone)]
@@ -13,6 +13,8 @@ pub struct Account {
     pub company_name: Option<String>,
     /// IANA zone name (`users.time_zone`, default `UTC`).
     pub time_zone: String,
+    /// When the agent may book meetings; `None`: not configured.
+    pub working_hours: Option<WorkingHours>,
     pub remaining_credits: i32,
     pub total_used: i32,
     pub created_at: DateTime<Utc>,
@@ -72,6 +74,7 @@ pub async fn exists(client: &impl GenericClient, user: &UserId) -> Result<bool, 
 }
 
 const ACCOUNT_QUERY: &str = "SELECT u.user_id, u.email, u.company_name, u.time_zone, u.created_at,
+        u.working_hours_start, u.working_hours_end, u.working_days,
         COALESCE(c.remaining_credits, 0) AS remaining_credits,
         COALESCE(c.total_used, 0) AS total_used
  FROM users u LEFT JOIN credits c ON c.user_id = u.user_id
@@ -131,6 +134,7 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DbError> {
         email: row.try_get("email")?,
         company_name: row.try_get("company_name")?,
         time_zone: row.try_get("time_zone")?,
+        working_hours: working_hours_from_row(row)?,
         remaining_credits: row.try_get("remaining_credits")?,
         total_used: row.try_get("total_used")?,
         created_at: row.try_get("created_at")?,
@@ -152,4 +156,63 @@ pub async fn time_zone(
     Ok(name
         .and_then(|n| crate::domain::TenantTimeZone::parse(&n).ok())
         .unwrap_or_default())
+}
+
+fn working_hours_from_row(row: &tokio_postgres::Row) -> Result<Option<WorkingHours>, DbError> {
+    let start: Option<chrono::NaiveTime> = row.try_get("working_hours_start")?;
+    let end: Option<chrono::NaiveTime> = row.try_get("working_hours_end")?;
+    let days: Option<Vec<i16>> = row.try_get("working_days")?;
+    Ok(match (start, end, days) {
+        (Some(start), Some(end), Some(days)) => {
+            let days: Vec<u8> = days.iter().filter_map(|d| u8::try_from(*d).ok()).collect();
+            Some(WorkingHours::from_trusted(start, end, &days))
+        }
+        _ => None,
+    })
+}
+
+/// Sets (or clears, with `None`) the tenant's working hours.
+pub async fn set_working_hours(
+    client: &impl GenericClient,
+    user: &UserId,
+    hours: Option<&WorkingHours>,
+) -> Result<(), DbError> {
+    let days: Option<Vec<i16>> =
+        hours.map(|h| h.day_numbers().into_iter().map(i16::from).collect());
+    client
+        .execute(
+            "UPDATE users SET working_hours_start = $2, working_hours_end = $3, working_days = $4
+             WHERE user_id = $1",
+            &[
+                &user.as_str(),
+                &hours.map(WorkingHours::start),
+                &hours.map(WorkingHours::end),
+                &days,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What the booking tools read times in and offer slots within: the tenant's zone (`UTC`
+/// when none or an unknown name is stored) and its working hours, if configured.
+pub async fn booking_settings(
+    client: &impl GenericClient,
+    user: &UserId,
+) -> Result<(TenantTimeZone, Option<WorkingHours>), DbError> {
+    let row = client
+        .query_opt(
+            "SELECT time_zone, working_hours_start, working_hours_end, working_days
+             FROM users WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok((TenantTimeZone::default(), None));
+    };
+    let name: Option<String> = row.try_get("time_zone")?;
+    let zone = name
+        .and_then(|n| TenantTimeZone::parse(&n).ok())
+        .unwrap_or_default();
+    Ok((zone, working_hours_from_row(&row)?))
 }

@@ -11,6 +11,7 @@ mod phone;
 mod text;
 mod time_zone;
 mod webchat;
+mod working_hours;
 
 pub use contact::*;
 pub use delivery::{DeliveryOrdered, DeliveryStep};
@@ -22,3 +23,4 @@ pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
 pub use time_zone::{TenantTimeZone, parse_instant};
 pub use webchat::*;
+pub use working_hours::{InvalidWorkingHours, WorkingHours};

@@ -176,3 +176,83 @@ async fn patch_me_sets_an_iana_time_zone_and_refuses_anything_else_writing_nothi
         .await;
     assert_eq!(stored, 1);
 }
+
+#[tokio::test]
+async fn patch_me_sets_and_clears_working_hours_and_refuses_bad_ones_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let shown = app.api.get("/me", &tenant.token()).await;
+    assert_eq!(shown.expect(200)["working_hours"], serde_json::Value::Null);
+
+    let hours = json!({ "start": "09:00", "end": "17:30", "days": [5, 1, 2, 3, 4, 1] });
+    let set = app
+        .api
+        .patch("/me", &tenant.token(), &json!({ "working_hours": hours }))
+        .await;
+    assert_eq!(
+        set.expect(200)["working_hours"],
+        json!({ "start": "09:00", "end": "17:30", "days": [1, 2, 3, 4, 5] })
+    );
+
+    for (bad, field) in [
+        (
+            json!({ "start": "9am", "end": "17:00", "days": [1] }),
+            "working_hours.start",
+        ),
+        (
+            json!({ "start": "18:00", "end": "09:00", "days": [1] }),
+            "working_hours.end",
+        ),
+        (
+            json!({ "start": "09:00", "end": "17:00", "days": [] }),
+            "working_hours.days",
+        ),
+        (
+            json!({ "start": "09:00", "end": "17:00", "days": [0, 8] }),
+            "working_hours.days",
+        ),
+        (
+            json!({ "start": "09:00\u{0}", "end": "17:00", "days": [1] }),
+            "working_hours.start",
+        ),
+    ] {
+        app.api
+            .patch("/me", &tenant.token(), &json!({ "working_hours": bad }))
+            .await
+            .expect_problem(422, Some(field));
+    }
+    // A bad time zone next to valid hours: neither is written.
+    app.api
+        .patch(
+            "/me",
+            &tenant.token(),
+            &json!({ "time_zone": "Mars/Olympus",
+                     "working_hours": { "start": "08:00", "end": "12:00", "days": [6] } }),
+        )
+        .await
+        .expect_problem(422, Some("time_zone"));
+    let kept = app.api.get("/me", &tenant.token()).await;
+    assert_eq!(kept.expect(200)["working_hours"]["start"], "09:00");
+
+    // Another tenant's hours are its own.
+    let other = app.tenant("rival").await;
+    let theirs = app.api.get("/me", &other.token()).await;
+    assert_eq!(theirs.expect(200)["working_hours"], serde_json::Value::Null);
+
+    let cleared = app
+        .api
+        .patch("/me", &tenant.token(), &json!({ "working_hours": null }))
+        .await;
+    assert_eq!(
+        cleared.expect(200)["working_hours"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM users WHERE user_id = $1 AND working_days IS NULL",
+            &[&tenant.sub],
+        )
+        .await,
+        1
+    );
+}

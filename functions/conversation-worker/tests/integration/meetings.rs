@@ -560,6 +560,7 @@ async fn two_concurrent_bookings_of_the_same_slot_make_one_event_and_one_row() {
         conversation_id: &conversation,
         customer_phone: "+16505551234",
         zone: shared::domain::TenantTimeZone::parse("Europe/Madrid").expect("zone"),
+        hours: None,
     };
     let request = BookingRequest {
         start: start(),
@@ -588,5 +589,46 @@ async fn two_concurrent_bookings_of_the_same_slot_make_one_event_and_one_row() {
         )
         .await,
         1
+    );
+}
+
+#[tokio::test]
+async fn a_booking_outside_the_tenants_working_hours_is_refused_to_the_model_and_books_nothing() {
+    use chrono::Datelike;
+
+    let booking = spawn().await;
+    let app = &booking.app;
+    // Every day but the one the customer asks for (15:00 Madrid is 14:00 UTC, same day).
+    let asked = i64::from(start().weekday().number_from_monday());
+    let open_days: Vec<i64> = (1..=7).filter(|d| *d != asked).collect();
+    let hours = shared::domain::WorkingHours::parse("09:00", "18:00", &open_days).expect("hours");
+    shared::db::users::set_working_hours(&app.db.client().await, &user(), Some(&hours))
+        .await
+        .expect("hours stored");
+    let job = app
+        .inbound(
+            "wamid.BOOKCLOSED",
+            CUSTOMER,
+            &format!("book {START} sheena@customer.test"),
+            at(0),
+        )
+        .await;
+
+    conversation_worker::handle(&app.state, &job)
+        .await
+        .expect("handled");
+
+    let output = booking.tool_output().await;
+    let error = output["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("outside the company's working hours") && error.contains("Europe/Madrid"),
+        "{output}"
+    );
+    assert!(booking.inserts().await.is_empty(), "no event at Google");
+    assert_eq!(app.count("SELECT count(*) FROM meetings", &[]).await, 0);
+    assert_eq!(
+        app.meta_sends().await.len(),
+        1,
+        "the customer still gets an answer"
     );
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Contacts benchmarks against a running devstack (build it with --release first; see
+# docs/benchmarks.md): a 50,000-row CSV import through POST /contacts/import, and the tag
+# query GET /contacts?tag=&tag=&exclude_tag= over a tenant with 100,000 contacts.
+#   API=http://127.0.0.1:3000 DEVSTACK=target/release/devstack scripts/bench-contacts.sh
+set -euo pipefail
+api="${API:-http://127.0.0.1:3000}"
+devstack="${DEVSTACK:-target/release/devstack}"
+runs="${RUNS:-3}"
+queries="${QUERIES:-200}"
+work="$(mktemp -d /tmp/bench-contacts.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+# 50,000 rows; row i gets two of 20 tags (t{i%20} and t{(7i+3)%20}: rows with i%20 = 1 carry
+# t1 and t10, 5% of them) and a distinct phone from `base`.
+make_csv() { # file base
+  python3 - "$1" "$2" <<'PY'
+import sys
+path, base = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    f.write("name,phone,email,company,tags\n")
+    for i in range(50_000):
+        n = base + i
+        f.write(f"Person {n},+1415{n:07d},p{n}@example.com,Acme {n % 97},t{i % 20};t{(i * 7 + 3) % 20}\n")
+PY
+}
+seconds() { python3 -c 'import statistics,sys; xs=sorted(float(l) for l in sys.stdin); print(f"n={len(xs)} min={xs[0]:.3f}s p50={statistics.median(xs):.3f}s p95={xs[int(len(xs)*0.95)-1]:.3f}s max={xs[-1]:.3f}s")'; }
+
+echo "==> import: $runs runs of 50,000 rows, each into a fresh tenant"
+for run in $(seq 1 "$runs"); do
+  token="$("$devstack" token --sub "bench-import-$run-$$" --email "bench$run-$$@example.test")"
+  make_csv "$work/import.csv" 1000000
+  curl -sS -o "$work/import.json" -w '%{time_total}\n' -X POST "$api/contacts/import" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: text/csv' --data-binary @"$work/import.csv"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("   ", {k: r[k] for k in r if k != "errors"}, file=sys.stderr)' "$work/import.json"
+done | seconds
+
+echo "==> tag query over 100,000 contacts ($queries requests)"
+token="$("$devstack" token --sub "bench-tags-$$" --email "bench-tags-$$@example.test")"
+for base in 2000000 3000000; do
+  make_csv "$work/seed.csv" "$base"
+  curl -sS -o /dev/null -X POST "$api/contacts/import" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: text/csv' --data-binary @"$work/seed.csv"
+done
+for _ in $(seq 1 "$queries"); do
+  curl -sS -o /dev/null -w '%{time_total}\n' \
+    "$api/contacts?tag=t1&tag=t10&exclude_tag=t5&limit=50" -H "Authorization: Bearer $token"
+done | seconds
