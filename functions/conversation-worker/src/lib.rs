@@ -39,7 +39,7 @@ use shared::{
         MessageId, Platform, PromptId, ReplyBlockedReason, customer_key,
     },
     google::Google,
-    jobs::{Lifter, LifterConfig, Record, ReplyJob, SqsQueue},
+    jobs::{Lifter, LifterConfig, ReplyJob, SqsQueue, lambda},
     meta::graph::Graph,
     openai::{OpenAi, OpenAiError},
     outbound::{Destination, Payload, SendOutcome, send_and_record},
@@ -487,25 +487,6 @@ async fn send_reply(
     }
 }
 
-/// An SQS event's records as the lifter's records.
-pub fn records(event: aws_lambda_events::sqs::SqsEvent) -> Vec<Record> {
-    event
-        .records
-        .into_iter()
-        .map(|record| Record {
-            message_id: record.message_id.unwrap_or_default(),
-            body: record.body.unwrap_or_default(),
-            receipt_handle: record.receipt_handle,
-            group_id: record.attributes.get("MessageGroupId").cloned(),
-            receive_count: record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|count| count.parse().ok())
-                .unwrap_or(1),
-        })
-        .collect()
-}
-
 /// Runs one Lambda batch through the lifter (`shared::jobs::batch`) and answers with the
 /// failed records only (`ReportBatchItemFailures`). No job starts when less than the
 /// configured margin is left before `deadline`; those go back to the queue at once.
@@ -516,17 +497,13 @@ pub async fn handle_batch(
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
     let report = lifter
-        .run(records(event), deadline, |job: ReplyJob| async move {
-            handle(state, &job).await
-        })
+        .run(
+            lambda::records(event),
+            deadline,
+            |job: ReplyJob| async move { handle(state, &job).await },
+        )
         .await;
-    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
-    for failure in report.failures {
-        let mut item = aws_lambda_events::sqs::BatchItemFailure::default();
-        item.item_identifier = failure.message_id;
-        response.batch_item_failures.push(item);
-    }
-    response
+    lambda::batch_response(report)
 }
 
 /// Receives one batch from an SQS queue and runs it through the same lifter, deleting what

@@ -27,8 +27,8 @@ use shared::{
         extractions::{self, ExtractionSubject, NewExtraction, Stored},
     },
     jobs::{
-        ExtractionJob, ExtractionQueue, ExtractionTrigger, JobError, Lifter, LifterConfig, Record,
-        SqsQueue,
+        ExtractionJob, ExtractionQueue, ExtractionTrigger, JobError, Lifter, LifterConfig,
+        SqsQueue, lambda,
     },
     openai::{
         OpenAi, OpenAiError,
@@ -349,25 +349,6 @@ pub async fn sweep(state: &ExtractionState) -> Result<SweepReport, JobError> {
     Ok(report)
 }
 
-/// An SQS event's records as the lifter's records.
-pub fn records(event: aws_lambda_events::sqs::SqsEvent) -> Vec<Record> {
-    event
-        .records
-        .into_iter()
-        .map(|record| Record {
-            message_id: record.message_id.unwrap_or_default(),
-            body: record.body.unwrap_or_default(),
-            receipt_handle: record.receipt_handle,
-            group_id: record.attributes.get("MessageGroupId").cloned(),
-            receive_count: record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|count| count.parse().ok())
-                .unwrap_or(1),
-        })
-        .collect()
-}
-
 /// Runs one Lambda batch through the lifter and answers with the failed records only.
 pub async fn handle_batch(
     state: &ExtractionState,
@@ -376,17 +357,13 @@ pub async fn handle_batch(
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
     let report = lifter
-        .run(records(event), deadline, |job: ExtractionJob| async move {
-            handle(state, &job).await.map(|_| ())
-        })
+        .run(
+            lambda::records(event),
+            deadline,
+            |job: ExtractionJob| async move { handle(state, &job).await.map(|_| ()) },
+        )
         .await;
-    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
-    for failure in report.failures {
-        let mut item = aws_lambda_events::sqs::BatchItemFailure::default();
-        item.item_identifier = failure.message_id;
-        response.batch_item_failures.push(item);
-    }
-    response
+    lambda::batch_response(report)
 }
 
 /// One Lambda invocation: an SQS batch (`Records`), or the scheduled sweep (any other

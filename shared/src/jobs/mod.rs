@@ -11,6 +11,7 @@
 //!   partial batch failures, FIFO hold-back, visibility backoff, a deadline guard.
 
 pub mod batch;
+pub mod lambda;
 mod local;
 mod sqs;
 
