@@ -541,13 +541,25 @@ pub async fn delete_contact(
                 "company".to_owned(),
                 "tags".to_owned(),
                 format!(
-                    "name, email and company of the customer's {} extraction(s)",
+                    "name, email, company, summary, reasoning and requirements of the \
+                     customer's {} extraction(s)",
                     erasure.extractions_erased
+                ),
+                format!(
+                    "the customer's name, email, phone, participants and notes of {} \
+                     meeting(s)",
+                    erasure.meetings_erased
                 ),
             ],
             kept: vec![
                 "the contact id, its source, counters, opt-out state and times (so campaign \
                  history that references it stays whole)"
+                    .to_owned(),
+                "an opt-out, as a hash of the phone or channel identity: a customer who said \
+                 STOP is not messaged again when re-added"
+                    .to_owned(),
+                "the extractions' customer phone and scores, and the meetings' times (the \
+                 conversation's key, kept with the conversation)"
                     .to_owned(),
                 "the customer's conversations and messages (no API erases them yet: an operator \
                  deletes them in the database)"

@@ -92,6 +92,7 @@ async fn the_schema_has_the_twenty_tables_of_the_reference_and_our_five() {
         "rate_limit_counters",
         "domain_events",
         "google_oauth_states",
+        "opt_out_suppressions",
     ]);
     expected.sort_unstable();
     assert_eq!(tables, expected);

@@ -294,24 +294,26 @@ pub async fn set_opt_out_for_customer(
     Ok(contact_id)
 }
 
-/// Whether the tenant's contact for this customer opted out (no contact: no).
+/// Whether the customer opted out of the tenant's messages: its contact is opted out, or
+/// the identity is suppressed (`opt_out_suppressions`, V15: an opt-out outlives the contact
+/// row that carried it, through an erasure or a phone edit). No contact and no suppression:
+/// no.
 pub async fn is_opted_out(
     client: &impl GenericClient,
     user: &UserId,
     customer: &CustomerIdentity,
 ) -> Result<bool, DbError> {
-    let sql = format!(
-        "SELECT opted_out FROM contacts WHERE user_id = $1 AND {}",
-        identity_condition(customer, 2)
-    );
-    let user_id = user.as_str();
-    let values = identity_values(customer);
-    let params = with_identity(vec![&user_id], &values);
-    let row = client.query_opt(&sql, &params).await?;
-    Ok(row
-        .map(|r| r.try_get::<_, bool>(0))
-        .transpose()?
-        .unwrap_or(false))
+    let (phone, platform, customer_id) = identity_columns(customer);
+    let row = client
+        .query_one(
+            "SELECT EXISTS (
+                 SELECT 1 FROM opt_out_suppressions
+                  WHERE user_id = $1
+                    AND customer_hash = ANY (contact_identity_hashes($2::text, $3::text, $4::text)))",
+            &[&user.as_str(), &phone, &platform, &customer_id],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 /// Counts `count` inbound messages stored for a customer of the agent's tenant, and fills
@@ -702,14 +704,19 @@ pub async fn patch(
 /// What an erasure removed and what it kept.
 #[derive(Debug, Clone)]
 pub struct Erasure {
-    /// Extractions of the customer whose name, email and company were erased.
+    /// Extractions of the customer whose name, email, company and free texts were erased.
     pub extractions_erased: u64,
+    /// Meetings with the customer whose name, email, phone, participants and notes were
+    /// erased.
+    pub meetings_erased: u64,
 }
 
 /// Erases a contact's personal data for a privacy request, in the caller's transaction:
 /// phone, channel identity, name, email, company and tags are cleared and the contact is
-/// deactivated (`erased_at` set); the name, email and company its extractions hold are
-/// cleared too. Kept: the row (its id, counters, opt-out state and times), so campaign
+/// deactivated (`erased_at` set); the name, email, company and free texts (summary,
+/// reasoning, requirements) of its extractions, and the customer's name, email, phone,
+/// participants and notes of its meetings, are cleared too. An opt-out stays in force
+/// (`opt_out_suppressions`, kept by the database's triggers). Kept: the row (its id, counters, opt-out state and times), so campaign
 /// history that references it stays whole. `None` when the tenant has no such contact.
 pub async fn erase(
     tx: &super::Transaction<'_>,
@@ -730,7 +737,21 @@ pub async fn erase(
     let extractions_erased = match &key {
         Some(key) => {
             tx.execute(
-                "UPDATE extractions SET name = NULL, email = NULL, company = NULL
+                "UPDATE extractions SET name = NULL, email = NULL, company = NULL,
+                     in_detail_summary = NULL, smart_notification = NULL, requirements = NULL,
+                     custom_cta = NULL, reasoning = NULL
+                 WHERE user_id = $1 AND customer_phone = $2",
+                &[&user.as_str(), key],
+            )
+            .await?
+        }
+        None => 0,
+    };
+    let meetings_erased = match &key {
+        Some(key) => {
+            tx.execute(
+                "UPDATE meetings SET customer_name = NULL, customer_email = NULL,
+                     customer_phone = NULL, participants = '{}', notes = NULL
                  WHERE user_id = $1 AND customer_phone = $2",
                 &[&user.as_str(), key],
             )
@@ -746,7 +767,10 @@ pub async fn erase(
         &[&user.as_str(), &contact_id.as_str()],
     )
     .await?;
-    Ok(Some(Erasure { extractions_erased }))
+    Ok(Some(Erasure {
+        extractions_erased,
+        meetings_erased,
+    }))
 }
 
 /// Adds tags to a contact (keeping their order, new ones last) and records `TAG_ADDED` for

@@ -465,3 +465,86 @@ async fn opt_out_and_opt_in_set_the_state_the_stop_keyword_sets() {
             .expect("read")
     );
 }
+
+/// Whether the worker's and the send path's check sees this phone as opted out.
+async fn phone_opted_out(app: &TestApp, phone: &str) -> bool {
+    let user = shared::domain::UserId::parse(&app.tenant.sub).expect("user");
+    let customer = shared::domain::CustomerIdentity::Phone(
+        shared::domain::PhoneE164::parse(phone).expect("phone"),
+    );
+    shared::db::contacts::is_opted_out(&app.db.client().await, &user, &customer)
+        .await
+        .expect("read")
+}
+
+#[tokio::test]
+async fn an_opt_out_outlives_erasure_a_phone_edit_and_a_reimport_until_the_customer_opts_in() {
+    let app = TestApp::spawn().await;
+    let token = app.token();
+    let said_stop = "+14155550101";
+    let ana = app.create(json!({"phone": said_stop, "name": "Ana"})).await;
+    let id = ana["contact_id"].as_str().expect("id").to_owned();
+    app.api
+        .post(&format!("/contacts/{id}/opt-out"), &token, &json!({}))
+        .await
+        .expect(200);
+
+    // A phone edit: the number that said STOP stays suppressed, and the person stays out.
+    let edited = app
+        .api
+        .patch(
+            &format!("/contacts/{id}"),
+            &token,
+            &json!({"phone": "+14155550102"}),
+        )
+        .await;
+    assert_eq!(edited.expect(200)["opted_out"], true);
+    assert!(phone_opted_out(&app, said_stop).await, "the old number");
+    assert!(
+        phone_opted_out(&app, "+14155550102").await,
+        "the person's new number"
+    );
+
+    // Erasure: no readable phone is left, and the numbers stay suppressed.
+    app.api
+        .delete(&format!("/contacts/{id}?hard=true"), &token)
+        .await
+        .expect(200);
+    assert!(phone_opted_out(&app, said_stop).await);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM contacts WHERE phone IN ('{said_stop}', '+14155550102')"
+        ))
+        .await,
+        0
+    );
+
+    // Created again, by the API or an import: it arrives opted out.
+    let again = app.create(json!({"phone": said_stop})).await;
+    assert_eq!(again["opted_out"], true, "{again}");
+    app.import("name,phone\nBea,+14155550102\n")
+        .await
+        .expect(200);
+    let listed = app.api.get("/contacts?search=%2B14155550102", &token).await;
+    assert_eq!(listed.expect(200)["items"][0]["opted_out"], true);
+
+    // Another tenant's suppression is its own.
+    let other = app.other_tenant().await;
+    let theirs = app
+        .api
+        .post("/contacts", &other.token(), &json!({"phone": said_stop}))
+        .await;
+    assert_eq!(theirs.expect(201)["opted_out"], false);
+
+    // Only an opt-in lifts it.
+    let again_id = again["contact_id"].as_str().expect("id");
+    app.api
+        .post(&format!("/contacts/{again_id}/opt-in"), &token, &json!({}))
+        .await
+        .expect(200);
+    assert!(!phone_opted_out(&app, said_stop).await);
+    assert!(
+        phone_opted_out(&app, "+14155550102").await,
+        "not the other number"
+    );
+}
