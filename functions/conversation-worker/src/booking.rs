@@ -26,6 +26,9 @@ use crate::{
     tools::{AvailabilityQuery, BookingRequest},
 };
 
+/// Upcoming meetings one conversation may hold: a customer (or a prompt injected through
+/// the chat) cannot turn the tenant's calendar into an invitation sender.
+pub const MAX_UPCOMING_PER_CONVERSATION: i64 = 2;
 /// Slots offered in one answer.
 const MAX_SLOTS: usize = 8;
 /// Slots start on these boundaries.
@@ -158,6 +161,26 @@ pub async fn book_meeting(
     {
         tracing::info!(meeting.id = %meeting.meeting_id, "meeting booked by an earlier attempt");
         return Ok(booked_answer(context, meeting));
+    }
+    if existing.is_none() {
+        let upcoming = meeting_rows::upcoming_in_conversation(
+            client,
+            context.user,
+            context.conversation_id,
+            chrono::Utc::now(),
+        )
+        .await?;
+        if upcoming >= MAX_UPCOMING_PER_CONVERSATION {
+            tracing::warn!(
+                upcoming,
+                "booking refused: the conversation's meetings are at their cap"
+            );
+            return Ok(json!({
+                "status": "too_many_meetings",
+                "upcoming_meetings": upcoming,
+                "instructions": "This customer already has the most upcoming meetings one conversation may book. Do not book another: offer to keep one of them, or tell the customer a colleague will arrange anything further."
+            }));
+        }
     }
     let token =
         match connection::access_token(client, google, &state.sealing_key, context.user).await {

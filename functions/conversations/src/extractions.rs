@@ -291,7 +291,7 @@ pub async fn conversation_extractions(
     responses(
         BearerErrors, PathErrors,
         (status = 202, body = ExtractionQueued),
-        (status = 409, description = "Nothing new to extract: the latest extraction covers every message, or there is no message yet", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing new to extract: the latest extraction covers every message, there is no message yet, or the customer has not written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The extraction queue could not take the job: try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -308,6 +308,13 @@ pub async fn extract_now(
     if subject.message_count == 0 {
         return Err(ApiError::Conflict(
             "the conversation has no message yet: there is nothing to extract".to_owned(),
+        ));
+    }
+    // Only our side spoke (a template sent, no answer): nothing to score the customer on.
+    if subject.latest.is_none() && subject.new_customer_messages == 0 {
+        return Err(ApiError::Conflict(
+            "the customer has not written in this conversation: there is nothing to extract"
+                .to_owned(),
         ));
     }
     if let Some(latest) = subject

@@ -22,7 +22,7 @@ use shared::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use media::MediaLimits;
+pub use media::{MediaLimits, media_client};
 
 /// The function's state: the common API state, the Graph client, Meta's app id (for the
 /// resumable upload) and the client that fetches header media.

@@ -28,13 +28,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         },
         graph: Graph::new(http.clone(), GraphConfig::from_env()?),
         meta_app_id: shared::config::optional_var("META_APP_ID")?,
-        // Redirects are not followed: the host check of a media URL must hold for the host
-        // actually fetched.
-        media_http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(20))
-            .build()?,
+        // Public addresses only, no redirects (templates::media_client).
+        media_http: templates::media_client()?,
         media_limits: MediaLimits::default(),
     };
     lambda_http::run(templates::router(state)).await

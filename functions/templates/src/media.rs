@@ -29,27 +29,81 @@ impl Default for MediaLimits {
     }
 }
 
-/// Whether an address is one a public media URL may point at.
+/// Whether an address is one a public media URL may point at: not loopback, private,
+/// link-local, shared (CGNAT), benchmarking, reserved, multicast or documentation space, and
+/// no IPv6 form that carries such an IPv4 address (mapped, compatible, NAT64, 6to4).
 fn is_public(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_documentation()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+                || v4.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0))
         }
         std::net::IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    (hi & 0xff) as u8,
+                    (lo >> 8) as u8,
+                    (lo & 0xff) as u8,
+                )
+            };
+            let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0];
+            let six_to_four = s[0] == 0x2002;
             !(v6.is_loopback()
                 || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| !is_public(v4.into())))
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || v6.to_ipv4().is_some_and(|v4| !is_public(v4.into()))
+                || (nat64 && !is_public(embedded(s[6], s[7]).into()))
+                || (six_to_four && !is_public(embedded(s[1], s[2]).into())))
         }
     }
+}
+
+/// A DNS resolver that answers only public addresses, so the address connected to is the
+/// one checked: a host that resolves to a public address for the check and a private one
+/// for the fetch (DNS rebinding) gets no address at all.
+#[derive(Debug, Clone, Copy)]
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> =
+                found.filter(|address| is_public(address.ip())).collect();
+            if public.is_empty() {
+                return Err("the host resolves to no public address".into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The client that fetches media samples in Lambda: redirects are not followed (the host
+/// check must hold for the host fetched), every name resolves to public addresses only, and
+/// slow hosts time out.
+pub fn media_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(PublicOnly))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
 }
 
 /// Refuses a URL whose host resolves to a non-public address (see
@@ -237,4 +291,65 @@ pub async fn fetch(
         content_type,
         file_name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_pass() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+        ] {
+            let ip: std::net::IpAddr = private.parse().expect(private);
+            assert!(!is_public(ip), "{private} must be refused");
+        }
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            let ip: std::net::IpAddr = public.parse().expect(public);
+            assert!(is_public(ip), "{public} must pass");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_media_client_connects_to_no_private_address_even_by_name() {
+        let client = media_client().expect("client");
+        let refused = client
+            .get("http://localhost:9/sample.jpg")
+            .send()
+            .await
+            .expect_err("localhost resolves to loopback only");
+        let chain = format!("{:?}", refused);
+        assert!(chain.contains("no public address"), "{chain}");
+    }
 }

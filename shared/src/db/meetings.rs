@@ -106,6 +106,25 @@ pub async fn cancelled_at(
     Ok(row.try_get(0)?)
 }
 
+/// How many meetings of the conversation are still ahead (booking or scheduled, starting
+/// after `now`): the booking tool's cap per conversation.
+pub async fn upcoming_in_conversation(
+    client: &impl GenericClient,
+    user: &UserId,
+    conversation: &ConversationId,
+    now: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM meetings
+             WHERE user_id = $1 AND conversation_id = $2 AND meeting_time > $3
+               AND status IN ('booking', 'scheduled')",
+            &[&user.as_str(), &conversation.as_str(), &now],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Writes the `booking` row, or returns the row a previous attempt wrote for the same
 /// event id.
 pub async fn insert_booking(

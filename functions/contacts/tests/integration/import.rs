@@ -233,3 +233,20 @@ async fn the_export_streams_the_filtered_contacts_as_csv() {
         .await
         .expect_problem(422, Some("limit"));
 }
+
+#[tokio::test]
+async fn a_file_of_bad_rows_answers_the_first_thousand_and_counts_them_all() {
+    let app = TestApp::spawn().await;
+    let mut csv = String::from("phone,name\n+14155550100,Good\n");
+    for i in 0..2_500 {
+        writeln!(csv, "not-a-phone-{i},{}", "b".repeat(200)).expect("write");
+    }
+    let response = app.import(csv).await;
+    let body = response.expect(200);
+    assert_eq!(body["created"], 1);
+    assert_eq!(body["skipped_count"], 2_500);
+    let listed = body["skipped"].as_array().expect("skipped");
+    assert_eq!(listed.len(), 1_000);
+    assert_eq!(listed[0]["row"], 2, "the first bad rows, in file order");
+    assert!(body.to_string().len() < 200_000, "the answer stays small");
+}

@@ -632,3 +632,44 @@ async fn a_booking_outside_the_tenants_working_hours_is_refused_to_the_model_and
         "the customer still gets an answer"
     );
 }
+
+#[tokio::test]
+async fn one_conversation_books_at_most_two_upcoming_meetings() {
+    let booking = spawn().await;
+    let app = &booking.app;
+    let times = [
+        "2031-03-04T15:00:00+01:00",
+        "2031-03-05T15:00:00+01:00",
+        "2031-03-06T15:00:00+01:00",
+    ];
+    for (i, time) in times.iter().enumerate() {
+        let job = app
+            .inbound(
+                &format!("wamid.CAP{i}"),
+                CUSTOMER,
+                &format!("book {time} guest{i}@third-party.test"),
+                at(i64::try_from(i).expect("small") * 10),
+            )
+            .await;
+        conversation_worker::handle(&app.state, &job)
+            .await
+            .expect("handled");
+    }
+
+    assert_eq!(booking.inserts().await.len(), 2, "two events at Google");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM meetings WHERE status = 'scheduled'",
+            &[]
+        )
+        .await,
+        2
+    );
+    let refused = app
+        .model_calls()
+        .await
+        .iter()
+        .filter_map(|c| c["input"][0]["output"].as_str().map(str::to_owned))
+        .any(|output| output.contains("too_many_meetings"));
+    assert!(refused, "the third call was answered with the cap");
+}

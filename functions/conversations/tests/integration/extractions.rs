@@ -304,3 +304,54 @@ async fn another_tenants_extractions_are_404_on_every_route_and_never_listed() {
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn extract_now_is_409_while_only_our_side_has_written() {
+    let app = TestApp::spawn().await;
+    let token = app.tenant.token();
+    let seed = app.db.seed();
+    let user = seed.tenant(&app.tenant.sub).await;
+    let channel = seed
+        .channel(
+            &user,
+            testkit::ChannelSeed::whatsapp("1").token("EAAG-token"),
+        )
+        .await;
+    let agent = seed.agent(&user, &channel, "pmpt_a", "Ava").await;
+    // A template went out; the customer never answered.
+    let conversation = shared::domain::ConversationId::generate();
+    app.db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
+             VALUES ($1, $2, '+16505551234')",
+            &[&conversation.as_str(), &agent.agent_id.as_str()],
+        )
+        .await
+        .expect("conversation");
+    seed.agent_message(&user, &conversation, "Your order ships today")
+        .await;
+
+    let refused = app
+        .api
+        .post(
+            &format!("/conversations/{conversation}/extract"),
+            &token,
+            &json!({}),
+        )
+        .await;
+
+    let problem = refused.expect_problem(409, None);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the customer has not written"),
+        "{problem}"
+    );
+    assert!(
+        app.extraction_queue.drain().is_empty(),
+        "no job, no OpenAI call"
+    );
+}
