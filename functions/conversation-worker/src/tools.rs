@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::{
-    domain::{TenantTimeZone, WorkingHours, parse_instant},
+    domain::{MEETING_MAX_DAYS_AHEAD, TenantTimeZone, WorkingHours, parse_instant},
     openai::{FunctionCall, HANDOFF_TOOL, agent_tools},
 };
 
@@ -223,6 +223,11 @@ impl Registry {
                 let start = parse_instant(&args.start, zone).map_err(|m| format!("start {m}"))?;
                 if start <= now {
                     return Err("start must be in the future".to_owned());
+                }
+                if start > now + Duration::days(MEETING_MAX_DAYS_AHEAD) {
+                    return Err(format!(
+                        "start must be within {MEETING_MAX_DAYS_AHEAD} days from now"
+                    ));
                 }
                 let duration = duration(args.duration_minutes)?;
                 if let Some(hours) = &self.hours

@@ -13,7 +13,10 @@ use shared::{
         meetings::{self, Meeting, MeetingFilter},
         users,
     },
-    domain::{MeetingId, MeetingStatus, MessageAuthor, TenantTimeZone, parse_instant},
+    domain::{
+        MEETING_MAX_DAYS_AHEAD, MeetingId, MeetingStatus, MessageAuthor, TenantTimeZone,
+        parse_instant,
+    },
     google::{EventDateTime, connection},
     outbound::{Destination, Payload, SendOutcome, send_and_record},
 };
@@ -338,6 +341,12 @@ pub async fn reschedule_meeting(
     let start = parse_instant(&body.start, zone).map_err(|m| ApiError::invalid("start", m))?;
     if start <= Utc::now() {
         return Err(ApiError::invalid("start", "must be in the future"));
+    }
+    if start > Utc::now() + chrono::Duration::days(MEETING_MAX_DAYS_AHEAD) {
+        return Err(ApiError::invalid(
+            "start",
+            format!("must be within {MEETING_MAX_DAYS_AHEAD} days from now"),
+        ));
     }
     if meeting.status != MeetingStatus::Scheduled {
         return Err(not_scheduled(&meeting));

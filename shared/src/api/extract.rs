@@ -133,7 +133,7 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                ApiError::Validation(vec![field_error(&path, &inner.to_string())])
+                ApiError::Validation(vec![field_error(&path, &inner.to_string(), "body")])
             }
             _ => ApiError::BadRequest {
                 detail: format!(
@@ -180,17 +180,22 @@ where
             .map(Query)
             .map_err(|error| {
                 let path = error.path().to_string();
-                ApiError::Validation(vec![field_error(&path, &error.into_inner().to_string())])
+                ApiError::Validation(vec![field_error(
+                    &path,
+                    &error.into_inner().to_string(),
+                    "query",
+                )])
             })
     }
 }
 
-/// Turns serde's message into a field error. Unknown and missing fields are reported by
-/// serde at the parent's path with the name in the message; they are moved into the path.
-fn field_error(path: &str, message: &str) -> FieldError {
+/// Turns serde's message into a field error. Unknown, missing and repeated fields are
+/// reported by serde at the parent's path with the name in the message; they are moved into
+/// the path. An error of the whole is named `whole` (`body`, or `query` for parameters).
+fn field_error(path: &str, message: &str, whole: &str) -> FieldError {
     let message = strip_position(message);
     let parent = if path == "." { "" } else { path };
-    for prefix in ["unknown field `", "missing field `"] {
+    for prefix in ["unknown field `", "missing field `", "duplicate field `"] {
         if let Some(rest) = message.strip_prefix(prefix) {
             if let Some((name, _)) = rest.split_once('`') {
                 // serde_path_to_error already ends the path with an unknown field's name.
@@ -203,6 +208,8 @@ fn field_error(path: &str, message: &str) -> FieldError {
                 };
                 let message = if prefix.starts_with("unknown") {
                     "is not a known field".to_owned()
+                } else if prefix.starts_with("duplicate") {
+                    "is given more than once".to_owned()
                 } else {
                     "is required".to_owned()
                 };
@@ -210,7 +217,7 @@ fn field_error(path: &str, message: &str) -> FieldError {
             }
         }
     }
-    let field = if parent.is_empty() { "body" } else { parent };
+    let field = if parent.is_empty() { whole } else { parent };
     FieldError::new(field, message)
 }
 
@@ -344,6 +351,28 @@ mod tests {
         assert_eq!(
             error.problem().errors,
             vec![FieldError::new("customer_phone", NUL_MESSAGE)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_query_parameter_is_a_422_naming_it() {
+        #[derive(Debug, Deserialize)]
+        #[expect(dead_code, reason = "fields exist to be deserialized")]
+        struct Params {
+            status: Option<String>,
+        }
+        let request = http::Request::builder()
+            .uri("/templates?status=DRAFT&status=APPROVED")
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        let error = Query::<Params>::from_request_parts(&mut parts, &())
+            .await
+            .expect_err("refused");
+        assert_eq!(error.status().as_u16(), 422);
+        assert_eq!(
+            error.problem().errors,
+            vec![FieldError::new("status", "is given more than once")]
         );
     }
 

@@ -21,6 +21,6 @@ pub use inbound::{InboundMessage, StatusError, StatusUpdate, customer_key};
 pub use lead::*;
 pub use phone::{PhoneE164, PhoneParseError};
 pub use text::*;
-pub use time_zone::{TenantTimeZone, parse_instant};
+pub use time_zone::{MEETING_MAX_DAYS_AHEAD, TenantTimeZone, parse_instant};
 pub use webchat::*;
 pub use working_hours::{InvalidWorkingHours, WorkingHours};

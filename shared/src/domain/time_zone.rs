@@ -4,6 +4,10 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+/// How far ahead a meeting may be booked or moved: far enough for any real plan, and far
+/// from the year 9999 past which Google cannot read the event's end.
+pub const MEETING_MAX_DAYS_AHEAD: i64 = 3_660;
+
 /// A valid IANA zone name (`Europe/Madrid`, `America/New_York`, `UTC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantTimeZone(Tz);

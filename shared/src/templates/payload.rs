@@ -254,9 +254,38 @@ pub struct HeaderOverride {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResolvedValues(pub BTreeMap<String, String>);
 
+/// The longest value a variable takes at send time: a header's whole text is 60 characters,
+/// a body's 1,024.
+const MAX_HEADER_VALUE_CHARS: usize = 60;
+const MAX_BODY_VALUE_CHARS: usize = 1_024;
+
+/// Why Meta would refuse a parameter's text (its error 132018: no new lines or tabs, at
+/// most four spaces in a row), or `None`.
+fn refused_value(value: &str, max_chars: usize) -> Option<String> {
+    if value.contains(['\n', '\r', '\t']) {
+        return Some(
+            "must not contain new lines or tabs (Meta refuses them in parameters)".to_owned(),
+        );
+    }
+    if value.contains("     ") {
+        return Some(
+            "must not contain more than four spaces in a row (Meta refuses them)".to_owned(),
+        );
+    }
+    if value.chars().any(char::is_control) {
+        return Some("must not contain control characters".to_owned());
+    }
+    if value.chars().count() > max_chars {
+        return Some(format!("must be at most {max_chars} characters"));
+    }
+    None
+}
+
 /// Resolves a send's values: as given (by `variable_name`, or by position for the body's
 /// positional placeholders: `"1"`), else the variable's `default_value`. A variable with
-/// neither is a violation naming `variable_values.<name>`; a key naming no variable too.
+/// neither is a violation naming `variable_values.<name>`; a key naming no variable too, a
+/// variable given both by name and by position, and a value Meta would refuse (new lines,
+/// tabs, five spaces in a row, over 60 characters in a header or 1,024 in the body).
 pub fn resolve_values(
     content: &TemplateContent,
     given: &BTreeMap<String, String>,
@@ -267,13 +296,38 @@ pub fn resolve_values(
         let by_position = (variable.component_type == ComponentType::Body)
             .then(|| given.get(&variable.position.to_string()))
             .flatten();
-        let value = given
-            .get(&variable.variable_name)
+        let by_name = given.get(&variable.variable_name);
+        if by_name.is_some()
+            && by_position.is_some()
+            && variable.variable_name != variable.position.to_string()
+        {
+            errors.push(Violation {
+                field: format!("variable_values.{}", variable.position),
+                message: format!(
+                    "gives `{}` a second time: give each variable once, by name or by position",
+                    variable.variable_name
+                ),
+            });
+            continue;
+        }
+        let value = by_name
             .or(by_position)
             .cloned()
             .or_else(|| variable.default_value.clone());
+        let max_chars = if variable.component_type == ComponentType::Header {
+            MAX_HEADER_VALUE_CHARS
+        } else {
+            MAX_BODY_VALUE_CHARS
+        };
         match value {
             Some(value) if !value.trim().is_empty() => {
+                if let Some(message) = refused_value(&value, max_chars) {
+                    errors.push(Violation {
+                        field: format!("variable_values.{}", variable.variable_name),
+                        message,
+                    });
+                    continue;
+                }
                 resolved.insert(variable.variable_name.clone(), value);
             }
             _ => errors.push(Violation {

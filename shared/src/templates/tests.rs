@@ -764,3 +764,40 @@ fn a_missing_value_without_default_names_the_variable_and_defaults_fill_in() {
         .expect_err("unknown key");
     assert_eq!(error[0].field, "variable_values.bogus");
 }
+
+#[test]
+fn values_meta_would_refuse_or_given_twice_are_violations_naming_the_variable() {
+    let mut draft = image_template();
+    for variable in &mut draft.content.variables {
+        variable.default_value = Some("x".into());
+    }
+    let cases = [
+        (
+            values(&[("first_name", "Ana\nLine")]),
+            "variable_values.first_name",
+        ),
+        (
+            values(&[("first_name", "Ana\tTab")]),
+            "variable_values.first_name",
+        ),
+        (
+            values(&[("first_name", "Ana     Five")]),
+            "variable_values.first_name",
+        ),
+        (
+            values(&[("first_name", &"a".repeat(1_025))]),
+            "variable_values.first_name",
+        ),
+        (
+            values(&[("first_name", "Ana"), ("1", "Bea")]),
+            "variable_values.1",
+        ),
+    ];
+    for (given, field) in cases {
+        let error = resolve_values(&draft.content, &given).expect_err(field);
+        let fields: Vec<&str> = error.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, vec![field], "{given:?}");
+    }
+    let fine = values(&[("first_name", &format!("Ana {} Pé 🎉", "a".repeat(1_000)))]);
+    assert!(resolve_values(&draft.content, &fine).is_ok());
+}

@@ -205,10 +205,13 @@ async fn rescheduling_moves_the_event_at_google_and_the_row() {
             .expect("rfc3339");
     assert_eq!(sent_end, new_start + Duration::minutes(30));
 
-    // A start in the past, or not a time, is refused naming `start`; nothing moves.
+    // A start in the past, not a time, or past the ten-year horizon (year 9999 would give
+    // Google an end it cannot read) is refused naming `start`; nothing moves.
     for bad in [
         json!({ "start": (Utc::now() - Duration::hours(1)).to_rfc3339() }),
         json!({ "start": "next tuesday" }),
+        json!({ "start": "9999-12-31T23:45:00Z" }),
+        json!({ "start": (Utc::now() + Duration::days(3_700)).to_rfc3339() }),
     ] {
         app.api
             .post(
