@@ -645,7 +645,7 @@ pub async fn remove_tag(
 }
 
 /// Adds and removes tags on many contacts at once, chosen by id or by the list's filters.
-/// A tag in both `add` and `remove` is removed.
+/// A tag in both `add` and `remove` is a 422 naming `remove` (which one was meant?).
 #[utoipa::path(
     post, path = "/contacts/tags", tag = "contacts",
     request_body = BulkTags,
@@ -688,6 +688,12 @@ pub async fn bulk_tags(
     let remove = parse_tags("remove", &body.remove, &mut errors);
     if add.is_empty() && remove.is_empty() {
         errors.push("add", "give at least one tag to add or remove");
+    }
+    if let Some(both) = remove.iter().find(|tag| add.contains(tag)) {
+        errors.push(
+            "remove",
+            format!("`{both}` is also in `add`: a tag is either added or removed"),
+        );
     }
     errors.into_result()?;
     let Some(target) = target else {

@@ -292,7 +292,9 @@ pub async fn import_contacts(
     body: Bytes,
 ) -> Result<axum::Json<ImportResult>, ApiError> {
     if !is_csv(&headers) {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "text/csv",
+        });
     }
     let started = std::time::Instant::now();
     let mut client = state.pool.get().await?;

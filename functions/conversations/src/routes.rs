@@ -303,7 +303,7 @@ pub async fn takeover(
     let request: TakeoverRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TakeoverRequest::default()
     } else if !shared::api::is_json(&headers) {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(ApiError::not_json());
     } else {
         shared::api::from_json_slice(&body)?
     };

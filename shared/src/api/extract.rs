@@ -81,7 +81,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::not_json());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {

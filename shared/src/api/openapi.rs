@@ -118,7 +118,7 @@ pub mod responses {
         (
             "UnsupportedMediaType",
             "415",
-            "The body is not sent as `application/json`",
+            "The body is not sent with the media type the endpoint reads (`application/json`; `text/csv` for the contacts import)",
         ),
         (
             "ValidationFailed",

@@ -101,8 +101,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body is not of the media type the endpoint reads (`expected`).
     #[error("unsupported media type")]
-    UnsupportedMediaType,
+    UnsupportedMediaType { expected: &'static str },
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     /// A limit was reached; the response carries `Retry-After` (seconds).
@@ -124,6 +125,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A body that is not JSON where the endpoint reads JSON: 415.
+    pub fn not_json() -> Self {
+        Self::UnsupportedMediaType {
+            expected: "application/json",
+        }
+    }
+
     /// A 422 about one field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
@@ -156,7 +164,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => Self::NotFound(detail),
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::not_json(),
             StatusCode::INTERNAL_SERVER_ERROR => Self::Internal(text.into()),
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(text.into()),
             _ if status.is_server_error() => Self::Other {
@@ -177,7 +185,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -209,10 +217,14 @@ impl ApiError {
                 "the request body is larger than this endpoint accepts".to_owned(),
                 vec![],
             ),
-            Self::UnsupportedMediaType => (
+            Self::UnsupportedMediaType { expected } => (
                 "unsupported-media-type",
                 "Unsupported media type",
-                "the body must be JSON, sent with `Content-Type: application/json`".to_owned(),
+                if *expected == "application/json" {
+                    "the body must be JSON, sent with `Content-Type: application/json`".to_owned()
+                } else {
+                    format!("the body must be sent with `Content-Type: {expected}`")
+                },
                 vec![],
             ),
             Self::Validation(errors) => (

@@ -158,8 +158,10 @@ impl fmt::Display for Email {
 }
 
 /// A tag of `contacts.tags`, normalised: trimmed, lowercase, 1 to 50 characters, no
-/// control characters and no `;` (the CSV import's tag separator) or `,`. `VIP ` and `vip`
-/// are the same tag.
+/// control characters and no `;` (the CSV import's tag separator) or `,`; it starts with a
+/// letter or a digit (a tag starting `=`, `+`, `-` or `@` would be a formula in a
+/// spreadsheet that splits the export's tags cell on `;`, and one of only invisible
+/// characters cannot be told apart). `VIP ` and `vip` are the same tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
 
@@ -181,6 +183,9 @@ impl Tag {
         }
         if tag.contains([';', ',']) {
             return Err("must not contain `;` or `,`".to_owned());
+        }
+        if !tag.starts_with(char::is_alphanumeric) {
+            return Err("must start with a letter or a digit".to_owned());
         }
         Ok(Self(tag))
     }
@@ -299,7 +304,22 @@ mod tests {
             Ok("prêt-à-porter 🎉".to_owned())
         );
         assert!(Tag::parse(&"x".repeat(50)).is_ok());
-        for raw in ["", "   ", &"x".repeat(51), "a;b", "a,b", "a\nb", "a\0b"] {
+        assert!(Tag::parse("2024-lead").is_ok());
+        for raw in [
+            "",
+            "   ",
+            &"x".repeat(51),
+            "a;b",
+            "a,b",
+            "a\nb",
+            "a\0b",
+            "=1+1",
+            "+x",
+            "-y",
+            "@z",
+            "\u{202E}",
+            "\u{200B}\u{200B}",
+        ] {
             assert!(Tag::parse(raw).is_err(), "{raw:?} must be refused");
         }
     }

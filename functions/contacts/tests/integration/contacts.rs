@@ -415,6 +415,24 @@ async fn bulk_tags_by_ids_or_filter_add_and_remove_and_tags_lists_counts() {
         .post("/contacts/tags", &token, &json!({"add": ["z"]}))
         .await
         .expect_problem(422, Some("contact_ids"));
+    app.api
+        .post(
+            "/contacts/tags",
+            &token,
+            &json!({"filter": {"tag": ["promo"]}, "add": ["z", "Q4"], "remove": ["q4"]}),
+        )
+        .await
+        .expect_problem(422, Some("remove"));
+    for formula in ["=1+1", "+x", "-y", "@z", "\u{202E}"] {
+        app.api
+            .post(
+                "/contacts/tags",
+                &token,
+                &json!({"filter": {"tag": ["promo"]}, "add": [formula]}),
+            )
+            .await
+            .expect_problem(422, Some("add[0]"));
+    }
 }
 
 #[tokio::test]

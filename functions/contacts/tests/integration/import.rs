@@ -172,7 +172,14 @@ async fn a_wrong_header_or_a_body_that_is_not_csv_writes_nothing() {
             "{}",
         )
         .await;
-    json_body.expect_problem(415, None);
+    let problem = json_body.expect_problem(415, None);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("text/csv"),
+        "the 415 names the type the import reads: {problem}"
+    );
     assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
 }
 
