@@ -602,11 +602,16 @@ pub async fn list(
     let mut sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE user_id = $1{conditions}");
     if let Some(before) = &page.before {
         params.push(Box::new(before.clone()));
-        sql.push_str(&format!(" AND contact_id < ${}", params.len() + 1));
+        sql.push_str(&format!(
+            " AND contact_id COLLATE \"C\" < ${}",
+            params.len() + 1
+        ));
     }
     params.push(Box::new(page.fetch));
+    // `COLLATE "C"`: only `contacts_user_active_list_idx` serves this order, never a
+    // backward walk of the primary key across all tenants (V16).
     sql.push_str(&format!(
-        " ORDER BY contact_id DESC LIMIT ${}",
+        " ORDER BY contact_id COLLATE \"C\" DESC LIMIT ${}",
         params.len() + 1
     ));
     let user_id = user.as_str().to_owned();
