@@ -1,6 +1,8 @@
 //! devstack serves the functions' routes exactly as the functions do, and runs the whole
 //! inbound flow end to end through its simulators.
 
+mod common;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -157,14 +159,10 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
     )
     .await;
     assert_eq!(status, 201);
-    let granted = http
-        .post(format!("{base_url}/admin/credits"))
-        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
-        .json(&json!({ "user_id": tenant.sub, "amount": 5, "reason": "trial" }))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(granted.status().as_u16(), 201);
+    assert_eq!(
+        common::grant_credits(&http, &base_url, &tenant.sub, 5).await,
+        201
+    );
 
     let body = devstack::sample_inbound(
         "106540352242922",
@@ -173,17 +171,7 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
         "Do you ship to Lisbon?",
     )
     .to_string();
-    let signature =
-        shared::meta::signature::sign(devstack::DEV_META_APP_SECRET.as_bytes(), body.as_bytes());
-    let posted = http
-        .post(format!("{base_url}/webhook"))
-        .header("content-type", "application/json")
-        .header(shared::meta::signature::SIGNATURE_HEADER, signature)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(posted.status().as_u16(), 200);
+    assert_eq!(common::post_webhook(&http, &base_url, body).await, 200);
 
     let mut messages = Value::Null;
     for _ in 0..100 {
@@ -254,12 +242,10 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
         .send()
         .await
         .expect("agent");
-    http.post(format!("{base_url}/admin/credits"))
-        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
-        .json(&json!({ "user_id": tenant.sub, "amount": 3, "reason": "trial" }))
-        .send()
-        .await
-        .expect("credits");
+    assert_eq!(
+        common::grant_credits(&http, &base_url, &tenant.sub, 3).await,
+        201
+    );
 
     let session = http
         .post(format!("{base_url}/webchat/{key}/sessions"))
@@ -428,12 +414,10 @@ async fn a_conversation_is_scored_and_its_contact_created_end_to_end() {
         .send()
         .await
         .expect("agent");
-    http.post(format!("{base_url}/admin/credits"))
-        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
-        .json(&json!({ "user_id": tenant.sub, "amount": 10, "reason": "trial" }))
-        .send()
-        .await
-        .expect("credits");
+    assert_eq!(
+        common::grant_credits(&http, &base_url, &tenant.sub, 10).await,
+        201
+    );
     http.post(format!("{base_url}/_sim/openai/extraction/fail-next"))
         .send()
         .await
@@ -447,19 +431,7 @@ async fn a_conversation_is_scored_and_its_contact_created_end_to_end() {
     ] {
         let body =
             devstack::sample_inbound("106540352242922", "16505551234", "Sheena", text).to_string();
-        let signature = shared::meta::signature::sign(
-            devstack::DEV_META_APP_SECRET.as_bytes(),
-            body.as_bytes(),
-        );
-        let posted = http
-            .post(format!("{base_url}/webhook"))
-            .header("content-type", "application/json")
-            .header(shared::meta::signature::SIGNATURE_HEADER, signature)
-            .body(body)
-            .send()
-            .await
-            .expect("webhook");
-        assert_eq!(posted.status().as_u16(), 200);
+        assert_eq!(common::post_webhook(&http, &base_url, body).await, 200);
     }
 
     let mut extraction = Value::Null;
@@ -589,14 +561,10 @@ async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connecte
         Some(json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" })),
     )
     .await;
-    let granted = http
-        .post(format!("{base_url}/admin/credits"))
-        .header("x-admin-secret", testkit::TEST_ADMIN_SECRET)
-        .json(&json!({ "user_id": tenant.sub, "amount": 5, "reason": "trial" }))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(granted.status().as_u16(), 201);
+    assert_eq!(
+        common::grant_credits(&http, &base_url, &tenant.sub, 5).await,
+        201
+    );
 
     let body = devstack::sample_inbound(
         "106540352242923",
@@ -605,17 +573,7 @@ async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connecte
         "Can I book a demo at 2031-03-04T15:00:00+01:00? My email is sheena@customer.test",
     )
     .to_string();
-    let signature =
-        shared::meta::signature::sign(devstack::DEV_META_APP_SECRET.as_bytes(), body.as_bytes());
-    let posted = http
-        .post(format!("{base_url}/webhook"))
-        .header("content-type", "application/json")
-        .header(shared::meta::signature::SIGNATURE_HEADER, signature)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(posted.status().as_u16(), 200);
+    assert_eq!(common::post_webhook(&http, &base_url, body).await, 200);
 
     let mut meetings = Value::Null;
     for _ in 0..100 {

@@ -4,6 +4,8 @@
 //! (a signed status webhook), send it, post the customer's quick-reply click, and read
 //! sends and clicks in the stats.
 
+mod common;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -148,17 +150,7 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
         }}]}]
     })
     .to_string();
-    let signature =
-        shared::meta::signature::sign(devstack::DEV_META_APP_SECRET.as_bytes(), click.as_bytes());
-    let posted = http
-        .post(format!("{base}/webhook"))
-        .header("content-type", "application/json")
-        .header(shared::meta::signature::SIGNATURE_HEADER, signature)
-        .body(click)
-        .send()
-        .await
-        .expect("click");
-    assert_eq!(posted.status().as_u16(), 200);
+    assert_eq!(common::post_webhook(&http, &base, click).await, 200);
 
     let mut stats = Value::Null;
     for _ in 0..50 {

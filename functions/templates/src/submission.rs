@@ -12,7 +12,7 @@ use chrono::{Timelike, Utc};
 use serde_json::json;
 use shared::{
     api::{
-        ApiError, Problem, Tenant,
+        ApiError, FieldError, Problem, Tenant,
         openapi::responses::{BearerErrors, PathErrors},
     },
     db::templates::{self, Template, TemplateEvent},
@@ -38,6 +38,18 @@ use crate::{
 /// Meta's codes that mean "too many template creations now": the hourly creation limit
 /// of a WABA and the platform's rate limits.
 const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 613, 80_008];
+
+/// The field a refusal of Meta's is about, by its subcode, for the 422's `errors`; the
+/// template as a whole when Meta does not say.
+fn refused_field(subcode: Option<i64>) -> &'static str {
+    match subcode {
+        // "Content in this language already exists": the name, in this language.
+        Some(2_388_024) => "name",
+        // "Variables can't be at the start or end of the template".
+        Some(2_388_299) => "body.text",
+        _ => "template",
+    }
+}
 
 fn is_submittable(status: TemplateStatus) -> bool {
     matches!(status, TemplateStatus::Draft | TemplateStatus::Rejected)
@@ -70,10 +82,10 @@ fn refusal(error: &GraphError) -> (ApiError, String, serde_json::Value) {
             retry_after_secs: 3600,
         }
     } else if error.origin == shared::meta::graph::ErrorOrigin::Meta {
-        ApiError::Other {
-            status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            detail: reason.clone(),
-        }
+        ApiError::Validation(vec![FieldError::new(
+            refused_field(error.subcode),
+            format!("was refused by Meta ({codes}): {}", error.message),
+        )])
     } else {
         ApiError::BadGateway(format!(
             "Meta could not be reached or answered unreadably: {}",

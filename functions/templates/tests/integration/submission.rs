@@ -189,7 +189,7 @@ async fn metas_refusal_keeps_the_draft_and_answers_422_with_its_code_subcode_and
 
     let refused = submit(&app, id).await;
 
-    let problem = refused.expect_problem(422, None).clone();
+    let problem = refused.expect_problem(422, Some("body.text")).clone();
     let detail = problem["detail"].as_str().unwrap_or_default();
     assert!(
         detail.contains("code 100")
