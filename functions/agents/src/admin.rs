@@ -48,26 +48,7 @@ where
     }
 }
 
-/// The header that makes a grant idempotent.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// Set on an answer that replays an earlier grant with the same key.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-
-/// The operator's `Idempotency-Key`: 1 to 255 visible ASCII characters, or absent.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err("must be sent once".to_owned());
-    }
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
-        return Err("must be 1 to 255 visible ASCII characters".to_owned());
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-}
+use shared::api::REPLAYED_HEADER;
 
 /// Credits to add to a tenant.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -119,7 +100,7 @@ pub async fn grant_credits(
 ) -> Result<(StatusCode, HeaderMap, axum::Json<GrantResponse>), ApiError> {
     let mut errors = FieldErrors::default();
     let key = errors
-        .check("Idempotency-Key", idempotency_key(&headers))
+        .check("Idempotency-Key", shared::api::idempotency_key(&headers))
         .flatten();
     let user = errors.check(
         "user_id",

@@ -3,23 +3,28 @@
 //! (a `template_sends` row, `PENDING`, and an agent-side message of the customer's
 //! conversation, author `template`, so the AI sees what the customer is answering), then
 //! sent, then recorded: `SENT` with Meta's id, or `FAILED` with Meta's code. A template
-//! Meta paused (132015) or disabled (132016) is moved to that status.
+//! Meta paused (132015) or disabled (132016) is moved to that status. With an
+//! `Idempotency-Key`, a retried request answers the first send (`Idempotent-Replayed:
+//! true`) instead of messaging the customer again.
 
 use std::collections::BTreeMap;
 
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, HeaderValue, StatusCode},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::{
     api::{
-        ApiError, Json, Problem, Tenant,
+        ApiError, Json, Problem, REPLAYED_HEADER, Tenant, idempotency_key,
         openapi::responses::{BearerErrors, JsonBodyErrors, PathErrors},
     },
-    db::{contacts, templates},
+    db::{
+        DbError, contacts,
+        templates::{self, IDEMPOTENCY_KEY_CONSTRAINT, NewSend, TemplateSend},
+    },
     domain::{CustomerIdentity, PhoneE164, Platform, TemplateSendStatus, TemplateStatus},
     outbound::{Destination, Payload, SendOutcome, send_and_record},
     templates::{
@@ -103,13 +108,16 @@ impl From<templates::TemplateSend> for SendResponse {
 /// Sends an approved template to one number.
 #[utoipa::path(
     post, path = "/templates/{id}/send", tag = "templates",
-    params(("id" = String, Path, description = "`tpl_…`")),
+    params(
+        ("id" = String, Path, description = "`tpl_…`"),
+        ("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key answers the first send (with `Idempotent-Replayed: true`) and messages no one; the same key for another template or number is a 422."),
+    ),
     request_body = SendTemplate,
     responses(
         BearerErrors, JsonBodyErrors, PathErrors,
-        (status = 201, description = "Meta accepted it (`SENT`)", body = SendResponse),
+        (status = 201, description = "Meta accepted it (`SENT`), or the send an earlier request with the same `Idempotency-Key` made (in whatever state it is)", body = SendResponse),
         (status = 409, description = "The template is not APPROVED, the customer opted out, or the channel has no agent", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad `to` or value, or Meta refused the send (the send is recorded `FAILED` with Meta's code)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `to`, value or `Idempotency-Key` (or one used for another send), or Meta refused the send (the send is recorded `FAILED` with Meta's code)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Meta could not take it now; the send stays `PENDING` with the reason", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -117,15 +125,25 @@ pub async fn send_template(
     State(state): State<TemplatesState>,
     tenant: Tenant,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<SendTemplate>,
-) -> Result<(StatusCode, axum::Json<SendResponse>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, axum::Json<SendResponse>), ApiError> {
     let id = template_id(&id)?;
+    let key = idempotency_key(&headers).map_err(|m| ApiError::invalid("Idempotency-Key", m))?;
     let mut client = state.api.pool.get().await?;
     let template = templates::get(&client, &tenant.user_id, &id)
         .await?
         .ok_or_else(template_not_found)?;
     let to = PhoneE164::parse(&body.to)
         .map_err(|e| ApiError::invalid("to", format!("{e}: write it in E.164 (`+14155552671`)")))?;
+    // A retry answers the first send, whatever has happened to the template since.
+    if let Some(key) = key.as_deref() {
+        if let Some(first) =
+            templates::send_by_idempotency_key(&client, &tenant.user_id, key).await?
+        {
+            return replay(first, &id, &to);
+        }
+    }
     if template.status != TemplateStatus::Approved {
         return Err(ApiError::Conflict(format!(
             "the template is {}: only APPROVED templates can be sent",
@@ -171,18 +189,31 @@ pub async fn send_template(
 
     let recorded_values = serde_json::to_value(&values.0).unwrap_or(Value::Null);
     let tx = client.transaction().await?;
-    let begun = templates::begin_send(
-        &tx,
-        &tenant.user_id,
-        &template,
-        &agent_id,
-        to.as_str(),
-        &rendered_body(&template.draft, &values),
-        &recorded_values,
-        None,
-    )
-    .await?
-    .ok_or_else(template_not_found)?;
+    let text = rendered_body(&template.draft, &values);
+    let new = NewSend {
+        template: &template,
+        agent_id: &agent_id,
+        customer: to.as_str(),
+        text: &text,
+        variable_values: &recorded_values,
+        campaign_id: None,
+        idempotency_key: key.as_deref(),
+    };
+    let begun = match templates::begin_send(&tx, &tenant.user_id, new).await {
+        Ok(begun) => begun.ok_or_else(template_not_found)?,
+        // The same key, in a request running at the same time: its send is the answer.
+        Err(DbError::UniqueViolation { constraint })
+            if constraint == IDEMPOTENCY_KEY_CONSTRAINT =>
+        {
+            drop(tx);
+            let key = key.as_deref().unwrap_or_default();
+            let first = templates::send_by_idempotency_key(&client, &tenant.user_id, key)
+                .await?
+                .ok_or_else(template_not_found)?;
+            return replay(first, &id, &to);
+        }
+        Err(error) => return Err(error.into()),
+    };
     tx.commit().await?;
 
     let destination = Destination {
@@ -280,5 +311,28 @@ pub async fn send_template(
     let send = templates::send(&client, &begun.send_id)
         .await?
         .ok_or_else(template_not_found)?;
-    Ok((StatusCode::CREATED, axum::Json(send.into())))
+    Ok((
+        StatusCode::CREATED,
+        HeaderMap::new(),
+        axum::Json(send.into()),
+    ))
+}
+
+/// The answer to a retry: the first send, when the key was used for this template and
+/// number; a 422 naming the key otherwise.
+fn replay(
+    first: TemplateSend,
+    template: &shared::domain::TemplateId,
+    to: &PhoneE164,
+) -> Result<(StatusCode, HeaderMap, axum::Json<SendResponse>), ApiError> {
+    if first.template_id != *template || first.customer_phone != to.as_str() {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "was already used for a send of another template or to another number; use a new key",
+        ));
+    }
+    tracing::info!(send.id = %first.send_id, "template send replayed");
+    let mut headers = HeaderMap::new();
+    headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    Ok((StatusCode::CREATED, headers, axum::Json(first.into())))
 }

@@ -13,6 +13,7 @@
 pub mod auth;
 mod client_ip;
 mod extract;
+pub mod idempotency;
 pub mod layers;
 pub mod openapi;
 pub mod pagination;
@@ -21,6 +22,7 @@ mod problem;
 pub use auth::{Auth, Authenticator, Tenant};
 pub use client_ip::ClientIp;
 pub use extract::{Json, Query, from_json_slice, is_json};
+pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER, idempotency_key};
 pub use pagination::{Cursors, Page, PageParams, Paging};
 pub use problem::{ApiError, FieldError, FieldErrors, Problem, error_chain};
 

@@ -716,25 +716,45 @@ pub async fn channel_agent(
         .map(AgentId::from_trusted))
 }
 
+/// A send to write before it goes out.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSend<'a> {
+    pub template: &'a Template,
+    /// The agent of the template's channel: the customer's conversation is with it.
+    pub agent_id: &'a AgentId,
+    /// The customer (E.164).
+    pub customer: &'a str,
+    /// The rendered body, the conversation message's text.
+    pub text: &'a str,
+    pub variable_values: &'a Value,
+    pub campaign_id: Option<&'a str>,
+    /// The request's `Idempotency-Key`: unique per tenant
+    /// ([`IDEMPOTENCY_KEY_CONSTRAINT`]).
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// The unique index a second send with the same `Idempotency-Key` violates.
+pub const IDEMPOTENCY_KEY_CONSTRAINT: &str = "template_sends_idempotency_key";
+
 /// Writes a send before it goes out, in the caller's transaction: the customer's active
-/// conversation with `agent_id` (created when there is none), an agent-side message
+/// conversation with the agent (created when there is none), an agent-side message
 /// (author `template`, type `template`, the rendered body as its text) and the
 /// `template_sends` row, `PENDING`. `None` (nothing written) when the agent is not the
-/// tenant's.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one row of each table, written together"
-)]
+/// tenant's; a unique violation of [`IDEMPOTENCY_KEY_CONSTRAINT`] when the key was used.
 pub async fn begin_send(
     tx: &Transaction<'_>,
     user: &UserId,
-    template: &Template,
-    agent_id: &AgentId,
-    customer: &str,
-    text: &str,
-    variable_values: &Value,
-    campaign_id: Option<&str>,
+    new: NewSend<'_>,
 ) -> Result<Option<BegunSend>, DbError> {
+    let NewSend {
+        template,
+        agent_id,
+        customer,
+        text,
+        variable_values,
+        campaign_id,
+        idempotency_key,
+    } = new;
     let candidate = ConversationId::generate();
     tx.execute(
         "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
@@ -789,8 +809,9 @@ pub async fn begin_send(
     .await?;
     tx.execute(
         "INSERT INTO template_sends (send_id, template_id, conversation_id, campaign_id,
-             customer_phone, variable_values, status, message_id, phone_number_id, user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8, $9)",
+             customer_phone, variable_values, status, message_id, phone_number_id, user_id,
+             idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8, $9, $10)",
         &[
             &send_id.as_str(),
             &template.template_id.as_str(),
@@ -801,6 +822,7 @@ pub async fn begin_send(
             &message_id.as_str(),
             &template.phone_number_id.as_str(),
             &user.as_str(),
+            &idempotency_key,
         ],
     )
     .await?;
@@ -856,6 +878,26 @@ pub struct TemplateSend {
     pub created_at: DateTime<Utc>,
 }
 
+const SEND_COLUMNS: &str = "send_id, template_id, conversation_id, message_id, customer_phone,
+    variable_values, status, platform_message_id, error_code, error_message, sent_at, created_at";
+
+fn send_from_row(row: &tokio_postgres::Row) -> Result<TemplateSend, DbError> {
+    Ok(TemplateSend {
+        send_id: TemplateSendId::from_trusted(row.try_get("send_id")?),
+        template_id: TemplateId::from_trusted(row.try_get("template_id")?),
+        conversation_id: row.try_get("conversation_id")?,
+        message_id: row.try_get("message_id")?,
+        customer_phone: row.try_get("customer_phone")?,
+        variable_values: row.try_get("variable_values")?,
+        status: enum_column(row, "status")?,
+        platform_message_id: row.try_get("platform_message_id")?,
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        sent_at: row.try_get("sent_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 /// One send.
 pub async fn send(
     client: &impl GenericClient,
@@ -863,29 +905,32 @@ pub async fn send(
 ) -> Result<Option<TemplateSend>, DbError> {
     client
         .query_opt(
-            "SELECT send_id, template_id, conversation_id, message_id, customer_phone,
-                 variable_values, status, platform_message_id, error_code, error_message,
-                 sent_at, created_at
-             FROM template_sends WHERE send_id = $1",
+            &format!("SELECT {SEND_COLUMNS} FROM template_sends WHERE send_id = $1"),
             &[&send_id.as_str()],
         )
         .await?
-        .map(|row| {
-            Ok(TemplateSend {
-                send_id: TemplateSendId::from_trusted(row.try_get("send_id")?),
-                template_id: TemplateId::from_trusted(row.try_get("template_id")?),
-                conversation_id: row.try_get("conversation_id")?,
-                message_id: row.try_get("message_id")?,
-                customer_phone: row.try_get("customer_phone")?,
-                variable_values: row.try_get("variable_values")?,
-                status: enum_column(&row, "status")?,
-                platform_message_id: row.try_get("platform_message_id")?,
-                error_code: row.try_get("error_code")?,
-                error_message: row.try_get("error_message")?,
-                sent_at: row.try_get("sent_at")?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
+        .as_ref()
+        .map(send_from_row)
+        .transpose()
+}
+
+/// The tenant's send made with this `Idempotency-Key`, if any.
+pub async fn send_by_idempotency_key(
+    client: &impl GenericClient,
+    user: &UserId,
+    key: &str,
+) -> Result<Option<TemplateSend>, DbError> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {SEND_COLUMNS} FROM template_sends
+                 WHERE user_id = $1 AND idempotency_key = $2"
+            ),
+            &[&user.as_str(), &key],
+        )
+        .await?
+        .as_ref()
+        .map(send_from_row)
         .transpose()
 }
 

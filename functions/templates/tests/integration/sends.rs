@@ -235,3 +235,69 @@ async fn metas_132001_fails_the_send_with_its_code_and_132015_pauses_the_templat
         2
     );
 }
+
+async fn send_with_key(app: &TestApp, id: &str, key: &str, to: &str) -> testkit::TestResponse {
+    let mut request = testkit::request(
+        http::Method::POST,
+        &format!("/templates/{id}/send"),
+        Some(&app.tenant.token()),
+        Some(&json!({ "to": to, "variable_values": { "1": "Ana", "order": "A-77" } })),
+    );
+    request
+        .headers_mut()
+        .insert("idempotency-key", key.parse().expect("header value"));
+    app.api.send_request(request).await
+}
+
+#[tokio::test]
+async fn retries_with_one_idempotency_key_send_once_even_in_parallel() {
+    let app = TestApp::spawn().await;
+    let id = app.approved_template().await;
+
+    let attempt = || send_with_key(&app, &id, "order-42-reminder", "+14155552671");
+    let (a, b, c, d, e) = tokio::join!(attempt(), attempt(), attempt(), attempt(), attempt());
+    let attempts = [a, b, c, d, e];
+
+    let send_ids: Vec<&Value> = attempts.iter().map(|a| &a.expect(201)["send_id"]).collect();
+    assert!(send_ids.iter().all(|s| *s == send_ids[0]), "{send_ids:?}");
+    let replayed = attempts
+        .iter()
+        .filter(|a| a.headers.get("idempotent-replayed").is_some())
+        .count();
+    assert_eq!(replayed, 4, "all but the first are replays");
+    assert_eq!(
+        app.meta_requests("POST", "/messages").await.len(),
+        1,
+        "one message"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM template_sends", &[]).await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM messages WHERE author = 'template'",
+            &[]
+        )
+        .await,
+        1,
+        "one conversation message"
+    );
+
+    // The key names that send: another number or template is refused, and nothing is sent.
+    send_with_key(&app, &id, "order-42-reminder", "+14155552672")
+        .await
+        .expect_problem(422, Some("Idempotency-Key"));
+    send_with_key(&app, &id, "two words", "+14155552671")
+        .await
+        .expect_problem(422, Some("Idempotency-Key"));
+    assert_eq!(app.meta_requests("POST", "/messages").await.len(), 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM template_sends WHERE idempotency_key = 'order-42-reminder'",
+            &[]
+        )
+        .await,
+        1
+    );
+}
