@@ -539,3 +539,41 @@ fn customer_phone() -> shared::domain::CustomerIdentity {
         "+16505551234",
     )
 }
+
+#[tokio::test]
+async fn a_sent_message_whose_provider_id_another_message_holds_is_recorded_without_it() {
+    let db = TestDb::new().await;
+    let owner = seed(&db, "owner", "1001").await;
+    let mut client = db.client().await;
+    let first = pending_reply(&mut client, &owner).await;
+    let second = pending_reply(&mut client, &owner).await;
+    for reply in [&first, &second] {
+        let tx = client.transaction().await.expect("tx");
+        // The send happened: recording it must not fail (a retry would send again).
+        convo::mark_sent(&tx, &owner.user, reply, "wamid.SAME", &customer_phone())
+            .await
+            .expect("recorded");
+        tx.commit().await.expect("commit");
+    }
+    let row = |id: &MessageId| {
+        let id = id.as_str().to_owned();
+        let db = &db;
+        async move {
+            let row = db
+                .client()
+                .await
+                .query_one(
+                    "SELECT status, platform_message_id FROM messages WHERE message_id = $1",
+                    &[&id],
+                )
+                .await
+                .expect("row");
+            (row.get::<_, String>(0), row.get::<_, Option<String>>(1))
+        }
+    };
+    assert_eq!(
+        row(&first).await,
+        ("sent".to_owned(), Some("wamid.SAME".to_owned()))
+    );
+    assert_eq!(row(&second).await, ("sent".to_owned(), None));
+}

@@ -53,13 +53,25 @@ pub struct Simulators {
     pub extraction: extraction::ExtractionSim,
 }
 
+/// Microseconds since the Unix epoch: where this run's ids start.
+fn clock_start() -> usize {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            usize::try_from(elapsed.as_micros()).unwrap_or(usize::MAX / 2)
+        })
+}
+
 impl Simulators {
     /// Simulators that post status webhooks to `webhook_url`, signed with `app_secret`.
     pub fn new(webhook_url: String, app_secret: String, http: reqwest::Client) -> Self {
         Self {
             requests: Arc::default(),
             subscriptions: Arc::default(),
-            counter: Arc::default(),
+            // Ids (wamids, template ids, conversation ids) continue from the clock, not from
+            // zero: devstack keeps its database between runs, and a wamid it stored before a
+            // restart must never be answered again.
+            counter: Arc::new(AtomicUsize::new(clock_start())),
             templates: meta_templates::TemplateStore::default(),
             webhook_url,
             app_secret,

@@ -162,7 +162,7 @@ pub fn parse(query: &str, paged: bool) -> Result<ContactQuery, ApiError> {
         let single = !matches!(name.as_ref(), "tag" | "any_tag" | "exclude_tag");
         if single {
             if seen_single.iter().any(|n| n == name.as_ref()) {
-                errors.push(&name, "must be given at most once");
+                errors.push(&name, "is given more than once");
                 continue;
             }
             seen_single.push(name.to_string());

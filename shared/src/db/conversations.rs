@@ -429,21 +429,35 @@ pub async fn mark_sent(
     customer: &CustomerIdentity,
 ) -> Result<(), DbError> {
     // The send has happened: an id we cannot store must not fail the recording (the job
-    // would be retried and send again), so it is recorded as unknown instead.
+    // would be retried and send again), so it is recorded as unknown instead: one too long
+    // or holding a NUL, or one another message already holds (ids are unique; Meta's are
+    // globally, a simulator's restarted counter's are not).
     let platform_message_id = storable_platform_id(platform_message_id);
     let updated = tx
-        .execute(
+        .query_opt(
             &format!(
-                "UPDATE messages m SET status = 'sent', platform_message_id = $3, error_code = NULL,
-                     send_failure = NULL
-                 FROM {TENANT_MESSAGE} AND m.status = 'pending'"
+                "UPDATE messages m SET status = 'sent', error_code = NULL, send_failure = NULL,
+                     platform_message_id = CASE WHEN EXISTS (
+                         SELECT 1 FROM messages o
+                          WHERE o.platform_message_id = $3 AND o.message_id <> m.message_id)
+                         THEN NULL ELSE $3 END
+                 FROM {TENANT_MESSAGE} AND m.status = 'pending'
+                 RETURNING m.platform_message_id"
             ),
             &[&message_id.as_str(), &user.as_str(), &platform_message_id],
         )
         .await?;
-    if updated == 0 {
+    let Some(updated) = updated else {
         return Ok(());
+    };
+    let stored: Option<String> = updated.try_get("platform_message_id")?;
+    if stored.is_none() && platform_message_id.is_some() {
+        tracing::warn!(
+            message.id = %message_id,
+            "the provider's id of a sent message is already another message's; recorded without it"
+        );
     }
+    let platform_message_id = stored;
     tx.execute(
         "INSERT INTO message_delivery_status (message_id, platform_message_id, status) VALUES ($1, $2, 'pending')
          ON CONFLICT (message_id) DO UPDATE

@@ -845,7 +845,13 @@ pub async fn finish_send(
 ) -> Result<(), DbError> {
     client
         .execute(
-            "UPDATE template_sends SET status = $2::varchar, platform_message_id = $3,
+            // An id another send holds is not stored (see `conversations::mark_sent`): the
+            // send happened, and its recording must not fail.
+            "UPDATE template_sends s SET status = $2::varchar,
+                 platform_message_id = CASE WHEN EXISTS (
+                     SELECT 1 FROM template_sends o
+                      WHERE o.platform_message_id = $3 AND o.send_id <> s.send_id)
+                     THEN NULL ELSE $3 END,
                  error_code = $4, error_message = $5,
                  sent_at = CASE WHEN $2::varchar = 'SENT' THEN now() ELSE sent_at END
              WHERE send_id = $1 AND status = 'PENDING'",

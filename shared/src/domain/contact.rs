@@ -184,8 +184,12 @@ impl Tag {
         if tag.contains([';', ',']) {
             return Err("must not contain `;` or `,`".to_owned());
         }
-        if !tag.starts_with(char::is_alphanumeric) {
+        if !tag.starts_with(char::is_alphanumeric) || tag.starts_with(is_blank_letter) {
             return Err("must start with a letter or a digit".to_owned());
+        }
+        // Invisible characters make tags that look alike but differ (`vip` and `vip\u{200B}`).
+        if tag.chars().any(is_invisible) {
+            return Err("must not contain invisible characters".to_owned());
         }
         Ok(Self(tag))
     }
@@ -199,6 +203,18 @@ impl Tag {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Letters that render as blank (Hangul fillers): alphanumeric to Unicode, invisible to a
+/// person.
+fn is_blank_letter(c: char) -> bool {
+    matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+}
+
+/// Zero-width and bidirectional format characters, and the blank letters.
+fn is_invisible(c: char) -> bool {
+    is_blank_letter(c)
+        || matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
 }
 
 impl fmt::Display for Tag {
@@ -319,6 +335,8 @@ mod tests {
             "@z",
             "\u{202E}",
             "\u{200B}\u{200B}",
+            "\u{3164}",
+            "vip\u{200B}",
         ] {
             assert!(Tag::parse(raw).is_err(), "{raw:?} must be refused");
         }

@@ -262,15 +262,19 @@ const MAX_BODY_VALUE_CHARS: usize = 1_024;
 /// Why Meta would refuse a parameter's text (its error 132018: no new lines or tabs, at
 /// most four spaces in a row), or `None`.
 fn refused_value(value: &str, max_chars: usize) -> Option<String> {
-    if value.contains(['\n', '\r', '\t']) {
+    if value.contains(['\n', '\r', '\t', '\u{2028}', '\u{2029}']) {
         return Some(
             "must not contain new lines or tabs (Meta refuses them in parameters)".to_owned(),
         );
     }
-    if value.contains("     ") {
-        return Some(
-            "must not contain more than four spaces in a row (Meta refuses them)".to_owned(),
-        );
+    let mut run = 0;
+    for c in value.chars() {
+        run = if c.is_whitespace() { run + 1 } else { 0 };
+        if run > 4 {
+            return Some(
+                "must not contain more than four spaces in a row (Meta refuses them)".to_owned(),
+            );
+        }
     }
     if value.chars().any(char::is_control) {
         return Some("must not contain control characters".to_owned());

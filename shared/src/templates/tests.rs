@@ -785,6 +785,14 @@ fn values_meta_would_refuse_or_given_twice_are_violations_naming_the_variable() 
             "variable_values.first_name",
         ),
         (
+            values(&[("first_name", "Ana\u{2029}Para")]),
+            "variable_values.first_name",
+        ),
+        (
+            values(&[("first_name", "Ana\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}Nbsp")]),
+            "variable_values.first_name",
+        ),
+        (
             values(&[("first_name", &"a".repeat(1_025))]),
             "variable_values.first_name",
         ),
