@@ -141,6 +141,19 @@ fn validate_row(
             record.len()
         ));
     }
+    // A quote left open swallows the lines after it into one cell, rows and all: a cell whose
+    // later lines hold a comma is that, not a name written over two lines.
+    if record
+        .iter()
+        .any(|text| text.lines().skip(1).any(|later| later.contains(',')))
+    {
+        return Err(
+            "has a quoted cell that runs over the following lines, commas and all: a \
+                    quote is left open, and the rows after it were read into this one (close \
+                    the quote and import again)"
+                .to_owned(),
+        );
+    }
     let cell = |index: Option<usize>| {
         index
             .and_then(|i| record.get(i))

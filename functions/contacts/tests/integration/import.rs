@@ -257,3 +257,21 @@ async fn a_file_of_bad_rows_answers_the_first_thousand_and_counts_them_all() {
     assert_eq!(listed[0]["row"], 2, "the first bad rows, in file order");
     assert!(body.to_string().len() < 200_000, "the answer stays small");
 }
+
+#[tokio::test]
+async fn a_quote_left_open_is_reported_not_silently_swallowing_the_rows_after_it() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .import("phone,name\n+16505550914,\"unterminated\n+16505550915,B\n+16505550916,C\n")
+        .await;
+    let body = response.expect(200);
+    assert_eq!(body["created"], 0, "{body}");
+    assert_eq!(body["skipped_count"], 1);
+    let reason = body["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("quote is left open"), "{reason}");
+    // A name written over two lines is still one name.
+    let fine = app
+        .import("phone,name\n+16505550917,\"Doe, Jane\nthe second\"\n")
+        .await;
+    assert_eq!(fine.expect(200)["created"], 1);
+}
