@@ -9,7 +9,7 @@
 //! means the first insert got through. Google does not promise to detect duplicates, so the
 //! row, not the 409, is what makes this safe.
 
-use chrono::{DateTime, Duration, DurationRound, Timelike, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 use shared::{
     db::{GenericClient, google_tokens, meetings as meeting_rows},
@@ -76,6 +76,8 @@ pub fn free_slots(
     zone: TenantTimeZone,
     hours: Option<&WorkingHours>,
 ) -> Vec<DateTime<Utc>> {
+    let unset = WorkingHours::every_day(DAY_START_HOUR, DAY_END_HOUR);
+    let hours = hours.unwrap_or(&unset);
     let step = Duration::minutes(SLOT_STEP_MINUTES);
     let mut start = match from.duration_trunc(step) {
         Ok(t) if t < from => t + step,
@@ -85,17 +87,7 @@ pub fn free_slots(
     let mut slots = Vec::new();
     while start + duration <= to && slots.len() < MAX_SLOTS {
         let end = start + duration;
-        let local_start = start.with_timezone(&zone.tz());
-        let local_end = end.with_timezone(&zone.tz());
-        let in_day = match hours {
-            Some(hours) => hours.contains(start, end, zone),
-            None => {
-                local_start.hour() >= DAY_START_HOUR
-                    && local_start.date_naive() == local_end.date_naive()
-                    && (local_end.hour() < DAY_END_HOUR
-                        || (local_end.hour() == DAY_END_HOUR && local_end.minute() == 0))
-            }
-        };
+        let in_day = hours.contains(start, end, zone);
         let clashes = busy.iter().any(|b| b.start < end && b.end > start);
         if in_day && !clashes {
             slots.push(start);

@@ -208,13 +208,7 @@ impl Paging {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<Self, ApiError> {
-        let cursors = Cursors::new(key, list);
-        let (request, limit) = PageParams { limit, cursor }.into_request(&cursors)?;
-        Ok(Self {
-            cursors,
-            request,
-            limit,
-        })
+        Self::keyed(key, list, limit, cursor, |key| Some(key.to_owned()))
     }
 }
 

@@ -269,13 +269,7 @@ pub async fn get(
     user: &UserId,
     id: &MeetingId,
 ) -> Result<Option<Meeting>, DbError> {
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM meetings WHERE user_id = $1 AND meeting_id = $2"),
-            &[&user.as_str(), &id.as_str()],
-        )
-        .await?;
-    row.as_ref().map(from_row).transpose()
+    one(client, user, id, "").await
 }
 
 /// The same, locked for a change (cancel, reschedule) in the caller's transaction.
@@ -284,11 +278,18 @@ pub async fn get_for_update(
     user: &UserId,
     id: &MeetingId,
 ) -> Result<Option<Meeting>, DbError> {
+    one(client, user, id, " FOR UPDATE").await
+}
+
+async fn one(
+    client: &impl GenericClient,
+    user: &UserId,
+    id: &MeetingId,
+    lock: &str,
+) -> Result<Option<Meeting>, DbError> {
     let row = client
         .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM meetings WHERE user_id = $1 AND meeting_id = $2 FOR UPDATE"
-            ),
+            &format!("SELECT {COLUMNS} FROM meetings WHERE user_id = $1 AND meeting_id = $2{lock}"),
             &[&user.as_str(), &id.as_str()],
         )
         .await?;

@@ -145,17 +145,8 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DbError> {
 pub async fn time_zone(
     client: &impl GenericClient,
     user: &UserId,
-) -> Result<crate::domain::TenantTimeZone, DbError> {
-    let row = client
-        .query_opt(
-            "SELECT time_zone FROM users WHERE user_id = $1",
-            &[&user.as_str()],
-        )
-        .await?;
-    let name: Option<String> = row.map(|r| r.try_get("time_zone")).transpose()?;
-    Ok(name
-        .and_then(|n| crate::domain::TenantTimeZone::parse(&n).ok())
-        .unwrap_or_default())
+) -> Result<TenantTimeZone, DbError> {
+    Ok(booking_settings(client, user).await?.0)
 }
 
 fn working_hours_from_row(row: &tokio_postgres::Row) -> Result<Option<WorkingHours>, DbError> {

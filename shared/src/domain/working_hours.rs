@@ -71,6 +71,12 @@ impl WorkingHours {
         Self { start, end, days }
     }
 
+    /// Every day between two whole hours: the slots offered when a tenant set no hours.
+    pub fn every_day(start_hour: u32, end_hour: u32) -> Self {
+        let at = |hour| NaiveTime::from_hms_opt(hour, 0, 0).unwrap_or(NaiveTime::MIN);
+        Self::from_trusted(at(start_hour), at(end_hour), &[1, 2, 3, 4, 5, 6, 7])
+    }
+
     pub fn start(&self) -> NaiveTime {
         self.start
     }
