@@ -17,31 +17,6 @@ async fn stack(db: &TestDb) -> devstack::Stack {
     )
 }
 
-/// A devstack on a real loopback port with its worker running; returns its base URL.
-async fn serve(db: &TestDb) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let stack = devstack::Stack::new(
-        testkit::api_state(db),
-        reqwest::Client::new(),
-        &base_url,
-        devstack::Providers::simulated(&base_url),
-    );
-    stack.spawn_worker();
-    stack.spawn_extraction(Duration::from_millis(100));
-    let app = stack.app();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    base_url
-}
-
 #[tokio::test]
 async fn devstack_serves_the_dashboard_routes_with_the_same_behaviour() {
     let db = TestDb::new().await;
@@ -124,35 +99,24 @@ async fn every_documented_operation_is_routed_and_requires_credentials() {
 #[tokio::test]
 async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() {
     let db = TestDb::new().await;
-    let base_url = serve(&db).await;
+    let base_url = common::serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("e2e");
     let token = tenant.token();
-    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
-        let mut request = http
-            .request(method, format!("{base_url}{path}"))
-            .bearer_auth(&token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+    let api = common::Api {
+        http: &http,
+        base_url: &base_url,
+        token: &token,
     };
 
-    let (status, channel) = call(
+    let (status, channel) = api.call(
         reqwest::Method::POST,
         "/phone-numbers",
         Some(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242922", "access_token": "EAAG-dev", "waba_id": "10654035224292" })),
     )
     .await;
     assert_eq!(status, 201, "{channel}");
-    let (status, _) = call(
+    let (status, _) = api.call(
         reqwest::Method::POST,
         "/agents",
         Some(json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" })),
@@ -175,14 +139,15 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
 
     let mut messages = Value::Null;
     for _ in 0..100 {
-        let (_, conversations) = call(reqwest::Method::GET, "/conversations", None).await;
+        let (_, conversations) = api.call(reqwest::Method::GET, "/conversations", None).await;
         if let Some(id) = conversations["items"][0]["conversation_id"].as_str() {
-            let (_, found) = call(
-                reqwest::Method::GET,
-                &format!("/conversations/{id}/messages"),
-                None,
-            )
-            .await;
+            let (_, found) = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/conversations/{id}/messages"),
+                    None,
+                )
+                .await;
             if found[1]["delivery_status"] == "read" {
                 messages = found;
                 break;
@@ -207,7 +172,7 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
         .expect("json");
     assert_eq!(sent.as_array().map(Vec::len), Some(1));
     assert_eq!(sent[0]["body"]["to"], "16505551234");
-    let (_, me) = call(reqwest::Method::GET, "/me", None).await;
+    let (_, me) = api.call(reqwest::Method::GET, "/me", None).await;
     assert_eq!(
         me["credits"],
         json!({ "remaining_credits": 4, "total_used": 1 })
@@ -219,7 +184,7 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
 #[tokio::test]
 async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
     let db = TestDb::new().await;
-    let base_url = serve(&db).await;
+    let base_url = common::serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("widget");
     let channel: Value = http
@@ -337,7 +302,7 @@ async fn a_webchat_visitor_is_answered_and_the_widget_polls_the_reply() {
 #[tokio::test]
 async fn the_meta_simulator_confirms_only_numbers_of_the_waba_and_refuses_invalid_tokens() {
     let db = TestDb::new().await;
-    let base_url = serve(&db).await;
+    let base_url = common::serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("owner");
     let connect = |body: Value| {
@@ -394,7 +359,7 @@ async fn the_meta_simulator_confirms_only_numbers_of_the_waba_and_refuses_invali
 #[tokio::test]
 async fn a_conversation_is_scored_and_its_contact_created_end_to_end() {
     let db = TestDb::new().await;
-    let base_url = serve(&db).await;
+    let base_url = common::serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("leads");
     let token = tenant.token();
@@ -482,37 +447,27 @@ async fn a_conversation_is_scored_and_its_contact_created_end_to_end() {
 #[tokio::test]
 async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connected() {
     let db = TestDb::new().await;
-    let base_url = serve(&db).await;
+    let base_url = common::serve(&db).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let tenant = TestTenant::new("booker");
     let token = tenant.token();
-    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
-        let mut request = http
-            .request(method, format!("{base_url}{path}"))
-            .bearer_auth(&token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+    let api = common::Api {
+        http: &http,
+        base_url: &base_url,
+        token: &token,
     };
 
     // Connect Google: the simulator's consent page redirects back with a code and the state.
-    let (status, start) = call(
-        reqwest::Method::GET,
-        "/integrations/google/authorize-url",
-        None,
-    )
-    .await;
+    let (status, start) = api
+        .call(
+            reqwest::Method::GET,
+            "/integrations/google/authorize-url",
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{start}");
     let consent = http
         .get(start["url"].as_str().expect("url"))
@@ -535,12 +490,13 @@ async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connecte
         .await
         .expect("json");
     assert_eq!(returned["state"], start["state"]);
-    let (status, connected) = call(
-        reqwest::Method::POST,
-        "/integrations/google/callback",
-        Some(json!({ "code": returned["code"], "state": returned["state"] })),
-    )
-    .await;
+    let (status, connected) = api
+        .call(
+            reqwest::Method::POST,
+            "/integrations/google/callback",
+            Some(json!({ "code": returned["code"], "state": returned["state"] })),
+        )
+        .await;
     assert_eq!(status, 200, "{connected}");
     assert_eq!(
         connected["google_email"],
@@ -548,14 +504,14 @@ async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connecte
     );
 
     // A channel, an agent and credits.
-    let (status, channel) = call(
+    let (status, channel) = api.call(
         reqwest::Method::POST,
         "/phone-numbers",
         Some(json!({ "platform": "whatsapp", "meta_phone_number_id": "106540352242923", "access_token": "EAAG-dev", "waba_id": "10654035224292" })),
     )
     .await;
     assert_eq!(status, 201, "{channel}");
-    call(
+    api.call(
         reqwest::Method::POST,
         "/agents",
         Some(json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" })),
@@ -577,7 +533,7 @@ async fn a_customer_books_a_demo_through_the_simulators_after_google_is_connecte
 
     let mut meetings = Value::Null;
     for _ in 0..100 {
-        let (_, found) = call(reqwest::Method::GET, "/meetings", None).await;
+        let (_, found) = api.call(reqwest::Method::GET, "/meetings", None).await;
         if found["items"][0]["status"] == "scheduled" {
             meetings = found;
             break;

@@ -11,76 +11,44 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use testkit::{TestDb, TestTenant};
 
-async fn serve(db: &TestDb) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let stack = devstack::Stack::new(
-        testkit::api_state(db),
-        reqwest::Client::new(),
-        &base_url,
-        devstack::Providers::simulated(&base_url),
-    );
-    stack.spawn_worker();
-    let app = stack.app();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    base_url
-}
-
 #[tokio::test]
 async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_simulator() {
     let db = TestDb::new().await;
-    let base = serve(&db).await;
+    let base = common::serve(&db).await;
     let http = reqwest::Client::new();
     let tenant = TestTenant::new("tpl");
     let token = tenant.token();
-    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
-        let mut request = http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(&token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+    let api = common::Api {
+        http: &http,
+        base_url: &base,
+        token: &token,
     };
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
 
-    let (status, channel) = call(
-        post.clone(),
-        "/phone-numbers".into(),
-        Some(json!({
-            "platform": "whatsapp", "meta_phone_number_id": "106540352242922",
-            "access_token": "EAAG-dev", "waba_id": "10654035224292"
-        })),
-    )
-    .await;
+    let (status, channel) = api
+        .call(
+            post.clone(),
+            "/phone-numbers",
+            Some(json!({
+                "platform": "whatsapp", "meta_phone_number_id": "106540352242922",
+                "access_token": "EAAG-dev", "waba_id": "10654035224292"
+            })),
+        )
+        .await;
     assert_eq!(status, 201, "{channel}");
-    let (status, _) = call(
-        post.clone(),
-        "/agents".into(),
-        Some(json!({
-            "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava"
-        })),
-    )
-    .await;
+    let (status, _) = api
+        .call(
+            post.clone(),
+            "/agents",
+            Some(json!({
+                "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava"
+            })),
+        )
+        .await;
     assert_eq!(status, 201);
 
-    let (status, template) = call(post.clone(), "/templates".into(), Some(json!({
+    let (status, template) = api.call(post.clone(), "/templates", Some(json!({
         "phone_number_id": channel["id"],
         "name": "spring_sale",
         "category": "MARKETING",
@@ -100,7 +68,9 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
     assert_eq!(status, 201, "{template}");
     let id = template["template_id"].as_str().expect("id").to_owned();
 
-    let (status, submitted) = call(post.clone(), format!("/templates/{id}/submit"), None).await;
+    let (status, submitted) = api
+        .call(post.clone(), format!("/templates/{id}/submit"), None)
+        .await;
     assert_eq!(status, 200, "{submitted}");
     assert_eq!(submitted["status"], "PENDING");
     let meta_id = submitted["meta_template_id"]
@@ -110,12 +80,13 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
 
     // Not approved yet: the send is refused before Meta.
     let send = json!({ "to": "+16505551234", "variable_values": { "first_name": "Sheena", "code": "SHEENA20" } });
-    let (status, _) = call(
-        post.clone(),
-        format!("/templates/{id}/send"),
-        Some(send.clone()),
-    )
-    .await;
+    let (status, _) = api
+        .call(
+            post.clone(),
+            format!("/templates/{id}/send"),
+            Some(send.clone()),
+        )
+        .await;
     assert_eq!(status, 409);
 
     let reviewed = http
@@ -126,10 +97,14 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
         .expect("review");
     let reviewed: Value = reviewed.json().await.expect("json");
     assert_eq!(reviewed["webhook_status"], 200, "{reviewed}");
-    let (_, approved) = call(get.clone(), format!("/templates/{id}"), None).await;
+    let (_, approved) = api
+        .call(get.clone(), format!("/templates/{id}"), None)
+        .await;
     assert_eq!(approved["status"], "APPROVED", "{approved}");
 
-    let (status, sent) = call(post.clone(), format!("/templates/{id}/send"), Some(send)).await;
+    let (status, sent) = api
+        .call(post.clone(), format!("/templates/{id}/send"), Some(send))
+        .await;
     assert_eq!(status, 201, "{sent}");
     let wamid = sent["platform_message_id"]
         .as_str()
@@ -154,7 +129,9 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
 
     let mut stats = Value::Null;
     for _ in 0..50 {
-        let (_, found) = call(get.clone(), format!("/templates/{id}/stats"), None).await;
+        let (_, found) = api
+            .call(get.clone(), format!("/templates/{id}/stats"), None)
+            .await;
         if found["sends"]["read"] == 1 {
             stats = found;
             break;

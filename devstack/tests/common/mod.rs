@@ -30,3 +30,63 @@ pub async fn grant_credits(http: &reqwest::Client, base_url: &str, user: &str, a
         .status()
         .as_u16()
 }
+
+/// A devstack on a real loopback port with its worker and extraction worker running (the
+/// extraction sweep every 100 ms); returns its base URL.
+#[allow(dead_code, reason = "not every test binary serves a whole stack")]
+pub async fn serve(db: &testkit::TestDb) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("address"));
+    let stack = devstack::Stack::new(
+        testkit::api_state(db),
+        reqwest::Client::new(),
+        &base_url,
+        devstack::Providers::simulated(&base_url),
+    );
+    stack.spawn_worker();
+    stack.spawn_extraction(std::time::Duration::from_millis(100));
+    let app = stack.app();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    base_url
+}
+
+/// A tenant's calls to a served devstack.
+#[allow(dead_code, reason = "not every test binary calls the API over HTTP")]
+pub struct Api<'a> {
+    pub http: &'a reqwest::Client,
+    pub base_url: &'a str,
+    pub token: &'a str,
+}
+
+#[allow(dead_code, reason = "not every test binary calls the API over HTTP")]
+impl Api<'_> {
+    /// One call with the tenant's token: the status and the JSON body (null when none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: impl AsRef<str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base_url, path.as_ref()))
+            .bearer_auth(self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
