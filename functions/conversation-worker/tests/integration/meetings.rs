@@ -125,6 +125,14 @@ fn user() -> UserId {
 }
 
 impl Booking {
+    /// The customer writes `text` `seconds` after the first message; the worker handles it.
+    async fn customer_writes(&self, wamid: &str, text: &str, seconds: i64) {
+        let job = self.app.inbound(wamid, CUSTOMER, text, at(seconds)).await;
+        conversation_worker::handle(&self.app.state, &job)
+            .await
+            .expect("handled, not failed");
+    }
+
     async fn inserts(&self) -> Vec<Request> {
         self.google_server
             .received_requests()
@@ -160,18 +168,13 @@ async fn a_booking_call_inserts_one_meet_event_and_stores_the_meeting() {
     let booking = spawn().await;
     let app = &booking.app;
     let client = app.db.client().await;
-    let job = app
-        .inbound(
+    booking
+        .customer_writes(
             "wamid.BOOK1",
-            CUSTOMER,
             &format!("Please book {START} my email is sheena@customer.test"),
-            at(0),
+            0,
         )
         .await;
-    // The conversation's extraction, without a demo time yet.
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
 
     // The exact request Google saw.
     let inserts = booking.inserts().await;
@@ -270,10 +273,7 @@ async fn a_booking_fills_the_latest_extractions_empty_demo_time_only() {
     let booking = spawn().await;
     let app = &booking.app;
     let client = app.db.client().await;
-    let job = app.inbound("wamid.HELLO", CUSTOMER, "hello", at(0)).await;
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
+    booking.customer_writes("wamid.HELLO", "hello", 0).await;
     let conversation: String = client
         .query_one("SELECT conversation_id FROM conversations", &[])
         .await
@@ -292,17 +292,13 @@ async fn a_booking_fills_the_latest_extractions_empty_demo_time_only() {
             .expect("extraction");
     }
 
-    let job = app
-        .inbound(
+    booking
+        .customer_writes(
             "wamid.BOOK2",
-            CUSTOMER,
             &format!("book {START} sheena@customer.test"),
-            at(10),
+            10,
         )
         .await;
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
 
     let rows = client
         .query(
@@ -377,18 +373,13 @@ async fn a_slot_taken_in_the_meantime_is_answered_with_other_free_slots() {
         start() - Duration::minutes(15),
         start() + Duration::minutes(45),
     );
-    let job = app
-        .inbound(
+    booking
+        .customer_writes(
             "wamid.BOOK4",
-            CUSTOMER,
             &format!("book {START} sheena@customer.test"),
-            at(0),
+            0,
         )
         .await;
-
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
 
     assert!(booking.inserts().await.is_empty(), "nothing booked");
     assert_eq!(app.count("SELECT count(*) FROM meetings", &[]).await, 0);
@@ -420,18 +411,13 @@ async fn a_revoked_connection_makes_the_agent_hand_the_time_to_a_person() {
         )
         .await
         .expect("expire");
-    let job = app
-        .inbound(
+    booking
+        .customer_writes(
             "wamid.BOOK5",
-            CUSTOMER,
             &format!("book {START} sheena@customer.test"),
-            at(0),
+            0,
         )
         .await;
-
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled, not failed");
 
     let output = booking.tool_output().await;
     assert_eq!(output["status"], "calendar_unavailable");
@@ -460,20 +446,10 @@ async fn a_revoked_connection_makes_the_agent_hand_the_time_to_a_person() {
 #[tokio::test]
 async fn availability_comes_from_free_busy_in_the_tenants_zone() {
     let booking = spawn().await;
-    let app = &booking.app;
     booking.google.busy(start(), start() + Duration::hours(2));
-    let job = app
-        .inbound(
-            "wamid.FREE1",
-            CUSTOMER,
-            &format!("any free times from {START} ?"),
-            at(0),
-        )
+    booking
+        .customer_writes("wamid.FREE1", &format!("any free times from {START} ?"), 0)
         .await;
-
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
 
     let free_busy: Vec<Request> = booking
         .google_server
@@ -516,11 +492,7 @@ async fn without_a_connected_calendar_the_model_is_offered_no_booking_tools() {
         .execute("DELETE FROM google_calendar_tokens", &[])
         .await
         .expect("disconnect");
-    let job = app.inbound("wamid.NOCAL", CUSTOMER, "hello", at(0)).await;
-
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
+    booking.customer_writes("wamid.NOCAL", "hello", 0).await;
 
     let calls = app.model_calls().await;
     let names: Vec<&str> = calls[0]["tools"]
@@ -540,10 +512,7 @@ async fn two_concurrent_bookings_of_the_same_slot_make_one_event_and_one_row() {
     };
     let booking = spawn().await;
     let app = &booking.app;
-    let job = app.inbound("wamid.HELLO2", CUSTOMER, "hello", at(0)).await;
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("conversation");
+    booking.customer_writes("wamid.HELLO2", "hello", 0).await;
     let conversation = shared::domain::ConversationId::from_trusted(
         app.db
             .client()
@@ -605,18 +574,13 @@ async fn a_booking_outside_the_tenants_working_hours_is_refused_to_the_model_and
     shared::db::users::set_working_hours(&app.db.client().await, &user(), Some(&hours))
         .await
         .expect("hours stored");
-    let job = app
-        .inbound(
+    booking
+        .customer_writes(
             "wamid.BOOKCLOSED",
-            CUSTOMER,
             &format!("book {START} sheena@customer.test"),
-            at(0),
+            0,
         )
         .await;
-
-    conversation_worker::handle(&app.state, &job)
-        .await
-        .expect("handled");
 
     let output = booking.tool_output().await;
     let error = output["error"].as_str().unwrap_or_default();
