@@ -71,14 +71,24 @@ impl TestApp {
         tenant
     }
 
-    /// Connects the tenant's Google Calendar through the API, as the dashboard does.
-    pub async fn connect(&self, tenant: &TestTenant) -> Value {
-        let start = self
-            .api
+    /// `GET /integrations/google/authorize-url` for the tenant: the consent URL and state.
+    pub async fn authorize(&self, tenant: &TestTenant) -> Value {
+        self.api
             .get("/integrations/google/authorize-url", &tenant.token())
             .await
             .expect(200)
-            .clone();
+            .clone()
+    }
+
+    /// How many Google connections are stored, across tenants.
+    pub async fn stored_connections(&self) -> i64 {
+        self.count("SELECT count(*) FROM google_calendar_tokens", &[])
+            .await
+    }
+
+    /// Connects the tenant's Google Calendar through the API, as the dashboard does.
+    pub async fn connect(&self, tenant: &TestTenant) -> Value {
+        let start = self.authorize(tenant).await;
         self.api
             .post(
                 "/integrations/google/callback",

@@ -13,12 +13,7 @@ async fn the_authorize_url_asks_for_offline_calendar_access_with_pkce_and_a_sign
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
 
-    let body = app
-        .api
-        .get("/integrations/google/authorize-url", &tenant.token())
-        .await
-        .expect(200)
-        .clone();
+    let body = app.authorize(&tenant).await;
 
     let url = reqwest::Url::parse(body["url"].as_str().expect("url")).expect("a URL");
     assert!(url.path().ends_with("/o/oauth2/v2/auth"), "{url}");
@@ -150,8 +145,7 @@ async fn a_callback_with_a_bad_expired_foreign_or_replayed_state_is_refused_and_
             .await;
         response.expect_problem(400, Some("state"));
         assert_eq!(
-            app.count("SELECT count(*) FROM google_calendar_tokens", &[])
-                .await,
+            app.stored_connections().await,
             0,
             "{label} state stored tokens"
         );
@@ -218,12 +212,7 @@ async fn a_consent_without_the_calendar_scopes_is_refused_naming_the_missing_one
     let tenant = app.tenant("acme").await;
     app.google
         .grant_scopes("openid https://www.googleapis.com/auth/calendar.events");
-    let started = app
-        .api
-        .get("/integrations/google/authorize-url", &tenant.token())
-        .await
-        .expect(200)
-        .clone();
+    let started = app.authorize(&tenant).await;
 
     let response = app
         .api
@@ -243,23 +232,14 @@ async fn a_consent_without_the_calendar_scopes_is_refused_naming_the_missing_one
         !problem.to_string().contains("calendar.events "),
         "{problem}"
     );
-    assert_eq!(
-        app.count("SELECT count(*) FROM google_calendar_tokens", &[])
-            .await,
-        0
-    );
+    assert_eq!(app.stored_connections().await, 0);
 }
 
 #[tokio::test]
 async fn a_code_google_refuses_is_a_400_naming_the_code() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
-    let started = app
-        .api
-        .get("/integrations/google/authorize-url", &tenant.token())
-        .await
-        .expect(200)
-        .clone();
+    let started = app.authorize(&tenant).await;
 
     app.api
         .post(
@@ -269,11 +249,7 @@ async fn a_code_google_refuses_is_a_400_naming_the_code() {
         )
         .await
         .expect_problem(400, Some("code"));
-    assert_eq!(
-        app.count("SELECT count(*) FROM google_calendar_tokens", &[])
-            .await,
-        0
-    );
+    assert_eq!(app.stored_connections().await, 0);
 }
 
 #[tokio::test]
@@ -461,11 +437,7 @@ async fn disconnecting_revokes_at_google_and_deletes_the_row() {
     let revocations = app.google_requests("POST", "/revoke").await;
     assert_eq!(revocations.len(), 1);
     assert!(String::from_utf8_lossy(&revocations[0].body).contains("token=1%2F%2Frefresh-1"));
-    assert_eq!(
-        app.count("SELECT count(*) FROM google_calendar_tokens", &[])
-            .await,
-        0
-    );
+    assert_eq!(app.stored_connections().await, 0);
     let shown = app
         .api
         .get("/integrations/google", &tenant.token())
