@@ -146,7 +146,8 @@ pub async fn apply(
 }
 
 /// Moves the campaign recipient of a template send forward and counts the move in its
-/// campaign: a jump from SENT to READ counts as delivered and read.
+/// campaign's counter shard (`db::campaigns::count_move`): a jump from SENT to READ counts
+/// as delivered and read.
 async fn advance_recipient(
     tx: &Transaction<'_>,
     channel: &ChannelRoute,
@@ -189,24 +190,6 @@ async fn advance_recipient(
     if changed == 0 {
         return Ok(());
     }
-    let (before, after) = (previous.step(), status.step());
-    let counts = |level| i32::from(DeliveryStep::reaches(before, after, level));
-    tx.execute(
-        "UPDATE campaigns SET
-             sent_count = sent_count + $2,
-             delivered_count = delivered_count + $3,
-             read_count = read_count + $4,
-             failed_count = failed_count + $5
-         WHERE campaign_id = $1 AND user_id = $6",
-        &[
-            &campaign_id.as_str(),
-            &counts(DeliveryStep::Sent),
-            &counts(DeliveryStep::Delivered),
-            &counts(DeliveryStep::Read),
-            &i32::from(status == RecipientStatus::Failed),
-            &tenant,
-        ],
-    )
-    .await?;
+    super::campaigns::count_move(tx, &campaign_id, &recipient_id, previous, status).await?;
     Ok(())
 }

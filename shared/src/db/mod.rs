@@ -15,6 +15,7 @@
 //! their enums ([`enum_column`]); this module imports nothing from `meta` or `openai`.
 
 pub mod agents;
+pub mod campaigns;
 pub mod contacts;
 pub mod conversation_views;
 pub mod conversations;

@@ -22,7 +22,7 @@ macro_rules! db_enum {
     ) => {
         $(#[doc = $doc])*
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize,
         )]
         pub enum $name {
@@ -196,6 +196,7 @@ db_enum!(
     SkipReason {
         OptedOut => "OPTED_OUT", RateLimited => "RATE_LIMITED", InvalidPhone => "INVALID_PHONE",
         Duplicate => "DUPLICATE", RecentlyContacted => "RECENTLY_CONTACTED",
+        Cancelled => "CANCELLED", MarketingOptedOut => "MARKETING_OPTED_OUT",
     }
 );
 

@@ -1,6 +1,7 @@
 //! Types that carry meaning: ids, validated values and the enums behind every CHECK
 //! constraint. Values are parsed once at the edge (HTTP, webhook, queue) and trusted inside.
 
+pub mod campaign;
 mod contact;
 mod delivery;
 mod enums;

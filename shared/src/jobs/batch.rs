@@ -259,10 +259,11 @@ impl Lifter {
             }
             let (kind, visibility) = if stopped {
                 (FailureKind::NotStarted, Visibility::After(Duration::ZERO))
-            } else if record
-                .group_id
-                .as_ref()
-                .is_some_and(|group| failed_groups.contains(group))
+            } else if J::QUEUE.fifo
+                && record
+                    .group_id
+                    .as_ref()
+                    .is_some_and(|group| failed_groups.contains(group))
             {
                 // Visible at once is safe: SQS FIFO delivers nothing of a group while an
                 // earlier message of it is in flight, so this waits for the failed one.

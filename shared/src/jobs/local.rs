@@ -149,6 +149,9 @@ impl<J: Job> LocalQueue<J> {
             return Vec::new();
         };
         let now = Instant::now();
+        if !J::QUEUE.fifo {
+            return Self::receive_fairly(&mut messages, max, now);
+        }
         let mut blocked: HashSet<String> = HashSet::new();
         let mut records = Vec::new();
         for message in messages.queued.iter_mut() {
@@ -174,6 +177,50 @@ impl<J: Job> LocalQueue<J> {
                 group_id: message.group_id.clone(),
                 receive_count: message.receives,
             });
+        }
+        records
+    }
+
+    /// A standard queue with fair groups (SQS fair queues): each receive takes visible
+    /// messages round-robin across groups, so a group with a small backlog is served
+    /// before a big backlog of another group drains.
+    fn receive_fairly(messages: &mut Messages, max: usize, now: Instant) -> Vec<Record> {
+        let mut by_group: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        for (index, message) in messages.queued.iter().enumerate() {
+            if message.in_flight || message.visible_at > now {
+                continue;
+            }
+            match by_group.iter_mut().find(|(g, _)| *g == message.group_id) {
+                Some((_, picked)) if picked.len() < max => picked.push(index),
+                Some(_) => {}
+                None => by_group.push((message.group_id.clone(), vec![index])),
+            }
+        }
+        let mut chosen = Vec::new();
+        let mut round = 0;
+        while chosen.len() < max && by_group.iter().any(|(_, p)| p.len() > round) {
+            for (_, picked) in &by_group {
+                if let Some(index) = picked.get(round) {
+                    if chosen.len() < max {
+                        chosen.push(*index);
+                    }
+                }
+            }
+            round += 1;
+        }
+        let mut records = Vec::with_capacity(chosen.len());
+        for index in chosen {
+            if let Some(message) = messages.queued.get_mut(index) {
+                message.in_flight = true;
+                message.receives += 1;
+                records.push(Record {
+                    message_id: message.message_id.clone(),
+                    body: message.body.clone(),
+                    receipt_handle: Some(message.message_id.clone()),
+                    group_id: message.group_id.clone(),
+                    receive_count: message.receives,
+                });
+            }
         }
         records
     }

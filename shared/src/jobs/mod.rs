@@ -11,6 +11,7 @@
 //!   partial batch failures, FIFO hold-back, visibility backoff, a deadline guard.
 
 pub mod batch;
+pub mod campaign;
 pub mod lambda;
 mod local;
 mod sqs;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
 pub use batch::{BatchReport, JobError, Lifter, LifterConfig, Record};
+pub use campaign::{CampaignStartJob, CampaignStartQueue, SendJob, SendQueue, StartReason};
 pub use local::LocalQueue;
 pub use sqs::{Received, SqsQueue, client_from_env};
 
@@ -231,6 +233,9 @@ pub(crate) fn short_hash(text: &str) -> String {
 
 /// Publishing (or receiving) failed; a producer retries (the webhook by answering 5xx, so
 /// Meta redelivers).
+/// How many `SendMessageBatch` calls one [`Queue::publish_all`] keeps in flight.
+pub const PUBLISH_CONCURRENCY: usize = 8;
+
 #[derive(Debug, thiserror::Error)]
 #[error("queue publish failed: {0}")]
 pub struct QueueError(pub String);
@@ -253,6 +258,21 @@ impl<J: Job> Queue<J> {
         match self {
             Self::Local(queue) => queue.publish(job),
             Self::Sqs(queue) => queue.publish(job).await,
+        }
+    }
+
+    /// Publishes many jobs: on SQS with `SendMessageBatch` (ten per call, up to
+    /// [`PUBLISH_CONCURRENCY`] calls at once). Returns how many were published before the
+    /// first failure, with that failure: the caller knows exactly which jobs went out.
+    pub async fn publish_all(&self, jobs: &[J]) -> Result<(), (usize, QueueError)> {
+        match self {
+            Self::Local(queue) => {
+                for (i, job) in jobs.iter().enumerate() {
+                    queue.publish(job).map_err(|e| (i, e))?;
+                }
+                Ok(())
+            }
+            Self::Sqs(queue) => queue.publish_all(jobs).await,
         }
     }
 }

@@ -44,6 +44,87 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    /// Publishes `jobs` with `SendMessageBatch`, ten per call and up to
+    /// [`super::PUBLISH_CONCURRENCY`] calls in flight. On a failure, the count of jobs known
+    /// published (every chunk before the first failed one) comes with the error.
+    pub(super) async fn publish_all<J: Job>(&self, jobs: &[J]) -> Result<(), (usize, QueueError)> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+        let mut chunks = Vec::new();
+        for (c, chunk) in jobs.chunks(10).enumerate() {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, job) in chunk.iter().enumerate() {
+                let body =
+                    serde_json::to_string(job).map_err(|e| (c * 10, QueueError(e.to_string())))?;
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .set_message_group_id(job.group_id())
+                    .set_message_deduplication_id(job.deduplication_id())
+                    .build()
+                    .map_err(|e| (c * 10, QueueError(e.to_string())))?;
+                entries.push(entry);
+            }
+            chunks.push(entries);
+        }
+        let mut outcomes: Vec<Option<Result<(), QueueError>>> = Vec::new();
+        outcomes.resize_with(chunks.len(), || None);
+        let mut pending = chunks.into_iter().enumerate();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < super::PUBLISH_CONCURRENCY {
+                let Some((index, entries)) = pending.next() else {
+                    break;
+                };
+                let queue = self.clone();
+                running.spawn(async move { (index, queue.send_batch(entries).await) });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((index, outcome)) => outcomes[index] = Some(outcome),
+                Err(error) => {
+                    running.abort_all();
+                    return Err((0, QueueError(format!("publish task failed: {error}"))));
+                }
+            }
+        }
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(error)) => return Err((index * 10, error)),
+                None => return Err((index * 10, QueueError("chunk not published".to_owned()))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_batch(
+        &self,
+        entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry>,
+    ) -> Result<(), QueueError> {
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        match output.failed().first() {
+            None => Ok(()),
+            Some(failed) => Err(QueueError(format!(
+                "SQS refused {} of a batch: {} {}",
+                output.failed().len(),
+                failed.code(),
+                failed.message().unwrap_or_default()
+            ))),
+        }
+    }
+}
+
 /// A message received from the queue.
 #[derive(Debug, Clone)]
 pub struct Received {

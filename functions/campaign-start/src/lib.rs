@@ -1,0 +1,211 @@
+//! The `campaign-start` function: one [`CampaignStartJob`] starts or continues a campaign.
+//!
+//! 1. A campaign still `SCHEDULED` (its schedule fired) moves to `RUNNING`, once
+//!    (`started_at`); one in any status but `RUNNING` afterwards (cancelled, paused,
+//!    completed, a schedule firing for a campaign that already ran) is left alone.
+//! 2. Its recipients are resolved once, in one transaction, in bulk
+//!    (`db::campaigns::resolve`): eligible ones `PENDING`, the rest `SKIPPED` with their
+//!    reason; `total_recipients` and `skipped_count` are set and the campaign is marked
+//!    resolved. A redelivered job finds it resolved and writes nothing.
+//! 3. Due `PENDING` recipients are fanned out in chunks: each chunk is marked `QUEUED` and
+//!    committed, then its send jobs are published with `SendMessageBatch` (ten per call,
+//!    concurrent calls). A chunk whose publish fails goes back to `PENDING` and the job is
+//!    retried; a crash between the commit and the publish leaves `QUEUED` rows without a
+//!    job, which the sweep finds (`LOST_JOB_MINUTES`) and puts back. A duplicate job is
+//!    harmless: the send worker claims a recipient once.
+//! 4. A campaign with nothing left to send completes at once (zero eligible recipients
+//!    included).
+//!
+//! [`sweep`] runs on a schedule: it fails sends whose worker died after claiming them
+//! (outcome unknown: never resent blindly), requeues lost jobs, fans out campaigns whose
+//! deferred recipients are due (quiet hours, 131049), and completes finished campaigns.
+
+use shared::{
+    db::{
+        Pool,
+        campaigns::{self, ResolveOptions, Transition},
+        templates,
+    },
+    domain::{
+        CampaignId, CampaignStatus, TemplateCategory, UserId, campaign::DEFAULT_FREQUENCY_CAP_HOURS,
+    },
+    jobs::{
+        CampaignStartJob, CampaignStartQueue, JobError, Lifter, LifterConfig, SendJob, SendQueue,
+        SqsQueue, StartReason, lambda,
+    },
+};
+
+/// Recipients marked `QUEUED` and published per chunk.
+pub const FAN_OUT_CHUNK: i64 = 5_000;
+
+/// What the function needs, built once per execution environment.
+#[derive(Debug, Clone)]
+pub struct CampaignStartState {
+    pub pool: Pool,
+    /// Where send jobs go.
+    pub sends: SendQueue,
+    /// Where the sweep publishes start jobs for due campaigns.
+    pub starts: CampaignStartQueue,
+    /// The queue jobs come from, when it is SQS (visibility backoff of failed jobs).
+    pub retry_queue: Option<SqsQueue>,
+    pub lifter: LifterConfig,
+}
+
+/// What one job did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The campaign is not (any more) running: nothing was done.
+    pub not_running: Option<CampaignStatus>,
+    /// Recipients written by this job's resolution (`None`: resolved before).
+    pub resolved: Option<campaigns::Resolution>,
+    /// Send jobs published.
+    pub published: usize,
+    /// The campaign completed.
+    pub completed: bool,
+}
+
+fn poison(what: &str) -> JobError {
+    JobError::Poison(format!("campaign-start job with an invalid {what}"))
+}
+
+/// Handles one start job (see the module documentation).
+#[tracing::instrument(skip_all, fields(tenant.id = %job.user_id(), campaign.id = %job.campaign_id(), reason = ?job.reason()))]
+pub async fn handle(
+    state: &CampaignStartState,
+    job: &CampaignStartJob,
+) -> Result<Outcome, JobError> {
+    let user = UserId::parse(job.user_id()).ok_or_else(|| poison("user id"))?;
+    let id = CampaignId::parse(job.campaign_id()).ok_or_else(|| poison("campaign id"))?;
+    let mut client = state.pool.get().await?;
+    let Some(mut campaign) = campaigns::get(&client, &user, &id).await? else {
+        tracing::warn!("start job for an unknown campaign; dropping it");
+        return Ok(Outcome::default());
+    };
+    if campaign.status == CampaignStatus::Scheduled {
+        if let Some(campaigns::Edit::Done(running)) =
+            campaigns::transition(&client, &user, &id, Transition::Run, None).await?
+        {
+            campaign = running;
+        }
+    }
+    if campaign.status != CampaignStatus::Running {
+        tracing::info!(status = %campaign.status, "campaign is not running; nothing to do");
+        return Ok(Outcome {
+            not_running: Some(campaign.status),
+            ..Outcome::default()
+        });
+    }
+    let mut outcome = Outcome::default();
+    if campaign.recipients_resolved_at.is_none() {
+        let template = templates::get(&client, &user, &campaign.template_id).await?;
+        let marketing = template
+            .as_ref()
+            .is_some_and(|t| t.draft.category == TemplateCategory::Marketing);
+        let options = ResolveOptions {
+            marketing,
+            frequency_cap_hours: campaign
+                .frequency_cap_hours
+                .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
+        };
+        let tx = client.transaction().await?;
+        outcome.resolved = campaigns::resolve(&tx, &campaign, options).await?;
+        tx.commit().await?;
+        if let Some(resolution) = &outcome.resolved {
+            tracing::info!(
+                eligible = resolution.eligible,
+                skipped = resolution.skipped.values().sum::<i64>(),
+                "recipients resolved"
+            );
+        }
+    }
+    loop {
+        let tx = client.transaction().await?;
+        let queued = campaigns::queue_due(&tx, &id, FAN_OUT_CHUNK).await?;
+        tx.commit().await?;
+        if queued.is_empty() {
+            break;
+        }
+        let jobs: Vec<SendJob> = queued
+            .iter()
+            .map(|r| SendJob::new(user.as_str(), id.as_str(), r.as_str()))
+            .collect();
+        if let Err((published, error)) = state.sends.publish_all(&jobs).await {
+            outcome.published += published;
+            campaigns::unqueue(&client, &queued[published.min(queued.len())..]).await?;
+            return Err(JobError::retryable(format!(
+                "send jobs not published: {error}"
+            )));
+        }
+        outcome.published += jobs.len();
+    }
+    outcome.completed = campaigns::complete_if_done(&client, &id).await?;
+    tracing::info!(
+        published = outcome.published,
+        completed = outcome.completed,
+        "campaign fanned out"
+    );
+    Ok(outcome)
+}
+
+/// Rows of each kind one sweep handles.
+const SWEEP_LIMIT: i64 = 1_000;
+
+/// The periodic sweep (see the module documentation): returns what it did.
+pub async fn sweep(state: &CampaignStartState) -> Result<campaigns::SweepOutcome, JobError> {
+    let mut client = state.pool.get().await?;
+    let outcome = campaigns::sweep(&mut client, SWEEP_LIMIT).await?;
+    for (user, campaign) in &outcome.due {
+        let job = CampaignStartJob::new(user.as_str(), campaign.as_str(), StartReason::Sweep);
+        if let Err(error) = state.starts.publish(&job).await {
+            tracing::warn!(%error, campaign.id = %campaign, "could not publish a sweep start job");
+        }
+    }
+    tracing::info!(
+        stale_claims_failed = outcome.stale_claims_failed,
+        lost_jobs_requeued = outcome.lost_jobs_requeued,
+        due = outcome.due.len(),
+        completed = outcome.completed,
+        "campaign sweep"
+    );
+    Ok(outcome)
+}
+
+/// Runs one Lambda batch through the lifter and answers with the failed records only.
+pub async fn handle_batch(
+    state: &CampaignStartState,
+    event: aws_lambda_events::sqs::SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> aws_lambda_events::sqs::SqsBatchResponse {
+    let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
+    let report = lifter
+        .run(
+            lambda::records(event),
+            deadline,
+            |job: CampaignStartJob| async move { handle(state, &job).await.map(|_| ()) },
+        )
+        .await;
+    lambda::batch_response(report)
+}
+
+/// One Lambda invocation: an SQS batch (`Records`), or the scheduled sweep (any other
+/// payload).
+pub async fn invoke(
+    state: &CampaignStartState,
+    payload: serde_json::Value,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    if payload.get("Records").is_some() {
+        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(payload)?;
+        let response = handle_batch(state, event, deadline).await;
+        return Ok(serde_json::to_value(response)?);
+    }
+    let outcome = sweep(state)
+        .await
+        .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+    Ok(serde_json::json!({
+        "stale_claims_failed": outcome.stale_claims_failed,
+        "lost_jobs_requeued": outcome.lost_jobs_requeued,
+        "due": outcome.due.len(),
+        "completed": outcome.completed,
+    }))
+}

@@ -1,0 +1,228 @@
+//! The campaign engine end to end against a real PostgreSQL and Meta's send endpoint faked
+//! over HTTP: `campaign-start` resolves and fans out, the `send-worker` sends each
+//! recipient once.
+
+mod helpers;
+
+use helpers::Engine;
+use serde_json::json;
+use shared::{
+    db::campaigns,
+    domain::{CampaignStatus, RecipientStatus},
+};
+
+#[tokio::test]
+async fn a_start_job_delivered_three_times_writes_one_set_of_recipients_and_jobs() {
+    let engine = Engine::new().await;
+    let campaign = engine.campaign_to_vips().await;
+    for _ in 0..3 {
+        engine.start(&campaign).await;
+    }
+    assert_eq!(
+        engine.recipients_by_status(&campaign).await,
+        vec![
+            ("PENDING".to_owned(), 0),
+            ("QUEUED".to_owned(), 4),
+            ("SKIPPED".to_owned(), 1)
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect::<Vec<_>>()
+    );
+    let jobs = engine.send_jobs();
+    assert_eq!(jobs.len(), 4, "one job per eligible recipient, not three");
+    let skipped = engine
+        .count(
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1 AND skip_reason = 'OPTED_OUT'",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(skipped, 1, "the opted-out VIP is skipped with its reason");
+    let stored = engine.campaign(&campaign).await;
+    assert_eq!(stored.total_recipients, 5);
+    assert_eq!(stored.skipped_count, 1);
+}
+
+#[tokio::test]
+async fn every_send_job_delivered_twice_sends_each_recipient_once_and_completes() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    for job in jobs.iter().chain(jobs.iter()) {
+        engine.send(job).await;
+    }
+    let sends = engine.meta_sends().await;
+    assert_eq!(sends.len(), 4, "four recipients, four sends");
+    let mut to: Vec<String> = sends
+        .iter()
+        .map(|b| b["to"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 4, "nobody twice: {to:?}");
+    assert!(sends.iter().all(|b| b["type"] == "template"));
+    // The body variable came from each contact's name.
+    assert!(
+        sends
+            .iter()
+            .any(|b| b["template"]["components"][0]["parameters"][0]["text"] == "Vip 0")
+    );
+    let stored = engine.campaign(&campaign).await;
+    assert_eq!(stored.status, CampaignStatus::Completed);
+    assert!(stored.completed_at.is_some());
+    let counters = campaigns::counters(&engine.app.db.client().await, &campaign)
+        .await
+        .expect("counters");
+    let from_rows = campaigns::counted_from_rows(&engine.app.db.client().await, &campaign)
+        .await
+        .expect("rows");
+    assert_eq!(counters, from_rows);
+    assert_eq!(counters.sent, 4);
+    assert_eq!(counters.skipped, 1);
+    // Each send is recorded: template_sends with Meta's id, an agent message in the
+    // customer's conversation.
+    let sent = engine
+        .count(
+            "SELECT count(*) FROM template_sends WHERE campaign_id = $1 AND status = 'SENT'
+               AND platform_message_id IS NOT NULL AND message_id IS NOT NULL",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(sent, 4);
+}
+
+#[tokio::test]
+async fn a_paused_campaign_sends_nothing_more_and_resumes_without_resending() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    engine.send(&jobs[0]).await;
+    engine.send(&jobs[1]).await;
+    engine
+        .transition(&campaign, campaigns::Transition::Pause)
+        .await;
+    engine.send(&jobs[2]).await;
+    engine.send(&jobs[3]).await;
+    assert_eq!(
+        engine.meta_sends().await.len(),
+        2,
+        "no send after the pause"
+    );
+    assert_eq!(
+        engine
+            .status_count(&campaign, RecipientStatus::Pending)
+            .await,
+        2,
+        "the two unsent recipients wait for the resume"
+    );
+    engine
+        .transition(&campaign, campaigns::Transition::Resume)
+        .await;
+    engine.start(&campaign).await;
+    let resumed = engine.send_jobs();
+    assert_eq!(resumed.len(), 2, "only the unsent two are fanned out again");
+    for job in resumed.iter().chain(jobs.iter()) {
+        engine.send(job).await;
+    }
+    assert_eq!(
+        engine.meta_sends().await.len(),
+        4,
+        "each recipient once in all"
+    );
+    assert_eq!(
+        engine.campaign(&campaign).await.status,
+        CampaignStatus::Completed
+    );
+}
+
+#[tokio::test]
+async fn meta_131049_defers_the_recipient_a_day_and_other_errors_fail_it_with_the_code() {
+    let engine = Engine::new().await;
+    engine
+        .meta_refuses(
+            &helpers::vip_phone(0),
+            131_049,
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+        )
+        .await;
+    engine
+        .meta_refuses(&helpers::vip_phone(1), 131_026, "Message Undeliverable.")
+        .await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    for job in engine.send_jobs() {
+        engine.send(&job).await;
+    }
+    let deferred = engine
+        .count(
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1 AND status = 'PENDING'
+               AND not_before > now() + interval '23 hours 59 minutes' AND first_deferred_at IS NOT NULL
+               AND template_send_id IS NULL",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(deferred, 1, "131049: back to PENDING, not before 24 hours");
+    let failed = engine
+        .count(
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1 AND status = 'FAILED'
+               AND error_code = '131026' AND error_message LIKE '%Undeliverable%'",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(failed, 1);
+    // Nothing is due now: the sweep does not fan it out, and the campaign is not complete.
+    let due = engine.sweep_due().await;
+    assert!(!due.contains(&campaign), "not retried before 24 hours");
+    assert_eq!(
+        engine.campaign(&campaign).await.status,
+        CampaignStatus::Running
+    );
+    assert_eq!(
+        engine.meta_sends().await.len(),
+        2,
+        "two sent; 131049 and 131026 are not resent"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_with_no_eligible_recipient_completes_at_once_with_its_skips() {
+    let engine = Engine::new().await;
+    let campaign = engine
+        .campaign_with_filter(json!({"tags": ["nobody-has-this"]}))
+        .await;
+    engine.start(&campaign).await;
+    assert!(engine.send_jobs().is_empty());
+    let stored = engine.campaign(&campaign).await;
+    assert_eq!(stored.status, CampaignStatus::Completed);
+    assert_eq!(stored.total_recipients, 0);
+}
+
+#[tokio::test]
+async fn another_tenants_send_job_claims_nothing() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    let shared::jobs::SendJob::V1 {
+        campaign_id,
+        recipient_id,
+        ..
+    } = jobs[0].clone();
+    let forged = shared::jobs::SendJob::new("rival", &campaign_id, &recipient_id);
+    engine.seed_tenant("rival").await;
+    engine.send(&forged).await;
+    assert!(
+        engine.meta_sends().await.is_empty(),
+        "a job naming another tenant sends nothing"
+    );
+    for job in &jobs {
+        engine.send(job).await;
+    }
+    assert_eq!(engine.meta_sends().await.len(), 4);
+}
