@@ -369,4 +369,30 @@ mod tests {
         assert_eq!(queue.dead_letters().len(), 1);
         assert!(queue.receive(10).is_empty());
     }
+
+    #[test]
+    fn a_standard_queue_serves_a_small_tenant_before_a_big_backlog_drains() {
+        use crate::jobs::SendJob;
+        let queue: LocalQueue<SendJob> = LocalQueue::new();
+        for i in 0..1_000 {
+            queue
+                .publish(&SendJob::new("big", "cmp_big", &format!("rcp_{i}")))
+                .expect("publish");
+        }
+        for i in 0..3 {
+            queue
+                .publish(&SendJob::new("small", "cmp_small", &format!("rcp_s{i}")))
+                .expect("publish");
+        }
+        let batch = queue.receive(10);
+        let small = batch
+            .iter()
+            .filter(|r| r.body.contains("\"small\""))
+            .count();
+        assert_eq!(batch.len(), 10);
+        assert_eq!(
+            small, 3,
+            "the small tenant's three jobs come in the first batch"
+        );
+    }
 }
