@@ -1463,3 +1463,51 @@ pub async fn sweep(client: &mut super::PooledClient, limit: i64) -> Result<Sweep
     }
     Ok(outcome)
 }
+
+/// Puts a campaign's retryable failures back to `PENDING` (never a recipient that was
+/// sent: `sent_at` is set once Meta accepted it) and uncounts them; `codes` are the
+/// retryable error codes. A COMPLETED campaign runs again. Returns how many.
+pub async fn retry_failed(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    campaign: &CampaignId,
+    codes: &[String],
+) -> Result<u64, DbError> {
+    let rows = tx
+        .query(
+            "UPDATE campaign_recipients r SET status = 'PENDING', error_code = NULL,
+                 error_message = NULL, queued_at = NULL, not_before = NULL, template_send_id = NULL
+             FROM campaigns c
+             WHERE r.campaign_id = $1 AND c.campaign_id = r.campaign_id AND c.user_id = $2
+               AND r.status = 'FAILED' AND r.sent_at IS NULL AND r.error_code = ANY($3)
+             RETURNING r.recipient_id",
+            &[&campaign.as_str(), &user.as_str(), &codes],
+        )
+        .await?;
+    let mut by_shard: BTreeMap<i16, i32> = BTreeMap::new();
+    for row in &rows {
+        let id: String = row.try_get("recipient_id")?;
+        *by_shard.entry(shard_of(&id)).or_default() -= 1;
+    }
+    for (shard, failed) in by_shard {
+        add_counts(
+            tx,
+            campaign,
+            shard,
+            Counts {
+                failed,
+                ..Counts::default()
+            },
+        )
+        .await?;
+    }
+    if !rows.is_empty() {
+        tx.execute(
+            "UPDATE campaigns SET status = 'RUNNING', completed_at = NULL
+             WHERE campaign_id = $1 AND user_id = $2 AND status = 'COMPLETED'",
+            &[&campaign.as_str(), &user.as_str()],
+        )
+        .await?;
+    }
+    Ok(rows.len() as u64)
+}

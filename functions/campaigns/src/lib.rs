@@ -1,0 +1,74 @@
+//! The `campaigns` function: template campaigns (`/campaigns`). A campaign is defined as a
+//! DRAFT (template, channel, recipient filter, variable values, trigger, options), then
+//! started: IMMEDIATE publishes a campaign-start job, SCHEDULED creates an EventBridge
+//! one-time schedule, EVENT runs on domain events. Pause, resume, cancel and retry-failed
+//! are conditional status changes; recipients, stats and a preview read what the engine
+//! (`campaign-start`, `send-worker`) wrote.
+//!
+//! [`router`] is what Lambda runs and tests drive; [`openapi_router`] is what devstack
+//! merges with the other functions' routes.
+
+mod body;
+mod routes;
+mod schedule;
+
+use std::sync::Arc;
+
+use axum::{Router, extract::FromRef};
+use shared::{
+    api::{ApiState, Auth, layers},
+    jobs::CampaignStartQueue,
+    scheduler::CampaignScheduler,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// The function's state: the common API state, the campaign-start queue and the scheduler.
+#[derive(Debug, Clone)]
+pub struct CampaignsState {
+    pub api: ApiState,
+    /// Where IMMEDIATE starts, resumes and retries publish their start job.
+    pub starts: CampaignStartQueue,
+    /// Where SCHEDULED campaigns get their one-time schedule.
+    pub scheduler: CampaignScheduler,
+}
+
+impl FromRef<CampaignsState> for ApiState {
+    fn from_ref(state: &CampaignsState) -> Self {
+        state.api.clone()
+    }
+}
+
+impl FromRef<CampaignsState> for Arc<Auth> {
+    fn from_ref(state: &CampaignsState) -> Self {
+        state.api.auth.clone()
+    }
+}
+
+/// The routes with their OpenAPI descriptions, before state and layers.
+pub fn openapi_router() -> OpenApiRouter<CampaignsState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::create_campaign, routes::list_campaigns))
+        .routes(routes!(routes::preview_campaign))
+        .routes(routes!(
+            routes::get_campaign,
+            routes::patch_campaign,
+            routes::delete_campaign
+        ))
+        .routes(routes!(routes::start_campaign))
+        .routes(routes!(routes::pause_campaign))
+        .routes(routes!(routes::resume_campaign))
+        .routes(routes!(routes::cancel_campaign))
+        .routes(routes!(routes::retry_failed))
+        .routes(routes!(routes::list_recipients))
+        .routes(routes!(routes::campaign_stats))
+}
+
+/// The function's HTTP app, with state, before the common layers (devstack merges these).
+pub fn app(state: CampaignsState) -> Router {
+    openapi_router().with_state(state).split_for_parts().0
+}
+
+/// The function's complete router: what Lambda runs and tests drive.
+pub fn router(state: CampaignsState) -> Router {
+    layers::finish(app(state), layers::API_BODY_LIMIT)
+}
