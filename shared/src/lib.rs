@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod meta;
 pub mod openai;
 pub mod outbound;
+pub mod scheduler;
 pub mod secrets;
 pub mod telemetry;
 pub mod templates;
