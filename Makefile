@@ -30,7 +30,8 @@ endef
 
 .PHONY: build-AgentsFunction build-ConversationsFunction build-TemplatesFunction \
 	build-WebhookFunction build-WorkerFunction build-MigrateFunction build-ContactsFunction \
-	build-EventsFunction build-ExtractionFunction build-MeetingsFunction build-MeetingsSweepFunction
+	build-EventsFunction build-ExtractionFunction build-MeetingsFunction build-MeetingsSweepFunction \
+	build-CampaignsFunction build-CampaignStartFunction build-SendWorkerFunction
 
 build-AgentsFunction:
 	$(call lambda,agents,AgentsFunction)
@@ -64,3 +65,12 @@ build-ContactsFunction:
 
 build-EventsFunction:
 	$(call lambda,events,EventsFunction)
+
+build-CampaignsFunction:
+	$(call lambda,campaigns,CampaignsFunction)
+
+build-CampaignStartFunction:
+	$(call lambda,campaign-start,CampaignStartFunction)
+
+build-SendWorkerFunction:
+	$(call lambda,send-worker,SendWorkerFunction)

@@ -84,6 +84,14 @@ pub struct Stack {
     pub extraction_queue: LocalQueue<ExtractionJob>,
     pub extraction: ExtractionState,
     pub meetings: meetings::MeetingsState,
+    /// Campaigns: the API, the start and send queues, the engine, and the local scheduler
+    /// that fires SCHEDULED campaigns at their time.
+    pub campaigns: campaigns::CampaignsState,
+    pub campaign_starts: LocalQueue<shared::jobs::CampaignStartJob>,
+    pub campaign_sends: LocalQueue<shared::jobs::SendJob>,
+    pub campaign_start: campaign_start::CampaignStartState,
+    pub send_worker: send_worker::SendState,
+    pub scheduler: shared::scheduler::LocalScheduler,
     pub google_sim: GoogleSim,
     /// Where this stack listens (the demo page's script origin).
     pub base_url: String,
@@ -153,6 +161,29 @@ impl Stack {
             google: Some(google),
             graph,
         };
+        let campaign_starts = LocalQueue::new();
+        let campaign_sends = LocalQueue::new();
+        let scheduler = shared::scheduler::LocalScheduler::new();
+        let campaigns = campaigns::CampaignsState {
+            api: api.clone(),
+            starts: shared::jobs::Queue::Local(campaign_starts.clone()),
+            scheduler: shared::scheduler::CampaignScheduler::Local(scheduler.clone()),
+        };
+        let campaign_start = campaign_start::CampaignStartState {
+            pool: api.pool.clone(),
+            sends: shared::jobs::Queue::Local(campaign_sends.clone()),
+            starts: shared::jobs::Queue::Local(campaign_starts.clone()),
+            retry_queue: None,
+            lifter: devstack_lifter(),
+        };
+        let send_worker = send_worker::SendState {
+            pool: api.pool.clone(),
+            graph: meetings.graph.clone(),
+            sealing_key: api.sealing_key.clone(),
+            config: send_worker::SendConfig::default(),
+            retry_queue: None,
+            lifter: devstack_lifter(),
+        };
         let simulators = Simulators::new(
             format!("{base_url}/webhook"),
             providers.meta_app_secret,
@@ -170,6 +201,12 @@ impl Stack {
             extraction_queue,
             extraction,
             meetings,
+            campaigns,
+            campaign_starts,
+            campaign_sends,
+            campaign_start,
+            send_worker,
+            scheduler,
             google_sim: GoogleSim::default(),
             base_url: base_url.to_owned(),
         }
@@ -195,6 +232,7 @@ impl Stack {
             // The CSV import's own, larger limit sits inside this one and wins.
             .merge(contacts::app(self.api.clone()).layer(api_limit))
             .merge(meetings::app(self.meetings.clone()).layer(api_limit))
+            .merge(campaigns::app(self.campaigns.clone()).layer(api_limit))
             .merge(self.google_sim.clone().router())
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router())
@@ -283,6 +321,72 @@ impl Stack {
         })
     }
 
+    /// The campaign engine, as in AWS: start jobs and send jobs from their in-process queues
+    /// through the batch lifter (several send consumers, as Lambda scales out), the local
+    /// scheduler fired every second (EventBridge Scheduler's job), and the campaign sweep
+    /// every `sweep_every`.
+    pub fn spawn_campaigns(&self, sweep_every: Duration, send_consumers: usize) {
+        let starts = self.campaign_starts.clone();
+        let start_state = self.campaign_start.clone();
+        tokio::spawn(async move {
+            let lifter = Lifter::new(start_state.lifter.clone(), None);
+            let state = &start_state;
+            loop {
+                lifter
+                    .poll_local(&starts, |job: shared::jobs::CampaignStartJob| async move {
+                        campaign_start::handle(state, &job).await.map(|_| ())
+                    })
+                    .await;
+            }
+        });
+        for _ in 0..send_consumers.max(1) {
+            let sends = self.campaign_sends.clone();
+            let send_state = self.send_worker.clone();
+            tokio::spawn(async move {
+                let lifter = Lifter::new(send_state.lifter.clone(), None);
+                let state = &send_state;
+                loop {
+                    lifter
+                        .poll_local(&sends, |job: shared::jobs::SendJob| async move {
+                            send_worker::handle(state, &job).await.map(|_| ())
+                        })
+                        .await;
+                }
+            });
+        }
+        let scheduler = self.scheduler.clone();
+        let starts = self.campaign_starts.clone();
+        let sweeper = self.campaign_start.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            let mut last_sweep = tokio::time::Instant::now();
+            loop {
+                ticks.tick().await;
+                for schedule in scheduler.due(chrono::Utc::now()) {
+                    match serde_json::from_str::<shared::jobs::CampaignStartJob>(&schedule.input) {
+                        Ok(job) => {
+                            if let Err(error) = shared::jobs::Queue::Local(starts.clone())
+                                .publish(&job)
+                                .await
+                            {
+                                tracing::warn!(%error, schedule = %schedule.name, "a fired schedule could not publish");
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, schedule = %schedule.name, "a schedule's input is not a start job")
+                        }
+                    }
+                }
+                if last_sweep.elapsed() >= sweep_every {
+                    last_sweep = tokio::time::Instant::now();
+                    if let Err(error) = campaign_start::sweep(&sweeper).await {
+                        tracing::warn!(%error, "campaign sweep failed");
+                    }
+                }
+            }
+        });
+    }
+
     /// The completed-meetings sweep, every minute (EventBridge runs it every 15 minutes in
     /// AWS).
     pub fn spawn_meetings_sweep(&self) -> tokio::task::JoinHandle<()> {
@@ -318,6 +422,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document.merge(templates::openapi_router().into_openapi());
     document.merge(contacts::openapi_router().into_openapi());
     document.merge(meetings::openapi_router().into_openapi());
+    document.merge(campaigns::openapi_router().into_openapi());
     document.merge(webhook::openapi_router().into_openapi());
     document
 }

@@ -239,6 +239,8 @@ async fn run() -> anyhow::Result<()> {
         10u64,
     )?));
     stack.spawn_meetings_sweep();
+    // Campaigns: the start and send consumers, the local scheduler, the sweep every 10 s.
+    stack.spawn_campaigns(std::time::Duration::from_secs(10), 4);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address} (set PORT to use another port)"))?;

@@ -9,9 +9,9 @@ use serde_json::Value;
 use shared::{
     api::{ApiError, FieldErrors},
     db::{
+        GenericClient,
         campaigns::{Campaign, CampaignDraft, Counts},
         templates::{self, Template},
-        GenericClient,
     },
     domain::{
         CampaignStatus, ComponentType, PhoneNumberId, Platform, TemplateId, TenantTimeZone,
@@ -257,7 +257,10 @@ pub async fn draft(
         None => errors.push("phone_number_id", "is not one of your channels"),
         Some(c) if c.platform != Platform::WhatsApp => errors.push(
             "phone_number_id",
-            format!("is a {} channel: campaigns send WhatsApp templates", c.platform),
+            format!(
+                "is a {} channel: campaigns send WhatsApp templates",
+                c.platform
+            ),
         ),
         Some(_) => {}
     }
@@ -274,7 +277,10 @@ pub async fn draft(
     }
     errors.into_result()?;
     let (Some(filter), Some(template), Some(channel_id)) = (filter, template, channel_id) else {
-        return Err(ApiError::invalid("template_id", "is not one of your templates"));
+        return Err(ApiError::invalid(
+            "template_id",
+            "is not one of your templates",
+        ));
     };
     Ok((
         CampaignDraft {
@@ -284,7 +290,11 @@ pub async fn draft(
             description: description.map(ToOwned::to_owned),
             recipient_filter: filter,
             variable_values: body.variable_values.clone(),
-            time_zone: body.trigger.timezone.as_deref().and_then(|_| zone.map(|z| z.name().to_owned())),
+            time_zone: body
+                .trigger
+                .timezone
+                .as_deref()
+                .and_then(|_| zone.map(|z| z.name().to_owned())),
             quiet_hours,
             frequency_cap_hours: body.options.frequency_cap_hours,
             send_rate_per_second: body.options.send_rate_per_second,
@@ -303,7 +313,10 @@ fn trigger_fields(
     now: DateTime<Utc>,
     errors: &mut FieldErrors,
 ) -> (Option<DateTime<Utc>>, Option<TriggerEvent>, Value) {
-    let config = trigger.event_config.clone().unwrap_or(Value::Object(Default::default()));
+    let config = trigger
+        .event_config
+        .clone()
+        .unwrap_or(Value::Object(Default::default()));
     match trigger.trigger_type {
         TriggerType::Immediate => {
             if trigger.scheduled_at.is_some() || trigger.event_type.is_some() {
@@ -317,10 +330,15 @@ fn trigger_fields(
         TriggerType::Scheduled => {
             let at = match (&trigger.scheduled_at, zone) {
                 (None, _) => {
-                    errors.push("trigger.scheduled_at", "is required for a SCHEDULED trigger");
+                    errors.push(
+                        "trigger.scheduled_at",
+                        "is required for a SCHEDULED trigger",
+                    );
                     None
                 }
-                (Some(raw), Some(zone)) => errors.check("trigger.scheduled_at", parse_instant(raw, zone)),
+                (Some(raw), Some(zone)) => {
+                    errors.check("trigger.scheduled_at", parse_instant(raw, zone))
+                }
                 (Some(_), None) => None,
             };
             if let Some(at) = at {
@@ -375,7 +393,9 @@ fn event_config(event: TriggerEvent, config: &Value, errors: &mut FieldErrors) -
         match object.get("tag").and_then(Value::as_str) {
             None => errors.push("trigger.event_config.tag", "is required for TAG_ADDED"),
             Some(raw) => {
-                if let Some(tag) = errors.check("trigger.event_config.tag", shared::domain::Tag::parse(raw)) {
+                if let Some(tag) =
+                    errors.check("trigger.event_config.tag", shared::domain::Tag::parse(raw))
+                {
                     clean.insert("tag".to_owned(), Value::String(tag.as_str().to_owned()));
                 }
             }
@@ -427,8 +447,8 @@ fn check_variables(
     // left to its contact field or default, checked per recipient at send time.
     if let Err(violations) = shared::templates::payload::resolve_values(content, &literals) {
         for v in violations {
-            let mapped_elsewhere = v.message.starts_with("is required")
-                || v.message.starts_with("names no variable");
+            let mapped_elsewhere =
+                v.message.starts_with("is required") || v.message.starts_with("names no variable");
             if !mapped_elsewhere {
                 errors.push(&v.field, v.message);
             }

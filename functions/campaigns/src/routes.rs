@@ -19,7 +19,8 @@ use shared::{
     },
     domain::{
         CampaignId, CampaignStatus, RecipientStatus, SkipReason, TemplateId, TemplateStatus,
-        TriggerType, campaign::{RecipientFilterBody, VariableSource, values_for_recipient},
+        TriggerType,
+        campaign::{RecipientFilterBody, VariableSource, values_for_recipient},
     },
     jobs::{CampaignStartJob, StartReason},
     meta::errors::{SEND_ERROR_CODES, SendFailure},
@@ -117,7 +118,10 @@ pub async fn list_campaigns(
     let mut items = Vec::with_capacity(rows.len());
     for campaign in rows {
         let counts = campaigns::counters(&client, &campaign.campaign_id).await?;
-        items.push((campaign.campaign_id.to_string(), CampaignResponse::new(campaign, counts)));
+        items.push((
+            campaign.campaign_id.to_string(),
+            CampaignResponse::new(campaign, counts),
+        ));
     }
     Ok(axum::Json(paging.page(items, |(id, _)| id.clone())))
 }
@@ -222,7 +226,11 @@ pub async fn delete_campaign(
     }
 }
 
-async fn publish_start(state: &CampaignsState, campaign: &campaigns::Campaign, reason: StartReason) {
+async fn publish_start(
+    state: &CampaignsState,
+    campaign: &campaigns::Campaign,
+    reason: StartReason,
+) {
     let job = CampaignStartJob::new(
         campaign.user_id.as_str(),
         campaign.campaign_id.as_str(),
@@ -270,7 +278,11 @@ pub async fn start_campaign(
     }
     let transition = match campaign.trigger.trigger_type {
         TriggerType::Scheduled => {
-            if campaign.trigger.scheduled_at.is_none_or(|at| at <= Utc::now()) {
+            if campaign
+                .trigger
+                .scheduled_at
+                .is_none_or(|at| at <= Utc::now())
+            {
                 return Err(ApiError::Conflict(
                     "the scheduled time has passed: change `trigger.scheduled_at` first".to_owned(),
                 ));
@@ -543,7 +555,11 @@ pub async fn list_recipients(
     Query(query): Query<ListRecipients>,
 ) -> Result<axum::Json<Page<RecipientResponse>>, ApiError> {
     let id = campaign_id(&id)?;
-    if query.error_code.as_deref().is_some_and(|c| c.contains('\0')) {
+    if query
+        .error_code
+        .as_deref()
+        .is_some_and(|c| c.contains('\0'))
+    {
         return Err(ApiError::invalid("error_code", "must not contain NUL"));
     }
     let paging = Paging::new(
@@ -563,7 +579,9 @@ pub async fn list_recipients(
     };
     let rows =
         campaigns::recipients(&client, &tenant.user_id, &id, &filter, paging.request()).await?;
-    Ok(axum::Json(paging.page(rows, |r| r.recipient_id.to_string())))
+    Ok(axum::Json(
+        paging.page(rows, |r| r.recipient_id.to_string()),
+    ))
 }
 
 /// A campaign's numbers.
@@ -685,17 +703,23 @@ pub async fn preview_campaign(
     tenant: Tenant,
     Json(body): Json<PreviewRequest>,
 ) -> Result<axum::Json<PreviewResponse>, ApiError> {
-    let filter = body.recipient_filter.parse("recipient_filter").map_err(|problems| {
-        ApiError::Validation(
-            problems
-                .into_iter()
-                .map(|(field, message)| shared::api::FieldError::new(field, message))
-                .collect(),
-        )
-    })?;
+    let filter = body
+        .recipient_filter
+        .parse("recipient_filter")
+        .map_err(|problems| {
+            ApiError::Validation(
+                problems
+                    .into_iter()
+                    .map(|(field, message)| shared::api::FieldError::new(field, message))
+                    .collect(),
+            )
+        })?;
     if let Some(cap) = body.frequency_cap_hours {
         if !(0..=720).contains(&cap) {
-            return Err(ApiError::invalid("frequency_cap_hours", "must be between 0 and 720"));
+            return Err(ApiError::invalid(
+                "frequency_cap_hours",
+                "must be between 0 and 720",
+            ));
         }
     }
     let client = state.api.pool.get().await?;

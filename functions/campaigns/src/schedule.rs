@@ -39,15 +39,20 @@ pub async fn upsert(state: &CampaignsState, campaign: &Campaign) -> Result<(), A
         campaign.campaign_id.as_str(),
         StartReason::Schedule,
     );
-    let input = serde_json::to_string(&job)
-        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let input = serde_json::to_string(&job).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let local = at.with_timezone(&zone.tz()).naive_local();
-    let name = OneTimeSchedule::campaign_name(campaign.campaign_id.as_str()).map_err(unavailable)?;
-    let mut schedule = OneTimeSchedule::new(name, local, zone.name(), input).map_err(unavailable)?;
+    let name =
+        OneTimeSchedule::campaign_name(campaign.campaign_id.as_str()).map_err(unavailable)?;
+    let mut schedule =
+        OneTimeSchedule::new(name, local, zone.name(), input).map_err(unavailable)?;
     if let Some(group) = job.group_id() {
         schedule = schedule.with_message_group(group).map_err(unavailable)?;
     }
-    state.scheduler.upsert(&schedule).await.map_err(unavailable)?;
+    state
+        .scheduler
+        .upsert(&schedule)
+        .await
+        .map_err(unavailable)?;
     tracing::info!(campaign.id = %campaign.campaign_id, schedule = %schedule.name, at = %schedule.expression(), time_zone = %schedule.time_zone, "campaign scheduled");
     Ok(())
 }

@@ -1340,7 +1340,7 @@ pub async fn breakdown(
                    WHERE r.campaign_id = $1 AND r.sent_at IS NOT NULL
                      AND EXISTS (SELECT 1 FROM messages m
                                   WHERE m.conversation_id = s.conversation_id
-                                    AND m.author = 'customer' AND m.created_at > r.sent_at)) AS replied,
+                                    AND m.author = 'customer' AND m.timestamp > r.sent_at)) AS replied,
                  (SELECT count(*) FROM button_clicks b
                     JOIN template_sends s ON s.send_id = b.template_send_id
                    WHERE s.campaign_id = $1) AS clicked",
