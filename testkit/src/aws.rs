@@ -61,3 +61,35 @@ pub async fn create_fifo_queue(client: &Client, label: &str) -> String {
         .queue_url
         .unwrap_or_else(|| panic!("queue {name} has no URL"))
 }
+
+/// The ARN of a queue (`QueueArn`), to name it as a target (EventBridge Scheduler).
+pub async fn queue_arn(client: &Client, url: &str) -> String {
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("reading the attributes of {url}: {e:?}"))
+        .attributes
+        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_else(|| panic!("queue {url} has no ARN"))
+}
+
+/// An EventBridge Scheduler client for moto's server.
+pub fn moto_scheduler_client() -> aws_sdk_scheduler::Client {
+    aws_sdk_scheduler::Client::new(&moto_sdk_config())
+}
+
+/// Creates a schedule group with a unique name and returns the name (in AWS, template.yaml
+/// declares the group; schedules cannot be created in a group that does not exist).
+pub async fn create_schedule_group(client: &aws_sdk_scheduler::Client, label: &str) -> String {
+    let name = format!("{label}-{}", ulid::Ulid::new().to_string().to_lowercase());
+    client
+        .create_schedule_group()
+        .name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating schedule group {name}: {e:?}"));
+    name
+}

@@ -81,6 +81,19 @@ pub async fn handle(
         tracing::warn!("start job for an unknown campaign; dropping it");
         return Ok(Outcome::default());
     };
+    // A schedule's job may be stale (a reschedule to a later time raced it): a SCHEDULED
+    // campaign starts only once its time has come (EventBridge fires within a minute).
+    let due = campaign
+        .trigger
+        .scheduled_at
+        .is_some_and(|at| at <= chrono::Utc::now() + chrono::Duration::minutes(2));
+    if campaign.status == CampaignStatus::Scheduled && !due {
+        tracing::info!("schedule fired before the campaign's time (rescheduled); nothing to do");
+        return Ok(Outcome {
+            not_running: Some(campaign.status),
+            ..Outcome::default()
+        });
+    }
     if campaign.status == CampaignStatus::Scheduled {
         if let Some(campaigns::Edit::Done(running)) =
             campaigns::transition(&client, &user, &id, Transition::Run, None).await?
