@@ -540,6 +540,24 @@ async fn a_scheduled_campaign_creates_moves_and_deletes_its_schedule() {
     );
     assert_eq!(app.scheduler.schedules().len(), 1);
 
+    // The old time's job, arriving after the reschedule, does not start it early.
+    let early_sends: LocalQueue<SendJob> = LocalQueue::new();
+    let early_state = campaign_start::CampaignStartState {
+        pool: app.kit.db.pool.clone(),
+        sends: Queue::Local(early_sends.clone()),
+        starts: Queue::Local(app.starts.clone()),
+        retry_queue: None,
+        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
+    };
+    let early = campaign_start::handle(&early_state, &job)
+        .await
+        .expect("early fire");
+    assert_eq!(
+        early.not_running,
+        Some(shared::domain::CampaignStatus::Scheduled)
+    );
+    assert!(early_sends.drain().is_empty());
+
     let cancelled = app
         .kit
         .post_as(&app.tenant, &format!("/campaigns/{id}/cancel"), &json!({}))
@@ -643,4 +661,64 @@ async fn preview_counts_the_audience_and_renders_samples() {
         0,
         "a preview writes nothing"
     );
+}
+
+#[tokio::test]
+async fn a_due_schedule_starts_the_campaign_once() {
+    let app = App::new().await;
+    let at = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    let created = app
+        .create(json!({"trigger_type": "SCHEDULED", "scheduled_at": at}))
+        .await;
+    let id = created["campaign_id"].as_str().expect("id").to_owned();
+    app.kit
+        .post_as(&app.tenant, &format!("/campaigns/{id}/start"), &json!({}))
+        .await
+        .expect(200);
+    let name = OneTimeSchedule::campaign_name(&id).expect("name");
+    let schedule = app.scheduler.get(&name).expect("scheduled");
+    // The hour passes: the local scheduler hands the schedule over, as EventBridge fires it.
+    let fired = app.scheduler.due(Utc::now() + Duration::hours(2));
+    assert_eq!(fired.len(), 1);
+    assert!(
+        app.scheduler.get(&name).is_none(),
+        "a fired schedule deletes itself"
+    );
+    app.kit
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE campaign_triggers SET scheduled_at = now() - interval '1 second' WHERE campaign_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("time passes");
+    let job: CampaignStartJob = serde_json::from_str(&schedule.input).expect("job");
+    let sends: LocalQueue<SendJob> = LocalQueue::new();
+    let start_state = campaign_start::CampaignStartState {
+        pool: app.kit.db.pool.clone(),
+        sends: Queue::Local(sends.clone()),
+        starts: Queue::Local(app.starts.clone()),
+        retry_queue: None,
+        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
+    };
+    for _ in 0..2 {
+        campaign_start::handle(&start_state, &job)
+            .await
+            .expect("fires");
+    }
+    assert_eq!(
+        sends.drain().len(),
+        3,
+        "three VIPs, one job each, though it fired twice"
+    );
+    let running = app
+        .kit
+        .get_as(&app.tenant, &format!("/campaigns/{id}"))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(running["status"], "RUNNING");
+    assert!(running["started_at"].is_string());
 }
