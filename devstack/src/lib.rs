@@ -48,6 +48,12 @@ pub struct Providers {
     pub meta_verify_token: String,
     /// Google (OAuth and Calendar): the simulator unless `GOOGLE_CLIENT_ID` is set.
     pub google: shared::google::GoogleConfig,
+    /// The Meta simulator's send limits and status webhooks ([`simulators::meta_limits`]):
+    /// Meta's 80 sends per second per number, but no pair rate (one send per 6 s to a
+    /// recipient), as a conversation's replies often come closer than that. `devstack`
+    /// reads `META_SIM_MPS` and `META_SIM_PAIR_WINDOW_MS`; `POST /_sim/meta/behaviour`
+    /// changes them while it runs.
+    pub meta_sim: simulators::MetaDefaults,
 }
 
 impl Providers {
@@ -64,6 +70,10 @@ impl Providers {
             meta_app_secret: DEV_META_APP_SECRET.to_owned(),
             meta_verify_token: DEV_META_VERIFY_TOKEN.to_owned(),
             google: GoogleSim::config(base_url),
+            meta_sim: simulators::MetaDefaults {
+                pair_window_ms: 0,
+                ..simulators::MetaDefaults::default()
+            },
         }
     }
 }
@@ -189,6 +199,7 @@ impl Stack {
             providers.meta_app_secret,
             http,
         );
+        simulators.set_meta_defaults(providers.meta_sim);
         Self {
             api,
             agents,

@@ -254,6 +254,9 @@ async fn run() -> anyhow::Result<()> {
     );
     println!("simulated Meta sends: {base_url}/_sim/meta/requests");
     println!(
+        "Meta's send limits and counts: {base_url}/_sim/meta/behaviour, {base_url}/_sim/meta/stats"
+    );
+    println!(
         "make the next extraction answer invalid: POST {base_url}/_sim/openai/extraction/fail-next"
     );
     println!("simulated Google Calendar: {base_url}/_sim/google/_sim/events");
@@ -305,6 +308,9 @@ fn providers(base_url: &str) -> anyhow::Result<devstack::Providers> {
     if let Some(google) = shared::google::GoogleConfig::from_env()? {
         providers.google = google;
     }
+    providers.meta_sim.default_mps = parsed_var("META_SIM_MPS", providers.meta_sim.default_mps)?;
+    providers.meta_sim.pair_window_ms =
+        parsed_var("META_SIM_PAIR_WINDOW_MS", providers.meta_sim.pair_window_ms)?;
     Ok(providers)
 }
 

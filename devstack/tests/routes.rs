@@ -172,6 +172,24 @@ async fn a_signed_whatsapp_text_is_answered_end_to_end_through_the_simulators() 
         .expect("json");
     assert_eq!(sent.as_array().map(Vec::len), Some(1));
     assert_eq!(sent[0]["body"]["to"], "16505551234");
+    // The simulator counted the reply; devstack keeps Meta's throughput cap but no pair rate.
+    let sim = |path: &'static str| {
+        let request = http.get(format!("{base_url}/_sim/meta/{path}"));
+        async move {
+            let response = request.send().await.expect("sim");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let stats = sim("stats").await;
+    assert_eq!(
+        stats["numbers"]["106540352242922"]["recipients"],
+        json!({ "16505551234": 1 })
+    );
+    let behaviour = sim("behaviour").await;
+    assert_eq!(
+        (&behaviour["default_mps"], &behaviour["pair_window_ms"]),
+        (&json!(80), &json!(0))
+    );
     let (_, me) = api.call(reqwest::Method::GET, "/me", None).await;
     assert_eq!(
         me["credits"],

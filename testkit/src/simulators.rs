@@ -13,6 +13,13 @@
 //! - `POST /{W}/subscribed_apps` answers `{"success": true}`; `GET /_sim/meta/subscriptions`
 //!   lists the WABAs subscribed so far.
 //! - Message templates, their uploads, sends and reviews: [`meta_templates`].
+//! - WhatsApp sends meet Cloud API's limits: at most 80 per second per number (130429), one
+//!   per 6 s to the same recipient (131056); chosen recipients get one of Meta's errors
+//!   (131049, 131026, …, at once or in a `failed` status webhook) or a held answer; every
+//!   send is counted (per number, per recipient, duplicate template sends). Configured at
+//!   `POST /_sim/meta/behaviour`, counted at `GET /_sim/meta/stats`: [`meta_limits`].
+//! - Sends get signed `sent`, `delivered` and `read` status webhooks, each `status_delay_ms`
+//!   (50 ms) after the last; `{"status_webhooks": false}` turns them off.
 
 use std::{
     sync::{
@@ -34,7 +41,12 @@ use shared::meta::signature;
 
 pub mod extraction;
 pub mod google;
+pub mod meta_limits;
 pub mod meta_templates;
+
+pub use meta_limits::{
+    MetaBehaviour, MetaBehaviourUpdate, MetaDefaults, MetaStats, RecipientBehaviour,
+};
 
 /// Shared state of the simulators.
 #[derive(Debug, Clone)]
@@ -47,8 +59,8 @@ pub struct Simulators {
     webhook_url: String,
     app_secret: String,
     http: reqwest::Client,
-    /// Delay before each status webhook, as Meta's are not instant.
-    pub status_delay: Duration,
+    /// Send limits, chosen failures, counts, and the status webhooks' delay (`meta_limits`).
+    limits: meta_limits::MetaLimits,
     /// OpenAI's extraction answers (`extraction`).
     pub extraction: extraction::ExtractionSim,
 }
@@ -76,7 +88,7 @@ impl Simulators {
             webhook_url,
             app_secret,
             http,
-            status_delay: Duration::from_millis(50),
+            limits: meta_limits::MetaLimits::default(),
             extraction: extraction::ExtractionSim::default(),
         }
     }
@@ -94,6 +106,7 @@ impl Simulators {
                 get(meta_node).post(meta_templates::post_node),
             )
             .merge(meta_templates::router())
+            .merge(meta_limits::router())
             .route("/_sim/openai/conversations", post(openai_conversation))
             .route("/_sim/openai/responses", post(openai_response))
             .route(
@@ -257,6 +270,9 @@ async fn meta_node(
     Json(json!({ "id": id, "username": format!("sim_{id}") })).into_response()
 }
 
+/// `POST /{phone_number_id}/messages`. A WhatsApp send passes the gates of [`meta_limits`]
+/// (throughput, the recipient's chosen behaviour, the template checks, pair rate) before it
+/// is accepted; an Instagram send (`/{ig_id}/messages`) is accepted as it is.
 async fn meta_send(
     State(sim): State<Simulators>,
     headers: HeaderMap,
@@ -266,49 +282,136 @@ async fn meta_send(
     if let Some(refused) = refuse_token(&headers) {
         return refused;
     }
+    let is_whatsapp = body["messaging_product"] == "whatsapp";
+    let input = body["to"].as_str().unwrap_or_default().to_owned();
+    let to = meta_limits::normalise_recipient(&input);
+    let mut chosen = None;
+    if is_whatsapp {
+        if let Err(refused) = sim.limits.take_throughput(&account) {
+            return sim.refuse_send(&account, body, refused);
+        }
+        chosen = sim.limits.chosen(&to);
+        let answered_error = chosen
+            .as_ref()
+            .filter(|behaviour| !behaviour.asynchronous)
+            .and_then(|behaviour| behaviour.error)
+            .and_then(meta_limits::cloud_api_error);
+        if let Some(error) = answered_error {
+            sim.limits.count_failed(&account);
+            return sim.refuse_send(&account, body, error);
+        }
+    }
     if let Some(refused) = meta_templates::check_send(&sim, &account, &body) {
         sim.record(json!({ "account": account, "body": body, "refused": true }));
         return refused;
     }
+    if is_whatsapp {
+        let template = (body["type"] == "template").then(|| {
+            format!(
+                "{}/{}",
+                body["template"]["name"].as_str().unwrap_or_default(),
+                body["template"]["language"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+            )
+        });
+        if let Err(refused) = sim
+            .limits
+            .admit(&account, &to, template.as_deref(), chosen.as_ref())
+        {
+            return sim.refuse_send(&account, body, refused);
+        }
+    }
     let n = sim.counter.fetch_add(1, Ordering::SeqCst);
     let wamid = format!("wamid.SIM{n:08}");
-    if let Ok(mut requests) = sim.requests.lock() {
-        requests.push(json!({ "account": account, "body": body, "id": wamid }));
+    if !is_whatsapp {
+        let recipient = body["recipient"]["id"].clone();
+        sim.record(json!({ "account": account, "body": body, "id": wamid }));
+        return Json(json!({ "recipient_id": recipient, "message_id": wamid })).into_response();
     }
-    let to = body["to"].as_str().unwrap_or_default().to_owned();
-    let is_whatsapp = body["messaging_product"] == "whatsapp";
-    if is_whatsapp {
+    sim.record(json!({ "account": account, "body": body, "id": wamid }));
+    let chosen = chosen.unwrap_or_default();
+    let failure = chosen
+        .error
+        .filter(|_| chosen.asynchronous)
+        .and_then(meta_limits::cloud_api_error);
+    if let Some(delay) = sim.limits.status_delay() {
         let background = sim.clone();
         let (status_account, status_wamid, status_to) =
             (account.clone(), wamid.clone(), to.clone());
         tokio::spawn(async move {
-            for status in ["sent", "delivered", "read"] {
-                tokio::time::sleep(background.status_delay).await;
+            if let Some(failure) = failure {
+                tokio::time::sleep(delay).await;
                 background
-                    .post_status(&status_account, &status_wamid, &status_to, status)
+                    .post_status(
+                        &status_account,
+                        &status_wamid,
+                        &status_to,
+                        "failed",
+                        Some(failure.webhook_error()),
+                    )
+                    .await;
+                return;
+            }
+            for status in ["sent", "delivered", "read"] {
+                tokio::time::sleep(delay).await;
+                background
+                    .post_status(&status_account, &status_wamid, &status_to, status, None)
                     .await;
             }
         });
-        Json(json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{ "input": to, "wa_id": to }],
-            "messages": [{ "id": wamid, "message_status": "accepted" }],
-        }))
-        .into_response()
-    } else {
-        Json(json!({ "recipient_id": body["recipient"]["id"], "message_id": wamid }))
-            .into_response()
+    }
+    if let Some(hold) = chosen.timeout_ms {
+        // Meta took the message; the client just does not hear so in time.
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+    }
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{ "input": input, "wa_id": to }],
+        "messages": [{ "id": wamid, "message_status": "accepted" }],
+    }))
+    .into_response()
+}
+
+impl Simulators {
+    /// Keeps a refused send for `GET /_sim/meta/requests` and answers Meta's error.
+    fn refuse_send(
+        &self,
+        account: &str,
+        body: Value,
+        error: &meta_limits::CloudApiError,
+    ) -> Response {
+        self.record(
+            json!({ "account": account, "body": body, "refused": true, "error": error.code }),
+        );
+        error.response()
     }
 }
 
 impl Simulators {
-    async fn post_status(&self, account: &str, wamid: &str, to: &str, status: &str) {
+    async fn post_status(
+        &self,
+        account: &str,
+        wamid: &str,
+        to: &str,
+        status: &str,
+        error: Option<Value>,
+    ) {
+        let mut status = json!({
+            "id": wamid,
+            "status": status,
+            "timestamp": chrono::Utc::now().timestamp().to_string(),
+            "recipient_id": to,
+        });
+        if let Some(error) = error {
+            status["errors"] = json!([error]);
+        }
         let payload = json!({
             "object": "whatsapp_business_account",
             "entry": [{ "id": "0", "changes": [{ "field": "messages", "value": {
                 "messaging_product": "whatsapp",
                 "metadata": { "display_phone_number": "15550000000", "phone_number_id": account },
-                "statuses": [{ "id": wamid, "status": status, "timestamp": chrono::Utc::now().timestamp().to_string(), "recipient_id": to }]
+                "statuses": [status]
             }}]}]
         })
         .to_string();
