@@ -102,6 +102,9 @@ pub struct Stack {
     pub campaign_start: campaign_start::CampaignStartState,
     pub send_worker: send_worker::SendState,
     pub scheduler: shared::scheduler::LocalScheduler,
+    /// The domain events' in-process queue: the events sweep publishes to it, EVENT
+    /// campaigns consume it.
+    pub events_queue: LocalQueue<shared::events::EventJob>,
     pub google_sim: GoogleSim,
     /// Where this stack listens (the demo page's script origin).
     pub base_url: String,
@@ -184,6 +187,7 @@ impl Stack {
             sends: shared::jobs::Queue::Local(campaign_sends.clone()),
             starts: shared::jobs::Queue::Local(campaign_starts.clone()),
             retry_queue: None,
+            events_retry_queue: None,
             lifter: devstack_lifter(),
         };
         let send_worker = send_worker::SendState {
@@ -218,6 +222,7 @@ impl Stack {
             campaign_start,
             send_worker,
             scheduler,
+            events_queue: LocalQueue::new(),
             google_sim: GoogleSim::default(),
             base_url: base_url.to_owned(),
         }
@@ -332,7 +337,8 @@ impl Stack {
         })
     }
 
-    /// The campaign engine, as in AWS: start jobs and send jobs from their in-process queues
+    /// The campaign engine, as in AWS: start jobs, domain events and send jobs from their
+    /// in-process queues
     /// through the batch lifter (several send consumers, as Lambda scales out), the local
     /// scheduler fired every second (EventBridge Scheduler's job), and the campaign sweep
     /// every `sweep_every`.
@@ -365,6 +371,19 @@ impl Stack {
                 }
             });
         }
+        let events = self.events_queue.clone();
+        let event_state = self.campaign_start.clone();
+        tokio::spawn(async move {
+            let lifter = Lifter::new(event_state.lifter.clone(), None);
+            let state = &event_state;
+            loop {
+                lifter
+                    .poll_local(&events, |job: shared::events::EventJob| async move {
+                        campaign_start::handle_event(state, &job).await.map(|_| ())
+                    })
+                    .await;
+            }
+        });
         let scheduler = self.scheduler.clone();
         let starts = self.campaign_starts.clone();
         let sweeper = self.campaign_start.clone();

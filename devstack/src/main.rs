@@ -230,7 +230,7 @@ async fn run() -> anyhow::Result<()> {
     }
     stack.spawn_worker();
     stack.spawn_events_sweep(
-        shared::events::EventQueue::Local(shared::jobs::LocalQueue::new()),
+        shared::events::EventQueue::Local(stack.events_queue.clone()),
         shared::events::SweepConfig::from_env()?,
     );
     // The extraction sweep every EXTRACTION_SWEEP_SECS (default 10 s locally; 1 minute in AWS).

@@ -16,9 +16,15 @@
 //! 4. A campaign with nothing left to send completes at once (zero eligible recipients
 //!    included).
 //!
+//! Domain events (the events queue) feed EVENT campaigns: [`handle_event`].
+//!
 //! [`sweep`] runs on a schedule: it fails sends whose worker died after claiming them
 //! (outcome unknown: never resent blindly), requeues lost jobs, fans out campaigns whose
 //! deferred recipients are due (quiet hours, 131049), and completes finished campaigns.
+
+mod events;
+
+pub use events::{EventOutcome, handle_event};
 
 use shared::{
     db::{
@@ -48,6 +54,8 @@ pub struct CampaignStartState {
     pub starts: CampaignStartQueue,
     /// The queue jobs come from, when it is SQS (visibility backoff of failed jobs).
     pub retry_queue: Option<SqsQueue>,
+    /// The events queue, when it is SQS (the same, for domain events).
+    pub events_retry_queue: Option<SqsQueue>,
     pub lifter: LifterConfig,
 }
 
@@ -109,7 +117,10 @@ pub async fn handle(
         });
     }
     let mut outcome = Outcome::default();
-    if campaign.recipients_resolved_at.is_none() {
+    // An EVENT campaign has no audience to resolve: each event adds its own contact.
+    if campaign.recipients_resolved_at.is_none()
+        && campaign.trigger.trigger_type != shared::domain::TriggerType::Event
+    {
         let template = templates::get(&client, &user, &campaign.template_id).await?;
         let marketing = template
             .as_ref()
@@ -183,6 +194,36 @@ pub async fn sweep(state: &CampaignStartState) -> Result<campaigns::SweepOutcome
     Ok(outcome)
 }
 
+/// Runs one Lambda batch of domain events (the events queue) through the lifter.
+pub async fn handle_event_batch(
+    state: &CampaignStartState,
+    event: aws_lambda_events::sqs::SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> aws_lambda_events::sqs::SqsBatchResponse {
+    let lifter = Lifter::new(state.lifter.clone(), state.events_retry_queue.clone());
+    let report =
+        lifter
+            .run(
+                lambda::records(event),
+                deadline,
+                |job: shared::events::EventJob| async move {
+                    handle_event(state, &job).await.map(|_| ())
+                },
+            )
+            .await;
+    lambda::batch_response(report)
+}
+
+/// Whether a Lambda batch came from the events queue (its records name their queue).
+fn from_events_queue(event: &aws_lambda_events::sqs::SqsEvent) -> bool {
+    event.records.first().is_some_and(|record| {
+        record
+            .event_source_arn
+            .as_deref()
+            .is_some_and(|arn| arn.ends_with("-events.fifo"))
+    })
+}
+
 /// Runs one Lambda batch through the lifter and answers with the failed records only.
 pub async fn handle_batch(
     state: &CampaignStartState,
@@ -209,7 +250,11 @@ pub async fn invoke(
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
     if payload.get("Records").is_some() {
         let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(payload)?;
-        let response = handle_batch(state, event, deadline).await;
+        let response = if from_events_queue(&event) {
+            handle_event_batch(state, event, deadline).await
+        } else {
+            handle_batch(state, event, deadline).await
+        };
         return Ok(serde_json::to_value(response)?);
     }
     let outcome = sweep(state)

@@ -1,3 +1,7 @@
+// The Lambda runtime nests the handler's futures (start jobs, domain events, the sweep) deeper
+// than the default limit when computing their layout.
+#![recursion_limit = "256"]
+
 use campaign_start::CampaignStartState;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::{config::DatabaseConfig, jobs::CampaignStartJob};
@@ -17,9 +21,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sends: shared::jobs::from_env().await?,
         starts,
         retry_queue,
+        events_retry_queue: match shared::jobs::from_env::<shared::events::EventJob>().await? {
+            shared::jobs::Queue::Sqs(sqs) => Some(sqs),
+            shared::jobs::Queue::Local(_) => None,
+        },
         lifter: shared::jobs::LifterConfig::from_env()?,
     };
-    // One function, two triggers: SQS batches of start jobs, and the scheduled sweep.
+    // One function, three triggers: SQS batches of start jobs and of domain events, and the
+    // scheduled sweep.
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let state = state.clone();
         let deadline = shared::jobs::batch::deadline_from_epoch_millis(event.context.deadline);

@@ -93,6 +93,8 @@ async fn the_schema_has_the_twenty_tables_of_the_reference_and_our_five() {
         "domain_events",
         "google_oauth_states",
         "opt_out_suppressions",
+        "campaign_counters",
+        "send_throttles",
     ]);
     expected.sort_unstable();
     assert_eq!(tables, expected);

@@ -1434,11 +1434,16 @@ pub async fn sweep(client: &mut super::PooledClient, limit: i64) -> Result<Sweep
     tx.commit().await?;
     for row in client
         .query(
+            // Due recipients (deferrals, quiet hours, a resume), and a started campaign
+            // whose start job was lost before it resolved anything.
             "SELECT c.user_id, c.campaign_id FROM campaigns c
-             WHERE c.status = 'RUNNING' AND c.recipients_resolved_at IS NOT NULL
-               AND EXISTS (SELECT 1 FROM campaign_recipients r
-                            WHERE r.campaign_id = c.campaign_id AND r.status = 'PENDING'
-                              AND (r.not_before IS NULL OR r.not_before <= now()))
+             JOIN campaign_triggers t ON t.campaign_id = c.campaign_id
+             WHERE c.status = 'RUNNING'
+               AND (EXISTS (SELECT 1 FROM campaign_recipients r
+                             WHERE r.campaign_id = c.campaign_id AND r.status = 'PENDING'
+                               AND (r.not_before IS NULL OR r.not_before <= now()))
+                    OR (c.recipients_resolved_at IS NULL AND t.trigger_type <> 'EVENT'
+                        AND c.started_at < now() - interval '1 minute'))
              LIMIT $1",
             &[&limit],
         )
@@ -1510,4 +1515,137 @@ pub async fn retry_failed(
         .await?;
     }
     Ok(rows.len() as u64)
+}
+
+// ---------------------------------------------------------------------------------------
+// Event triggers.
+// ---------------------------------------------------------------------------------------
+
+/// The tenant's RUNNING EVENT campaigns listening to `event`.
+pub async fn event_campaigns(
+    client: &impl GenericClient,
+    user: &UserId,
+    event: TriggerEvent,
+) -> Result<Vec<Campaign>, DbError> {
+    client
+        .query(
+            &format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGN_FROM}
+                 WHERE c.user_id = $1 AND c.status = 'RUNNING' AND t.trigger_type = 'EVENT'
+                   AND t.event_type = $2 AND t.is_active"
+            ),
+            &[&user.as_str(), &event.as_str()],
+        )
+        .await?
+        .iter()
+        .map(campaign_from_row)
+        .collect()
+}
+
+/// What an event did to one EVENT campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRecipient {
+    /// The contact does not match the campaign's filter (or has no phone).
+    NoMatch,
+    /// The contact is already a recipient of this campaign: at most once per campaign.
+    AlreadyRecipient,
+    /// Recorded as skipped, with the reason.
+    Skipped(SkipReason),
+    /// A new recipient: `QUEUED` (publish its job now), or `PENDING` until `not_before`
+    /// (the sweep sends it then).
+    Added {
+        recipient: CampaignRecipientId,
+        queued: bool,
+    },
+}
+
+/// Makes the contact behind an event a recipient of an EVENT campaign, at most once per
+/// campaign (`(campaign_id, contact_id)` is unique), counting the trigger.
+pub async fn add_event_recipient(
+    tx: &Transaction<'_>,
+    campaign: &Campaign,
+    contact: &ContactId,
+    options: ResolveOptions,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<EventRecipient, DbError> {
+    let filter = &campaign.recipient_filter;
+    if !filter.contact_ids.is_empty() && !filter.contact_ids.contains(contact) {
+        return Ok(EventRecipient::NoMatch);
+    }
+    let (tags, excluded, _) = filter_params(filter);
+    let only: Vec<&str> = vec![contact.as_str()];
+    let Some(candidate) = tx
+        .query_opt(
+            &format!("SELECT contact_id, phone, skip_reason FROM ({CANDIDATES}) x"),
+            &[
+                &campaign.user_id.as_str(),
+                &tags,
+                &excluded,
+                &only,
+                &options.marketing,
+                &options.frequency_cap_hours,
+            ],
+        )
+        .await?
+    else {
+        return Ok(EventRecipient::NoMatch);
+    };
+    let phone: String = candidate.try_get("phone")?;
+    let reason: Option<String> = candidate.try_get("skip_reason")?;
+    let queued = reason.is_none() && not_before.is_none_or(|at| at <= Utc::now());
+    let status = match (&reason, queued) {
+        (Some(_), _) => "SKIPPED",
+        (None, true) => "QUEUED",
+        (None, false) => "PENDING",
+    };
+    let recipient = CampaignRecipientId::generate();
+    let inserted = tx
+        .execute(
+            "INSERT INTO campaign_recipients (recipient_id, campaign_id, contact_id, phone, status,
+                 skip_reason, not_before, queued_at)
+             VALUES ($1, $2, $3, $4, $5::text, $6, $7, CASE WHEN $5::text = 'QUEUED' THEN now() END)
+             ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+            &[
+                &recipient.as_str(),
+                &campaign.campaign_id.as_str(),
+                &contact.as_str(),
+                &phone,
+                &status,
+                &reason,
+                &not_before,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(EventRecipient::AlreadyRecipient);
+    }
+    let skipped = i32::from(reason.is_some());
+    tx.execute(
+        "UPDATE campaigns SET total_recipients = total_recipients + 1,
+             skipped_count = skipped_count + $2
+         WHERE campaign_id = $1",
+        &[&campaign.campaign_id.as_str(), &skipped],
+    )
+    .await?;
+    if let Some(reason) = reason {
+        add_counts(
+            tx,
+            &campaign.campaign_id,
+            shard_of(recipient.as_str()),
+            Counts {
+                skipped: 1,
+                ..Counts::default()
+            },
+        )
+        .await?;
+        let reason: SkipReason = reason.parse().map_err(|e| corrupt("skip_reason", e))?;
+        return Ok(EventRecipient::Skipped(reason));
+    }
+    tx.execute(
+        "UPDATE campaign_triggers SET trigger_count = trigger_count + 1, last_triggered_at = now()
+         WHERE campaign_id = $1",
+        &[&campaign.campaign_id.as_str()],
+    )
+    .await?;
+    Ok(EventRecipient::Added { recipient, queued })
 }

@@ -414,6 +414,7 @@ async fn an_immediate_campaign_runs_to_completion_and_each_illegal_move_says_the
         sends: Queue::Local(sends.clone()),
         starts: Queue::Local(app.starts.clone()),
         retry_queue: None,
+        events_retry_queue: None,
         lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
     };
     campaign_start::handle(&start_state, &jobs[0])
@@ -547,6 +548,7 @@ async fn a_scheduled_campaign_creates_moves_and_deletes_its_schedule() {
         sends: Queue::Local(early_sends.clone()),
         starts: Queue::Local(app.starts.clone()),
         retry_queue: None,
+        events_retry_queue: None,
         lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
     };
     let early = campaign_start::handle(&early_state, &job)
@@ -577,6 +579,7 @@ async fn a_scheduled_campaign_creates_moves_and_deletes_its_schedule() {
         sends: Queue::Local(sends.clone()),
         starts: Queue::Local(app.starts.clone()),
         retry_queue: None,
+        events_retry_queue: None,
         lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
     };
     let outcome = campaign_start::handle(&start_state, &job)
@@ -701,6 +704,7 @@ async fn a_due_schedule_starts_the_campaign_once() {
         sends: Queue::Local(sends.clone()),
         starts: Queue::Local(app.starts.clone()),
         retry_queue: None,
+        events_retry_queue: None,
         lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
     };
     for _ in 0..2 {

@@ -86,6 +86,7 @@ impl Engine {
             sends: Queue::Local(sends.clone()),
             starts: Queue::Local(starts.clone()),
             retry_queue: None,
+            events_retry_queue: None,
             lifter: lifter.clone(),
         };
         let send_state = SendState {
@@ -202,6 +203,50 @@ impl Engine {
 
     /// A RUNNING IMMEDIATE campaign of the template with `filter`.
     pub async fn campaign_with_filter(&self, filter: Value) -> CampaignId {
+        self.campaign_with(filter, TriggerType::Immediate, None, json!({}))
+            .await
+    }
+
+    /// A RUNNING EVENT campaign listening to `event` (with `config`), to everyone.
+    pub async fn event_campaign(
+        &self,
+        event: shared::domain::TriggerEvent,
+        config: Value,
+    ) -> CampaignId {
+        self.campaign_with(json!({}), TriggerType::Event, Some(event), config)
+            .await
+    }
+
+    /// Adds the contacts of [`Engine::campaign_to_vips`] without a campaign.
+    pub async fn vips(&self) {
+        for i in 0..5 {
+            self.contact(&vip_phone(i), &format!("Vip {i}"), &["vip"], i == 4)
+                .await;
+        }
+    }
+
+    /// A contact's id by phone.
+    pub async fn contact_id(&self, phone: &str) -> String {
+        self.app
+            .db
+            .client()
+            .await
+            .query_one(
+                "SELECT contact_id FROM contacts WHERE phone = $1",
+                &[&phone],
+            )
+            .await
+            .expect("contact")
+            .get("contact_id")
+    }
+
+    async fn campaign_with(
+        &self,
+        filter: Value,
+        trigger_type: TriggerType,
+        event_type: Option<shared::domain::TriggerEvent>,
+        event_config: Value,
+    ) -> CampaignId {
         let body: RecipientFilterBody = serde_json::from_value(filter).expect("filter");
         let draft = campaigns::CampaignDraft {
             template_id: shared::domain::TemplateId::from_trusted(self.template.clone()),
@@ -215,10 +260,10 @@ impl Engine {
             quiet_hours: None,
             frequency_cap_hours: None,
             send_rate_per_second: None,
-            trigger_type: TriggerType::Immediate,
+            trigger_type,
             scheduled_at: None,
-            event_type: None,
-            event_config: json!({}),
+            event_type,
+            event_config,
         };
         let mut client = self.app.db.client().await;
         let tx = client.transaction().await.expect("tx");

@@ -226,3 +226,125 @@ async fn another_tenants_send_job_claims_nothing() {
     }
     assert_eq!(engine.meta_sends().await.len(), 4);
 }
+
+fn event(
+    event_type: shared::domain::TriggerEvent,
+    contact: &str,
+    payload: serde_json::Value,
+) -> shared::events::EventJob {
+    shared::events::EventJob::V1 {
+        event_id: shared::domain::EventId::generate().to_string(),
+        user_id: helpers::TENANT.to_owned(),
+        event_type,
+        contact_id: Some(contact.to_owned()),
+        conversation_id: None,
+        payload,
+        created_at: chrono::Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn an_event_campaign_sends_each_contact_once_for_its_own_tag() {
+    use shared::domain::TriggerEvent;
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    engine.vips().await;
+    let campaign = engine
+        .event_campaign(TriggerEvent::TagAdded, json!({"tag": "vip"}))
+        .await;
+    let ana = engine.contact_id(&helpers::vip_phone(0)).await;
+    let opted_out = engine.contact_id(&helpers::vip_phone(4)).await;
+    let state = &engine.start_state;
+    let vip = event(TriggerEvent::TagAdded, &ana, json!({"tag": "vip"}));
+    for job in [
+        &vip,
+        &vip,
+        &event(TriggerEvent::TagAdded, &ana, json!({"tag": "vip"})),
+    ] {
+        campaign_start::handle_event(state, job)
+            .await
+            .expect("event");
+    }
+    campaign_start::handle_event(
+        state,
+        &event(TriggerEvent::TagAdded, &ana, json!({"tag": "other"})),
+    )
+    .await
+    .expect("another tag");
+    campaign_start::handle_event(state, &event(TriggerEvent::LeadHot, &ana, json!({})))
+        .await
+        .expect("another event type");
+    campaign_start::handle_event(
+        state,
+        &event(TriggerEvent::TagAdded, &opted_out, json!({"tag": "vip"})),
+    )
+    .await
+    .expect("opted out");
+    let jobs = engine.send_jobs();
+    assert_eq!(jobs.len(), 1, "one contact, once, for its own tag");
+    engine.send(&jobs[0]).await;
+    assert_eq!(engine.meta_sends().await.len(), 1);
+    let stored = engine.campaign(&campaign).await;
+    assert_eq!(
+        stored.status,
+        CampaignStatus::Running,
+        "an EVENT campaign keeps running"
+    );
+    assert_eq!(stored.trigger.trigger_count, 1);
+    assert!(stored.trigger.last_triggered_at.is_some());
+    assert_eq!(stored.total_recipients, 2);
+    let skipped = engine
+        .count(
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1 AND skip_reason = 'OPTED_OUT'",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(skipped, 1);
+    // A paused EVENT campaign takes no new contact.
+    engine
+        .transition(&campaign, campaigns::Transition::Pause)
+        .await;
+    let bo = engine.contact_id(&helpers::vip_phone(1)).await;
+    campaign_start::handle_event(
+        state,
+        &event(TriggerEvent::TagAdded, &bo, json!({"tag": "vip"})),
+    )
+    .await
+    .expect("paused");
+    assert!(engine.send_jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_conversation_ended_trigger_waits_for_its_inactive_minutes() {
+    use shared::domain::TriggerEvent;
+    let engine = Engine::new().await;
+    engine.vips().await;
+    let campaign = engine
+        .event_campaign(
+            TriggerEvent::ConversationEnded,
+            json!({"inactiveMinutes": 120}),
+        )
+        .await;
+    let ana = engine.contact_id(&helpers::vip_phone(0)).await;
+    let quiet_since = chrono::Utc::now() - chrono::Duration::minutes(30);
+    campaign_start::handle_event(
+        &engine.start_state,
+        &event(
+            TriggerEvent::ConversationEnded,
+            &ana,
+            json!({"last_message_at": quiet_since.to_rfc3339()}),
+        ),
+    )
+    .await
+    .expect("event");
+    assert!(engine.send_jobs().is_empty(), "not before two quiet hours");
+    let waiting = engine
+        .count(
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1 AND status = 'PENDING'
+               AND not_before BETWEEN now() + interval '89 minutes' AND now() + interval '91 minutes'",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(waiting, 1);
+    assert!(!engine.sweep_due().await.contains(&campaign));
+}
