@@ -348,3 +348,91 @@ async fn a_conversation_ended_trigger_waits_for_its_inactive_minutes() {
     assert_eq!(waiting, 1);
     assert!(!engine.sweep_due().await.contains(&campaign));
 }
+
+#[tokio::test]
+async fn counters_equal_the_rows_after_shuffled_and_duplicated_status_webhooks() {
+    use shared::{
+        db::{delivery, inbound::ChannelRoute},
+        domain::{DeliveryStatus, Platform, StatusUpdate},
+    };
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    for job in engine.send_jobs() {
+        engine.send(&job).await;
+    }
+    let wamids: Vec<String> = engine
+        .app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1 ORDER BY send_id",
+            &[&campaign.as_str()],
+        )
+        .await
+        .expect("sends")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(wamids.len(), 4);
+    // Every status twice, reads before deliveries, one message failed after it was sent.
+    let mut updates = Vec::new();
+    for (i, wamid) in wamids.iter().enumerate() {
+        let steps: &[DeliveryStatus] = if i == 3 {
+            &[DeliveryStatus::Failed, DeliveryStatus::Delivered]
+        } else if i % 2 == 0 {
+            &[
+                DeliveryStatus::Read,
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Sent,
+            ]
+        } else {
+            &[DeliveryStatus::Delivered, DeliveryStatus::Sent]
+        };
+        for status in steps.iter().chain(steps.iter()) {
+            updates.push(StatusUpdate {
+                channel_key: "106540352242922".to_owned(),
+                platform_message_id: wamid.clone(),
+                status: *status,
+                timestamp: chrono::Utc::now(),
+                recipient_id: None,
+                errors: Vec::new(),
+            });
+        }
+    }
+    updates.rotate_left(5);
+    let route = ChannelRoute {
+        phone_number_id: engine.channel.clone(),
+        user_id: engine.user.clone(),
+        platform: Platform::WhatsApp,
+    };
+    for update in &updates {
+        let mut client = engine.app.db.client().await;
+        let tx = client.transaction().await.expect("tx");
+        delivery::apply(&tx, &route, update).await.expect("status");
+        tx.commit().await.expect("commit");
+    }
+    let client = engine.app.db.client().await;
+    let counters = campaigns::counters(&client, &campaign)
+        .await
+        .expect("counters");
+    let rows = campaigns::counted_from_rows(&client, &campaign)
+        .await
+        .expect("rows");
+    assert_eq!(
+        counters, rows,
+        "the reconciliation query agrees with the shards"
+    );
+    assert_eq!(
+        (
+            counters.sent,
+            counters.delivered,
+            counters.read,
+            counters.failed,
+            counters.skipped
+        ),
+        (4, 3, 2, 1, 1)
+    );
+}
