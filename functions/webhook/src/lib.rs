@@ -451,6 +451,35 @@ async fn handle_template(
                 },
             )
             .await?;
+            let stopped = status_for_event(event).filter(|s| {
+                matches!(
+                    s,
+                    shared::domain::TemplateStatus::Paused
+                        | shared::domain::TemplateStatus::Disabled
+                )
+            });
+            if let (Some(status), true) = (stopped, changed > 0) {
+                // A template Meta paused or disabled cannot be sent: its running campaigns
+                // pause with the reason, and resume once it is APPROVED again.
+                let why = format!(
+                    "Meta {} the template{}",
+                    status.as_str().to_lowercase(),
+                    reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                let paused = shared::db::campaigns::pause_for_meta_template(
+                    &client,
+                    &update.waba_id,
+                    &update.meta_template_id,
+                    &why,
+                )
+                .await?;
+                if paused > 0 {
+                    tracing::warn!(paused, template.meta_id = %update.meta_template_id, "campaigns paused: template {status}");
+                }
+            }
             ("status", changed)
         }
         TemplateUpdateKind::Quality { score } => {

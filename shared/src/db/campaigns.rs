@@ -439,6 +439,25 @@ pub async fn pause_for_template(
         .await?)
 }
 
+/// Pauses every RUNNING campaign of the template with Meta's id `meta_template_id` in
+/// `waba_id` (Meta paused or disabled it: the status webhook).
+pub async fn pause_for_meta_template(
+    client: &impl GenericClient,
+    waba_id: &str,
+    meta_template_id: &str,
+    reason: &str,
+) -> Result<u64, DbError> {
+    Ok(client
+        .execute(
+            "UPDATE campaigns c SET status = 'PAUSED', paused_at = now(), last_error = $3
+             FROM templates t
+             WHERE t.template_id = c.template_id AND t.waba_id = $1 AND t.meta_template_id = $2
+               AND c.user_id = t.user_id AND c.status = 'RUNNING'",
+            &[&waba_id, &meta_template_id, &reason],
+        )
+        .await?)
+}
+
 /// Skips every recipient of a cancelled campaign that was not sent yet.
 pub async fn skip_unsent(tx: &Transaction<'_>, campaign: &CampaignId) -> Result<u64, DbError> {
     let rows = tx

@@ -142,6 +142,30 @@ impl Engine {
         }
     }
 
+    /// Meta answers 130429 (throughput) to the next send only.
+    pub async fn meta_throttles_once(&self) {
+        Mock::given(method("POST"))
+            .and(path_regex(r"/messages$"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "error": { "message": "(#130429) Rate limit hit", "type": "OAuthException",
+                           "code": 130429, "error_data": { "messaging_product": "whatsapp",
+                           "details": "Cloud API message throughput has been reached." },
+                           "fbtrace_id": "AbCdEf" }
+            })))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&self.app.meta)
+            .await;
+    }
+
+    /// Runs one send job as it comes (a retryable failure is the job going back).
+    pub async fn try_send(
+        &self,
+        job: &SendJob,
+    ) -> Result<send_worker::Outcome, shared::jobs::JobError> {
+        send_worker::handle(&self.send_state, job).await
+    }
+
     /// The bodies of the sends Meta accepted.
     pub async fn meta_sends(&self) -> Vec<Value> {
         let refused = self.refused.lock().map(|r| r.clone()).unwrap_or_default();

@@ -436,3 +436,155 @@ async fn counters_equal_the_rows_after_shuffled_and_duplicated_status_webhooks()
         (4, 3, 2, 1, 1)
     );
 }
+
+#[tokio::test]
+async fn meta_130429_sends_the_job_back_and_the_retry_sends_once() {
+    let engine = Engine::new().await;
+    engine.meta_throttles_once().await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_with_filter(json!({"tags": ["vip"]})).await;
+    engine.vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    let first = engine.try_send(&jobs[0]).await;
+    assert!(
+        matches!(first, Err(shared::jobs::JobError::Retryable { .. })),
+        "130429 is retried later: {first:?}"
+    );
+    assert_eq!(
+        engine
+            .status_count(&campaign, RecipientStatus::Queued)
+            .await,
+        4
+    );
+    let slowed = engine
+        .count(
+            "SELECT count(*) FROM send_throttles WHERE slowed_until > now()",
+            &[],
+        )
+        .await;
+    assert_eq!(slowed, 1, "the number slows down after a 130429");
+    for job in jobs.iter().chain(jobs.iter()) {
+        engine.send(job).await;
+    }
+    let sends = engine.meta_sends().await;
+    let to_first: Vec<_> = sends.iter().filter(|b| b["to"] == sends[0]["to"]).collect();
+    assert_eq!(sends.len(), 5, "four accepted and the throttled attempt");
+    assert!(to_first.len() <= 2);
+    assert_eq!(
+        engine
+            .count(
+                "SELECT count(DISTINCT platform_message_id) FROM template_sends WHERE campaign_id = $1 AND status = 'SENT'",
+                &[&campaign.as_str()],
+            )
+            .await,
+        4,
+        "each recipient sent once"
+    );
+    assert_eq!(
+        engine.campaign(&campaign).await.status,
+        CampaignStatus::Completed
+    );
+}
+
+#[tokio::test]
+async fn a_fan_out_whose_publish_fails_is_redelivered_without_duplicates() {
+    let engine = Engine::new().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.sends.fail_next(1);
+    let job = shared::jobs::CampaignStartJob::new(
+        helpers::TENANT,
+        campaign.as_str(),
+        shared::jobs::StartReason::Start,
+    );
+    let failed = campaign_start::handle(&engine.start_state, &job).await;
+    assert!(failed.is_err(), "the job goes back to the queue");
+    assert_eq!(
+        engine
+            .status_count(&campaign, RecipientStatus::Queued)
+            .await,
+        0,
+        "the chunk is PENDING again"
+    );
+    assert_eq!(
+        engine
+            .status_count(&campaign, RecipientStatus::Pending)
+            .await,
+        4
+    );
+    campaign_start::handle(&engine.start_state, &job)
+        .await
+        .expect("redelivered");
+    campaign_start::handle(&engine.start_state, &job)
+        .await
+        .expect("and again");
+    assert_eq!(engine.send_jobs().len(), 4);
+    assert_eq!(
+        engine
+            .count(
+                "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1",
+                &[&campaign.as_str()]
+            )
+            .await,
+        5,
+        "one row per contact"
+    );
+}
+
+#[tokio::test]
+async fn filters_count_exactly_contact_ids_exclusions_and_recent_contacts() {
+    let engine = Engine::new().await;
+    engine.vips().await;
+    let ids: Vec<String> = vip_ids(&engine).await;
+    // Vip 1 was messaged an hour ago: a MARKETING campaign skips it (24 h cap).
+    engine
+        .app
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE contacts SET last_contacted_at = now() - interval '1 hour' WHERE phone = $1",
+            &[&helpers::vip_phone(1)],
+        )
+        .await
+        .expect("recent");
+    let campaign = engine
+        .campaign_with_filter(
+            json!({"tags": ["vip"], "contactIds": [ids[0], ids[1], ids[2], ids[4]]}),
+        )
+        .await;
+    engine.start(&campaign).await;
+    assert_eq!(engine.send_jobs().len(), 2, "vip 0 and vip 2");
+    let reasons: Vec<(String, i64)> = engine
+        .app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT skip_reason, count(*) FROM campaign_recipients WHERE campaign_id = $1 AND status = 'SKIPPED'
+             GROUP BY 1 ORDER BY 1",
+            &[&campaign.as_str()],
+        )
+        .await
+        .expect("skips")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("OPTED_OUT".to_owned(), 1),
+            ("RECENTLY_CONTACTED".to_owned(), 1)
+        ],
+        "vip 4 opted out, vip 1 contacted within the cap; vip 3 not named"
+    );
+    assert_eq!(engine.campaign(&campaign).await.total_recipients, 4);
+}
+
+async fn vip_ids(engine: &Engine) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(engine.contact_id(&helpers::vip_phone(i)).await);
+    }
+    ids
+}

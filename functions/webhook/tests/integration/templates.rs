@@ -293,3 +293,51 @@ async fn an_approval_carrying_the_very_second_of_the_submission_applies() {
     let (status, _, _, approved) = state_of(&app, &id).await;
     assert_eq!((status.as_str(), approved), ("APPROVED", true));
 }
+
+#[tokio::test]
+async fn a_template_meta_pauses_pauses_its_running_campaigns_with_the_reason() {
+    let app = TestApp::spawn().await;
+    let channel = app.channel("acme", "whatsapp", WA_CHANNEL).await;
+    let id = submitted_template(&app, &channel, "acme", WABA, META_ID, "order_confirmation").await;
+    let client = app.db.client().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO campaigns (campaign_id, user_id, template_id, phone_number_id, name, status)
+                 VALUES ('cmp_run', 'acme', '{id}', '{channel}', 'Running', 'RUNNING'),
+                        ('cmp_draft', 'acme', '{id}', '{channel}', 'Draft', 'DRAFT');"
+        ))
+        .await
+        .expect("campaigns");
+    app.post_json(&status_event(WABA, 100, "APPROVED", json!({})))
+        .await
+        .expect(200);
+    app.post_json(&status_event(
+        WABA,
+        101,
+        "PAUSED",
+        json!({ "reason": "LOW_QUALITY" }),
+    ))
+    .await
+    .expect(200);
+    let rows = client
+        .query(
+            "SELECT campaign_id, status, last_error FROM campaigns ORDER BY campaign_id",
+            &[],
+        )
+        .await
+        .expect("rows");
+    let states: Vec<(String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(states[0].0, "cmp_draft");
+    assert_eq!(states[0].1, "DRAFT", "a draft is not touched");
+    assert_eq!(states[1].1, "PAUSED");
+    assert!(
+        states[1]
+            .2
+            .as_deref()
+            .is_some_and(|e| e.contains("paused") && e.contains("LOW_QUALITY")),
+        "{states:?}"
+    );
+}
