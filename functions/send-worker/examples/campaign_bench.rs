@@ -355,6 +355,88 @@ async fn main() {
         stats.duplicates
     );
 
+    // 2c. Status webhooks for those 20,000 sends: delivered then read for each, 40,000
+    //     statuses applied by 32 concurrent writers through the webhook's status path.
+    let wamids: Vec<String> = db
+        .client()
+        .await
+        .query(
+            "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1 AND platform_message_id IS NOT NULL",
+            &[&fast_campaign.as_str()],
+        )
+        .await
+        .expect("wamids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let route = shared::db::inbound::ChannelRoute {
+        phone_number_id: fast.channel.clone(),
+        user_id: fast.user.clone(),
+        platform: shared::domain::Platform::WhatsApp,
+    };
+    let mut statuses = Vec::new();
+    for status in [
+        shared::domain::DeliveryStatus::Delivered,
+        shared::domain::DeliveryStatus::Read,
+    ] {
+        for wamid in &wamids {
+            statuses.push(shared::domain::StatusUpdate {
+                channel_key: fast.meta_id.clone(),
+                platform_message_id: wamid.clone(),
+                status,
+                timestamp: chrono::Utc::now(),
+                recipient_id: None,
+                errors: Vec::new(),
+            });
+        }
+    }
+    let total = statuses.len();
+    let chunks: Vec<Vec<shared::domain::StatusUpdate>> = statuses
+        .chunks(total.div_ceil(32).max(1))
+        .map(<[_]>::to_vec)
+        .collect();
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for chunk in chunks {
+        let pool = db.pool.clone();
+        let route = route.clone();
+        writers.push(tokio::spawn(async move {
+            for update in chunk {
+                let mut client = pool.get().await.expect("client");
+                let tx = client.transaction().await.expect("tx");
+                shared::db::delivery::apply(&tx, &route, &update)
+                    .await
+                    .expect("status");
+                tx.commit().await.expect("commit");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let took = started.elapsed();
+    let client = db.client().await;
+    let counters = campaigns::counters(&client, &fast_campaign)
+        .await
+        .expect("counters");
+    let rows = campaigns::counted_from_rows(&client, &fast_campaign)
+        .await
+        .expect("rows");
+    println!(
+        "status webhooks: {total} statuses in {:.2} s = {:.0}/s; counters {} rows (sent {}, delivered {}, read {})",
+        took.as_secs_f64(),
+        total as f64 / took.as_secs_f64().max(0.001),
+        if counters == rows {
+            "equal to the"
+        } else {
+            "DIFFER from the"
+        },
+        counters.sent,
+        counters.delivered,
+        counters.read
+    );
+    drop(client);
+
     // 2b. Caps of 80 and 1,000 messages/s: ours and the simulator's.
     state.config = SendConfig::default();
     for (mps, count, meta_id, base_phone) in [
