@@ -428,7 +428,7 @@ fn check_variables(
         .iter()
         .filter_map(|(k, v)| match v {
             VariableSource::Literal(text) => Some((k.clone(), text.clone())),
-            VariableSource::Contact { .. } => None,
+            VariableSource::Contact(_) => None,
         })
         .collect();
     for key in values.keys() {

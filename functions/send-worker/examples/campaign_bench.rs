@@ -42,6 +42,39 @@ struct Tenant {
     template: String,
 }
 
+/// Creates and approves the benchmark template in the simulator's WABA of `meta_id` (a
+/// number's id is its WABA's followed by one digit), as a submission would.
+async fn approve_in_simulator(base: &str, meta_id: &str) {
+    let http = reqwest::Client::new();
+    let waba = &meta_id[..meta_id.len() - 1];
+    let created: serde_json::Value = http
+        .post(format!("{base}/_sim/meta/{waba}/message_templates"))
+        .bearer_auth("EAAG-token")
+        .json(&json!({
+            "name": "bench_sale", "language": "en_US", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hi {{1}}, your order shipped",
+                            "example": {"body_text": [["Ana"]]}}]
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("created");
+    let id = created["id"].as_str().expect("template id").to_owned();
+    let reviewed = http
+        .post(format!("{base}/_sim/meta/templates/{id}/review"))
+        .json(&json!({"event": "APPROVED"}))
+        .send()
+        .await
+        .expect("review");
+    assert!(
+        reviewed.status().is_success(),
+        "review: {}",
+        reviewed.status()
+    );
+}
+
 async fn tenant(db: &TestDb, name: &str, meta_id: &str) -> Tenant {
     let seed = db.seed();
     let user = seed.tenant(name).await;
@@ -281,6 +314,9 @@ async fn steady_rate(db: &TestDb, campaign: &CampaignId) -> f64 {
 #[tokio::main]
 async fn main() {
     let db = TestDb::new().await;
+    // The workers' own pool: a send holds a connection across its Meta call.
+    let pool =
+        shared::db::connect(&shared::config::DatabaseConfig::for_url(&db.url, 64)).expect("pool");
     let sim = Simulators::new(
         "http://127.0.0.1:9/webhook".to_owned(),
         "bench-secret".to_owned(),
@@ -298,7 +334,7 @@ async fn main() {
         GraphConfig::for_base_url(&format!("{base}/_sim/meta")),
     );
     let mut state = SendState {
-        pool: db.pool.clone(),
+        pool: pool.clone(),
         graph,
         sealing_key: testkit::test_sealing_key(),
         config: SendConfig::default(),
@@ -308,6 +344,7 @@ async fn main() {
 
     // 1. Fan-out of 100,000.
     let big = tenant(&db, "bench-big", "106540352242920").await;
+    approve_in_simulator(&base, "106540352242920").await;
     contacts(&db, &big.user, "all", 14_150_000_000, 100_000).await;
     let fan_campaign = campaign(&db, &big, "all", None).await;
     let sends = LocalQueue::new();
@@ -328,7 +365,8 @@ async fn main() {
         .expect("cancel");
 
     // 2a. The send path, no cap.
-    let fast = tenant(&db, "bench-fast", "106540352242921").await;
+    let fast = tenant(&db, "bench-fast", "106540352242811").await;
+    approve_in_simulator(&base, "106540352242811").await;
     contacts(&db, &fast.user, "fast", 14_160_000_000, 20_000).await;
     let fast_campaign = campaign(&db, &fast, "fast", None).await;
     let queue = LocalQueue::new();
@@ -440,10 +478,11 @@ async fn main() {
     // 2b. Caps of 80 and 1,000 messages/s: ours and the simulator's.
     state.config = SendConfig::default();
     for (mps, count, meta_id, base_phone) in [
-        (80_i32, 800_u64, "106540352242931", 14_170_000_000_u64),
-        (1_000, 10_000, "106540352242932", 14_180_000_000),
+        (80_i32, 800_u64, "106540352242731", 14_170_000_000_u64),
+        (1_000, 10_000, "106540352242632", 14_180_000_000),
     ] {
         let t = tenant(&db, &format!("bench-cap-{mps}"), meta_id).await;
+        approve_in_simulator(&base, meta_id).await;
         db.client()
             .await
             .execute(
@@ -472,9 +511,11 @@ async fn main() {
 
     // 3. Fairness: a 10-recipient campaign of another tenant behind a 20,000-job backlog
     //    sending at 80/s.
-    let small = tenant(&db, "bench-small", "106540352242940").await;
+    let small = tenant(&db, "bench-small", "106540352242540").await;
+    approve_in_simulator(&base, "106540352242540").await;
     contacts(&db, &small.user, "few", 14_190_000_000, 10).await;
-    let backlog = tenant(&db, "bench-backlog", "106540352242941").await;
+    let backlog = tenant(&db, "bench-backlog", "106540352242441").await;
+    approve_in_simulator(&base, "106540352242441").await;
     contacts(&db, &backlog.user, "many", 14_200_000_000, 20_000).await;
     let backlog_campaign = campaign(&db, &backlog, "many", None).await;
     let small_campaign = campaign(&db, &small, "few", None).await;

@@ -13,7 +13,8 @@
 //! 4. **Throughput**: a send slot from the number's shared limiter
 //!    (`db::campaigns::reserve_slot`). A slot within `max_slot_wait` is waited for; a later
 //!    one is kept on the recipient (`not_before`) and the job comes back then
-//!    (visibility), so each job waits at most once.
+//!    (visibility), so each job waits at most once. After the wait the campaign's status
+//!    is read again: a pause or a cancel during it wins (no send after a cancel returned).
 //! 5. **Send and record** through the one send path (`shared::outbound`), then record the
 //!    recipient, its counters, and complete the campaign when nothing is left.
 //!
@@ -157,6 +158,10 @@ async fn send_claimed(
 ) -> Result<Outcome, JobError> {
     let campaign = &claimed.campaign;
     let recipient = &claimed.recipient_id;
+    if campaign.status == CampaignStatus::Cancelled {
+        finish(client, claimed, Finish::Skipped(SkipReason::Cancelled)).await?;
+        return Ok(Outcome::Skipped(SkipReason::Cancelled));
+    }
     if campaign.status != CampaignStatus::Running {
         db::release(&*client, recipient, release_to(RecipientStatus::Pending)).await?;
         return Ok(Outcome::Deferred);
@@ -255,6 +260,19 @@ async fn send_claimed(
     if state.config.throttle {
         if let Some(wait) = wait_for_slot(state, client, claimed).await? {
             return Err(wait);
+        }
+        // The slot may have been a wait: a pause or cancel during it wins.
+        let now = db::get(&*client, user, &campaign.campaign_id).await?;
+        match now.map(|c| c.status) {
+            Some(CampaignStatus::Running) => {}
+            Some(CampaignStatus::Cancelled) | None => {
+                finish(client, claimed, Finish::Skipped(SkipReason::Cancelled)).await?;
+                return Ok(Outcome::Skipped(SkipReason::Cancelled));
+            }
+            Some(_) => {
+                db::release(&*client, recipient, release_to(RecipientStatus::Pending)).await?;
+                return Ok(Outcome::Deferred);
+            }
         }
     }
 

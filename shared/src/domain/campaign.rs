@@ -147,7 +147,14 @@ pub enum VariableSource {
     /// The same text for everyone.
     Literal(String),
     /// The recipient's own field; empty falls back to the variable's `default_value`.
-    Contact { contact_field: ContactField },
+    Contact(ContactSource),
+}
+
+/// `{"contact_field": "name" | "email" | "company" | "phone"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSource {
+    pub contact_field: ContactField,
 }
 
 /// The fields of one recipient that variables may read.
@@ -183,7 +190,7 @@ pub fn values_for_recipient(
         .filter_map(|(key, source)| {
             let value = match source {
                 VariableSource::Literal(text) => Some(text.as_str()),
-                VariableSource::Contact { contact_field } => fields.get(*contact_field),
+                VariableSource::Contact(source) => fields.get(source.contact_field),
             };
             value.map(|v| (key.clone(), v.to_owned()))
         })
@@ -267,9 +274,9 @@ mod tests {
         let mapping = BTreeMap::from([
             (
                 "1".to_owned(),
-                VariableSource::Contact {
+                VariableSource::Contact(ContactSource {
                     contact_field: ContactField::Name,
-                },
+                }),
             ),
             (
                 "2".to_owned(),
@@ -277,9 +284,9 @@ mod tests {
             ),
             (
                 "3".to_owned(),
-                VariableSource::Contact {
+                VariableSource::Contact(ContactSource {
                     contact_field: ContactField::Company,
-                },
+                }),
             ),
         ]);
         let fields = RecipientFields {

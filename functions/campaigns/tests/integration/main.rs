@@ -284,6 +284,12 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
             "{field} not named in {named:?}"
         );
     }
+    let mut sneaky = app.body(json!({"trigger_type": "IMMEDIATE"}));
+    sneaky["variable_values"] = json!({"1": {"contact_field": "name", "evil": "x"}});
+    app.kit
+        .post_as(&app.tenant, "/campaigns", &sneaky)
+        .await
+        .expect(422);
     let event = app.body(json!({"trigger_type": "EVENT", "event_type": "TAG_ADDED"}));
     let problem = app
         .kit

@@ -588,3 +588,64 @@ async fn vip_ids(engine: &Engine) -> Vec<String> {
     }
     ids
 }
+
+#[tokio::test]
+async fn a_cancel_during_a_send_slot_wait_stops_that_send() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    engine
+        .app
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE phone_numbers SET messages_per_second = 1 WHERE id = $1",
+            &[&engine.channel.as_str()],
+        )
+        .await
+        .expect("1 message/s");
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    engine.send(&jobs[0]).await;
+    // The second send waits about a second for its slot; the campaign is cancelled meanwhile.
+    let waiting = {
+        let state = engine.send_state.clone();
+        let job = jobs[1].clone();
+        tokio::spawn(async move { send_worker::handle(&state, &job).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut client = engine.app.db.client().await;
+    let tx = client.transaction().await.expect("tx");
+    campaigns::transition(
+        &tx,
+        &engine.user,
+        &campaign,
+        campaigns::Transition::Cancel,
+        None,
+    )
+    .await
+    .expect("cancel");
+    campaigns::skip_unsent(&tx, &campaign).await.expect("skip");
+    tx.commit().await.expect("commit");
+    let outcome = waiting.await.expect("task").expect("job");
+    assert_eq!(
+        outcome,
+        send_worker::Outcome::Skipped(shared::domain::SkipReason::Cancelled)
+    );
+    assert_eq!(
+        engine.meta_sends().await.len(),
+        1,
+        "nothing sent after the cancel"
+    );
+    assert_eq!(
+        engine
+            .status_count(&campaign, RecipientStatus::Queued)
+            .await
+            + engine
+                .status_count(&campaign, RecipientStatus::Pending)
+                .await,
+        0,
+        "every unsent recipient is skipped"
+    );
+}
