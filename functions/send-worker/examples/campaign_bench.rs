@@ -234,14 +234,19 @@ async fn drain(
             let lifter = Lifter::new(state.lifter.clone(), None);
             let state = &state;
             while !stop.load(Ordering::Relaxed) {
-                let polled = tokio::time::timeout(
-                    Duration::from_millis(200),
-                    lifter.poll_local(&queue, |job: SendJob| async move {
+                // Never cancel a batch half-way: take what is visible, run it, settle it.
+                let records = queue.receive(10);
+                if records.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
+                let report = lifter
+                    .run(records, None, |job: SendJob| async move {
                         send_worker::handle(state, &job).await.map(|_| ())
-                    }),
-                )
-                .await;
-                drop(polled);
+                    })
+                    .await;
+                queue.settle(&ids, &report);
             }
         }));
     }
