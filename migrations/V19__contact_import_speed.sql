@@ -1,0 +1,47 @@
+-- Speed of the CSV import (docs/benchmarks.md, "Contacts"): 50,000 rows in at most 2 s.
+-- Every index, foreign key and row trigger below was paid once per imported contact or once
+-- per TAG_ADDED event (two per contact in the benchmark).
+
+-- 1. domain_events is an append-only outbox and log: it keeps no foreign keys. Each one cost a
+--    lookup per event (the user and the contact: ~0.5 s each for an import's 100,000 tag
+--    events; the conversation, NULL for tag events, still queued a no-op check per row).
+--    Nothing they protect can happen: no code deletes users, contacts (an erasure keeps the
+--    row), or conversations (archived, never deleted), and every event is written in the
+--    transaction of the change it reports, with the ids that change just wrote or read.
+--    The indexes stay for GET /events' filters.
+ALTER TABLE domain_events
+    DROP CONSTRAINT domain_events_user_id_fkey,
+    DROP CONSTRAINT domain_events_contact_id_fkey,
+    DROP CONSTRAINT domain_events_conversation_id_fkey;
+
+-- 2. contacts: fewer index entries per imported row.
+--    a. The foreign keys to extractions and conversations are ON DELETE SET NULL: their
+--       lookups only ask for non-null values, and an imported contact has neither.
+DROP INDEX contacts_extraction_id_idx;
+CREATE INDEX contacts_extraction_id_idx ON contacts (extraction_id)
+    WHERE extraction_id IS NOT NULL;
+DROP INDEX contacts_conversation_id_idx;
+CREATE INDEX contacts_conversation_id_idx ON contacts (conversation_id)
+    WHERE conversation_id IS NOT NULL;
+--    b. (user_id, contact_id) serves no query: a contact is read by its primary key (with
+--       the tenant as a filter), the list by contacts_user_active_list_idx (V16), and a
+--       tenant's rows (the inactive list, the foreign key to users) by the phone key below.
+DROP INDEX contacts_user_id_idx;
+--    c. One index for the phone's uniqueness and the phone-prefix search instead of two:
+--       text_pattern_ops compares bytes, and its equality is text equality, so uniqueness is
+--       unchanged, `ON CONFLICT (user_id, phone)` still infers it, and `phone LIKE '+1415%'`
+--       uses it. It keeps the constraint's name, which the code maps to "phone taken".
+ALTER TABLE contacts DROP CONSTRAINT contacts_user_phone_key;
+DROP INDEX contacts_user_phone_prefix_idx;
+CREATE UNIQUE INDEX contacts_user_phone_key ON contacts (user_id, phone text_pattern_ops);
+
+-- 3. The AFTER trigger that keeps suppressions (V15, V18) only acts on an opted-out row when
+--    inserting; with WHEN it is not even queued for the others (every imported contact).
+--    Updates keep their column list (V18).
+DROP TRIGGER contacts_keep_opt_outs ON contacts;
+CREATE TRIGGER contacts_keep_opt_outs_on_insert
+    AFTER INSERT ON contacts
+    FOR EACH ROW WHEN (NEW.opted_out) EXECUTE FUNCTION contacts_keep_opt_outs();
+CREATE TRIGGER contacts_keep_opt_outs
+    AFTER UPDATE OF opted_out, phone, platform, customer_id ON contacts
+    FOR EACH ROW EXECUTE FUNCTION contacts_keep_opt_outs();
