@@ -1020,8 +1020,14 @@ pub struct ImportCounts {
 /// existing one, a non-empty name, email or company from the file replaces the stored one
 /// (a file is a person's entry) and an empty cell keeps it; tags are added, never removed;
 /// source, opt-out, activity and counters are never changed. A row that changes nothing is
-/// not written (so re-importing a file changes nothing, `updated_at` included). Then one
-/// statement records `TAG_ADDED` for every tag a contact gained.
+/// not written (so re-importing a file changes nothing, `updated_at` included). The same
+/// statement records `TAG_ADDED` for every tag a contact gained (one event per contact and
+/// tag, as [`super::events::record_tags_added`] writes them) and answers only the counts.
+///
+/// Imports of one tenant take turns (a transaction-level advisory lock): the tags a contact
+/// had before are read in the statement's snapshot, so a second import running at the same
+/// time would otherwise count the first one's tags as its own additions and record their
+/// events twice (and two files sharing phones in a different order could deadlock).
 pub async fn import(
     tx: &super::Transaction<'_>,
     user: &UserId,
@@ -1029,42 +1035,26 @@ pub async fn import(
 ) -> Result<ImportCounts, DbError> {
     // A bulk write of up to 200,000 rows takes longer than the pool's per-statement limit
     // for interactive requests (5 s); this transaction gets 25 s, under API Gateway's 30 s.
-    tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {IMPORT_STATEMENT_TIMEOUT_MS}"
-    ))
+    tx.execute(
+        &format!(
+            "SELECT set_config('statement_timeout', '{IMPORT_STATEMENT_TIMEOUT_MS}', true),
+                    pg_advisory_xact_lock(hashtextextended('contacts.import:' || $1::text, 0))"
+        ),
+        &[&user.as_str()],
+    )
     .await?;
-    let ids: Vec<String> = rows.iter().map(|_| ContactId::generate().into()).collect();
-    let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
-    let names: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| r.name.as_ref().map(ContactName::as_str))
-        .collect();
-    let emails: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| r.email.as_ref().map(Email::as_str))
-        .collect();
-    let companies: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| r.company.as_ref().map(ContactCompany::as_str))
-        .collect();
-    // Tags travel joined by `;`, which a tag cannot contain.
-    let tags: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            r.tags
-                .iter()
-                .map(crate::domain::Tag::as_str)
-                .collect::<Vec<_>>()
-                .join(";")
-        })
-        .collect();
-    let result = tx
-        .query(
+    if rows.is_empty() {
+        return Ok(ImportCounts::default());
+    }
+    let columns = ImportColumns::new(rows);
+    let row = tx
+        .query_one(
             "WITH input AS (
                  SELECT id, phone, name, email, company,
-                        CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ';') END AS tags
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                      AS i(id, phone, name, email, company, tags)
+                        CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ';') END AS tags,
+                        CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(events, ';') END AS events
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+                      AS i(id, phone, name, email, company, tags, events)
              ), prior AS (
                  SELECT c.phone, c.tags FROM contacts c JOIN input i ON c.phone = i.phone
                  WHERE c.user_id = $1
@@ -1082,27 +1072,92 @@ pub async fn import(
                     OR (EXCLUDED.email IS NOT NULL AND EXCLUDED.email IS DISTINCT FROM c.email)
                     OR (EXCLUDED.company IS NOT NULL AND EXCLUDED.company IS DISTINCT FROM c.company)
                     OR NOT (c.tags @> EXCLUDED.tags))
-                 RETURNING c.contact_id, c.phone, c.tags, (xmax = 0) AS inserted
+                 RETURNING c.contact_id, c.phone, (xmax = 0) AS inserted
+             ), events AS (
+                 INSERT INTO domain_events (event_id, user_id, event_type, contact_id, payload)
+                 SELECT e.event_id, $1, 'TAG_ADDED', w.contact_id, jsonb_build_object('tag', e.tag)
+                 FROM written w
+                 JOIN input i ON i.phone = w.phone
+                 LEFT JOIN prior p ON p.phone = w.phone
+                 CROSS JOIN LATERAL unnest(i.tags, i.events) AS e(tag, event_id)
+                 WHERE p.tags IS NULL OR NOT (e.tag = ANY (p.tags))
+                 RETURNING 1
              )
-             SELECT w.contact_id, w.inserted,
-                    ARRAY(SELECT unnest(w.tags) EXCEPT SELECT unnest(COALESCE(p.tags, '{}'))) AS added
-             FROM written w LEFT JOIN prior p ON p.phone = w.phone",
-            &[&user.as_str(), &ids, &phones, &names, &emails, &companies, &tags],
+             SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written) AS created,
+                    (SELECT count(*) FILTER (WHERE NOT inserted) FROM written) AS updated,
+                    (SELECT count(*) FROM events) AS tags_added",
+            &[
+                &user.as_str(),
+                &columns.ids,
+                &columns.phones,
+                &columns.names,
+                &columns.emails,
+                &columns.companies,
+                &columns.tags,
+                &columns.events,
+            ],
         )
         .await?;
-    let mut counts = ImportCounts::default();
-    let mut pairs = Vec::new();
-    for row in &result {
-        if row.try_get::<_, bool>("inserted")? {
-            counts.created += 1;
-        } else {
-            counts.updated += 1;
+    let count = |column: &str| -> Result<u64, DbError> {
+        Ok(u64::try_from(row.try_get::<_, i64>(column)?).unwrap_or(0))
+    };
+    let created = count("created")?;
+    let updated = count("updated")?;
+    Ok(ImportCounts {
+        created,
+        updated,
+        unchanged: (rows.len() as u64).saturating_sub(created + updated),
+        tags_added: count("tags_added")?,
+    })
+}
+
+/// The columns of an import as the statement takes them: one array per column. Tags and
+/// the ids of their `TAG_ADDED` events travel joined by `;`, which a tag cannot contain.
+/// Each (row, tag) pair gets an event id made here, in file order (ids sort by creation, so
+/// the events list in the order of the file); the statement uses those of the tags a
+/// contact gains and drops the others.
+struct ImportColumns<'a> {
+    ids: Vec<String>,
+    phones: Vec<&'a str>,
+    names: Vec<Option<&'a str>>,
+    emails: Vec<Option<&'a str>>,
+    companies: Vec<Option<&'a str>>,
+    tags: Vec<String>,
+    events: Vec<String>,
+}
+
+impl<'a> ImportColumns<'a> {
+    fn new(rows: &'a [ImportRow]) -> Self {
+        let mut columns = Self {
+            ids: Vec::with_capacity(rows.len()),
+            phones: Vec::with_capacity(rows.len()),
+            names: Vec::with_capacity(rows.len()),
+            emails: Vec::with_capacity(rows.len()),
+            companies: Vec::with_capacity(rows.len()),
+            tags: Vec::with_capacity(rows.len()),
+            events: Vec::with_capacity(rows.len()),
+        };
+        for row in rows {
+            columns.ids.push(ContactId::generate().into());
+            columns.phones.push(row.phone.as_str());
+            columns.names.push(row.name.as_ref().map(ContactName::as_str));
+            columns.emails.push(row.email.as_ref().map(Email::as_str));
+            columns
+                .companies
+                .push(row.company.as_ref().map(ContactCompany::as_str));
+            let mut tags = String::new();
+            let mut events = String::new();
+            for (n, tag) in row.tags.iter().enumerate() {
+                if n > 0 {
+                    tags.push(';');
+                    events.push(';');
+                }
+                tags.push_str(tag.as_str());
+                events.push_str(crate::domain::EventId::generate().as_str());
+            }
+            columns.tags.push(tags);
+            columns.events.push(events);
         }
-        let contact_id = ContactId::from_trusted(row.try_get("contact_id")?);
-        let added: Vec<String> = row.try_get("added")?;
-        pairs.extend(added.into_iter().map(|tag| (contact_id.clone(), tag)));
+        columns
     }
-    counts.unchanged = rows.len() as u64 - counts.created - counts.updated;
-    counts.tags_added = super::events::record_tags_added(tx, user, &pairs).await?;
-    Ok(counts)
 }
