@@ -1,0 +1,265 @@
+//! The CSV import's statement (`db::contacts::import`) and the opt-out triggers it runs
+//! through, against a real PostgreSQL.
+
+use std::time::Duration;
+
+use shared::{
+    db::contacts::{self, ImportCounts, ImportRow},
+    domain::{PhoneE164, Tag, UserId},
+};
+use testkit::TestDb;
+
+async fn tenant(db: &TestDb) -> UserId {
+    let user = UserId::parse(&format!("t-{}", ulid::Ulid::new())).expect("user id");
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO users (user_id, email) VALUES ($1, $2)",
+            &[&user.as_str(), &format!("{user}@example.test")],
+        )
+        .await
+        .expect("user");
+    user
+}
+
+fn row(phone: &str, tags: &[&str]) -> ImportRow {
+    ImportRow {
+        phone: PhoneE164::parse(phone).expect("phone"),
+        name: None,
+        email: None,
+        company: None,
+        tags: tags.iter().map(|t| Tag::parse(t).expect("tag")).collect(),
+    }
+}
+
+/// Every `TAG_ADDED` of the tenant as `phone:tag`, sorted.
+async fn tag_events(db: &TestDb, user: &UserId) -> Vec<String> {
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT c.phone || ':' || (e.payload->>'tag') FROM domain_events e
+             JOIN contacts c ON c.contact_id = e.contact_id
+             WHERE e.user_id = $1 AND e.event_type = 'TAG_ADDED' ORDER BY 1",
+            &[&user.as_str()],
+        )
+        .await
+        .expect("events");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+const A: &str = "+14155550001";
+const B: &str = "+14155550002";
+const C: &str = "+14155550003";
+
+#[tokio::test]
+async fn an_import_records_one_tag_added_per_contact_and_tag_it_gained_in_file_order() {
+    let db = TestDb::new().await;
+    let user = tenant(&db).await;
+    let mut client = db.client().await;
+
+    let tx = client.transaction().await.expect("tx");
+    let first = contacts::import(&tx, &user, &[row(A, &["x", "y"]), row(B, &[])])
+        .await
+        .expect("import");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        first,
+        ImportCounts {
+            created: 2,
+            updated: 0,
+            unchanged: 0,
+            tags_added: 2
+        }
+    );
+
+    let tx = client.transaction().await.expect("tx");
+    let second = contacts::import(
+        &tx,
+        &user,
+        &[row(A, &["y", "z"]), row(B, &[]), row(C, &["x"])],
+    )
+    .await
+    .expect("import");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        second,
+        ImportCounts {
+            created: 1,
+            updated: 1,
+            unchanged: 1,
+            tags_added: 2
+        }
+    );
+    assert_eq!(
+        tag_events(&db, &user).await,
+        [
+            format!("{A}:x"),
+            format!("{A}:y"),
+            format!("{A}:z"),
+            format!("{C}:x")
+        ]
+    );
+    // The shape every TAG_ADDED has: the contact, no conversation, `{"tag": …}`, ids in the
+    // order the file gave the tags.
+    let rows = client
+        .query(
+            "SELECT e.payload, e.conversation_id IS NULL AS no_conversation FROM domain_events e
+             JOIN contacts c ON c.contact_id = e.contact_id
+             WHERE c.phone = $1 ORDER BY e.event_id",
+            &[&A],
+        )
+        .await
+        .expect("events");
+    let payloads: Vec<serde_json::Value> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        payloads,
+        [
+            serde_json::json!({"tag": "x"}),
+            serde_json::json!({"tag": "y"}),
+            serde_json::json!({"tag": "z"})
+        ]
+    );
+    assert!(rows.iter().all(|r| r.get::<_, bool>(1)));
+}
+
+#[tokio::test]
+async fn two_imports_of_one_tenant_at_once_record_each_gained_tag_once() {
+    let db = TestDb::new().await;
+    let user = tenant(&db).await;
+    let mut first_client = db.client().await;
+    let first = first_client.transaction().await.expect("tx");
+    contacts::import(&first, &user, &[row(A, &["x", "y"]), row(B, &["x"])])
+        .await
+        .expect("first import");
+
+    // The second starts while the first is uncommitted: it must wait and then see the
+    // first's tags as already there.
+    let second = tokio::spawn({
+        let pool = db.pool.clone();
+        let user = user.clone();
+        async move {
+            let mut client = pool.get().await.expect("client");
+            let tx = client.transaction().await.expect("tx");
+            let counts = contacts::import(
+                &tx,
+                &user,
+                &[row(A, &["x", "z"]), row(B, &["x"]), row(C, &["z"])],
+            )
+            .await
+            .expect("second import");
+            tx.commit().await.expect("commit");
+            counts
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second import waits for the first");
+    first.commit().await.expect("commit");
+    let counts = second.await.expect("second import");
+
+    assert_eq!(
+        counts,
+        ImportCounts {
+            created: 1,
+            updated: 1,
+            unchanged: 1,
+            tags_added: 2
+        }
+    );
+    assert_eq!(
+        tag_events(&db, &user).await,
+        [
+            format!("{A}:x"),
+            format!("{A}:y"),
+            format!("{A}:z"),
+            format!("{B}:x"),
+            format!("{C}:z")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn imported_contacts_arrive_opted_out_when_suppressed_and_suppress_nothing_otherwise() {
+    let db = TestDb::new().await;
+    let user = tenant(&db).await;
+    let mut client = db.client().await;
+    // A customer who said STOP on Instagram and whose contact was erased since.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO opt_out_suppressions (user_id, customer_hash, opted_out_at)
+             SELECT '{user}', h, '2026-01-02T03:04:05Z'
+             FROM unnest(contact_identity_hashes('{A}', NULL, NULL)) AS h"
+        ))
+        .await
+        .expect("suppression");
+
+    let tx = client.transaction().await.expect("tx");
+    contacts::import(&tx, &user, &[row(A, &["x"]), row(B, &["x"])])
+        .await
+        .expect("import");
+    tx.commit().await.expect("commit");
+
+    let opted_out: Vec<(String, bool, Option<chrono::DateTime<chrono::Utc>>)> = client
+        .query(
+            "SELECT phone, opted_out, opted_out_at FROM contacts WHERE user_id = $1 ORDER BY phone",
+            &[&user.as_str()],
+        )
+        .await
+        .expect("contacts")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let since = "2026-01-02T03:04:05Z".parse().ok();
+    assert_eq!(
+        opted_out,
+        [(A.to_owned(), true, since), (B.to_owned(), false, None)]
+    );
+    let suppressed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM opt_out_suppressions WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(suppressed, 1, "only A's phone, as before the import");
+}
+
+#[tokio::test]
+async fn a_contact_inserted_opted_out_suppresses_every_identity_it_holds() {
+    let db = TestDb::new().await;
+    let user = tenant(&db).await;
+    let client = db.client().await;
+    // The phone is suppressed; the contact written with it also carries an Instagram id,
+    // arrives opted out (the BEFORE trigger), and the AFTER INSERT trigger (V19: only for
+    // rows that are opted out) suppresses the Instagram id too.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO opt_out_suppressions (user_id, customer_hash)
+             SELECT '{user}', h FROM unnest(contact_identity_hashes('{A}', NULL, NULL)) AS h;
+             INSERT INTO contacts (contact_id, user_id, phone, platform, customer_id)
+             VALUES ('con_a', '{user}', '{A}', 'instagram', '17841400000000001');
+             INSERT INTO contacts (contact_id, user_id, platform, customer_id)
+             VALUES ('con_b', '{user}', 'instagram', '17841400000000002');"
+        ))
+        .await
+        .expect("contacts");
+    let suppressed = |platform: &'static str, id: &'static str| {
+        let client = &client;
+        let user = &user;
+        async move {
+            client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM opt_out_suppressions
+                      WHERE user_id = $1
+                        AND customer_hash = ANY (contact_identity_hashes(NULL, $2, $3)))",
+                    &[&user.as_str(), &platform, &id],
+                )
+                .await
+                .expect("read")
+                .get::<_, bool>(0)
+        }
+    };
+    assert!(suppressed("instagram", "17841400000000001").await);
+    assert!(!suppressed("instagram", "17841400000000002").await);
+}
