@@ -45,3 +45,40 @@ CREATE TRIGGER contacts_keep_opt_outs_on_insert
 CREATE TRIGGER contacts_keep_opt_outs
     AFTER UPDATE OF opted_out, phone, platform, customer_id ON contacts
     FOR EACH ROW EXECUTE FUNCTION contacts_keep_opt_outs();
+
+-- 4. The BEFORE trigger that makes a contact arrive opted out (V15, V16, V18) ran once per
+--    imported row: a PL/pgSQL call and an index probe each. Imported rows are checked once
+--    per statement instead, by an AFTER INSERT statement trigger over the rows the statement
+--    inserted (a transition table): one probe per tenant when it has no suppression, else one
+--    join. Every other insert, and every change of an identity, keeps the row trigger, so a
+--    contact created through the API answers opted out at once. An imported row is opted out
+--    before its statement ends (in the same transaction), so no one sees it otherwise.
+DROP TRIGGER contacts_arrive_opted_out ON contacts;
+CREATE TRIGGER contacts_arrive_opted_out_on_insert
+    BEFORE INSERT ON contacts
+    FOR EACH ROW WHEN (NEW.source <> 'IMPORT') EXECUTE FUNCTION contacts_arrive_opted_out();
+CREATE TRIGGER contacts_arrive_opted_out
+    BEFORE UPDATE OF phone, platform, customer_id ON contacts
+    FOR EACH ROW EXECUTE FUNCTION contacts_arrive_opted_out();
+
+CREATE FUNCTION contacts_imported_arrive_opted_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM (SELECT DISTINCT user_id FROM arrived WHERE source = 'IMPORT') AS t
+         WHERE EXISTS (SELECT 1 FROM opt_out_suppressions s WHERE s.user_id = t.user_id)) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE contacts c SET opted_out = true, opted_out_at = hit.since
+      FROM (SELECT a.contact_id, min(s.opted_out_at) AS since
+              FROM arrived a
+              JOIN opt_out_suppressions s
+                ON s.user_id = a.user_id
+               AND s.customer_hash = ANY (contact_identity_hashes(a.phone, a.platform, a.customer_id))
+             WHERE a.source = 'IMPORT' AND NOT a.opted_out
+             GROUP BY a.contact_id) AS hit
+     WHERE c.contact_id = hit.contact_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER contacts_imported_arrive_opted_out
+    AFTER INSERT ON contacts REFERENCING NEW TABLE AS arrived
+    FOR EACH STATEMENT EXECUTE FUNCTION contacts_imported_arrive_opted_out();

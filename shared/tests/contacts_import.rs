@@ -223,6 +223,28 @@ async fn imported_contacts_arrive_opted_out_when_suppressed_and_suppress_nothing
         .expect("count")
         .get(0);
     assert_eq!(suppressed, 1, "only A's phone, as before the import");
+
+    // An imported contact whose phone is edited to a suppressed one goes out too (the row
+    // trigger still covers every identity change, imported contacts' included).
+    client
+        .batch_execute(&format!(
+            "INSERT INTO opt_out_suppressions (user_id, customer_hash)
+             SELECT '{user}', h FROM unnest(contact_identity_hashes('{C}', NULL, NULL)) AS h"
+        ))
+        .await
+        .expect("suppression");
+    let edited = client
+        .query_one(
+            "UPDATE contacts SET phone = $2 WHERE user_id = $1 AND phone = $3
+             RETURNING opted_out, source",
+            &[&user.as_str(), &C, &B],
+        )
+        .await
+        .expect("edit");
+    assert_eq!(
+        (edited.get::<_, bool>(0), edited.get::<_, String>(1)),
+        (true, "IMPORT".to_owned())
+    );
 }
 
 #[tokio::test]
