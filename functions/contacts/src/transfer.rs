@@ -208,7 +208,7 @@ fn validate_row(
 #[derive(Debug, Default)]
 pub struct ParsedImport {
     pub rows: Vec<ImportRow>,
-    skipped: Vec<SkippedRow>,
+    pub skipped: Vec<SkippedRow>,
 }
 
 /// Parses and validates a CSV body. Errors (422, nothing to write) for a file that is not
@@ -217,6 +217,23 @@ pub fn parse_import(
     body: &[u8],
     region: Option<shared::domain::PhoneRegion>,
 ) -> Result<ParsedImport, ApiError> {
+    let mut rows = Vec::new();
+    let skipped = parse_import_with(body, region, |batch| {
+        rows.extend(batch);
+        true
+    })?;
+    Ok(ParsedImport { rows, skipped })
+}
+
+/// [`parse_import`] handing the valid rows over batch by batch, in file order, as they are
+/// validated (so they can be written while the rest is parsed); answers the skipped rows.
+/// `on_batch` answers false to stop early. An error may come after batches were handed
+/// over: write them in a transaction that an error rolls back.
+pub fn parse_import_with(
+    body: &[u8],
+    region: Option<shared::domain::PhoneRegion>,
+    mut on_batch: impl FnMut(Vec<ImportRow>) -> bool,
+) -> Result<Vec<SkippedRow>, ApiError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let text = std::str::from_utf8(body).map_err(|_| {
         refuse(
@@ -247,7 +264,7 @@ pub fn parse_import(
     let columns = columns(&header)?;
     let width = header.len();
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let mut parsed = ParsedImport::default();
+    let mut skipped = Vec::new();
     let mut first_row_of_phone: HashMap<String, u64> = HashMap::new();
     // Rows are read in batches (the reading is quick) and each batch is validated on every
     // core (libphonenumber per row is most of the parsing time), then merged in file order.
@@ -277,26 +294,30 @@ pub fn parse_import(
         }
         let records = &batch[..filled];
         let validated = validate_rows(records, &columns, width, region, workers);
+        let mut rows = Vec::with_capacity(validated.len());
         for (record, outcome) in records.iter().zip(validated) {
             row += 1;
             let line = record.position().map_or(0, csv::Position::line);
             match outcome {
                 Ok(valid) => match first_row_of_phone.get(valid.phone.as_str()) {
-                    Some(first) => parsed.skipped.push(SkippedRow {
+                    Some(first) => skipped.push(SkippedRow {
                         row,
                         line,
                         reason: format!("phone: duplicate of row {first}"),
                     }),
                     None => {
                         first_row_of_phone.insert(valid.phone.as_str().to_owned(), row);
-                        parsed.rows.push(valid);
+                        rows.push(valid);
                     }
                 },
-                Err(reason) => parsed.skipped.push(SkippedRow { row, line, reason }),
+                Err(reason) => skipped.push(SkippedRow { row, line, reason }),
             }
         }
+        if !rows.is_empty() && !on_batch(rows) {
+            return Ok(skipped);
+        }
         if filled < VALIDATE_BATCH {
-            return Ok(parsed);
+            return Ok(skipped);
         }
     }
 }
@@ -344,7 +365,7 @@ fn validate_rows(
 
 /// Imports contacts from a CSV file: a header with `phone` (required) and any of `name`,
 /// `email`, `company`, `tags` (separated by `;`), in any order. Bad rows are skipped and
-/// named; the others are written in one statement. Re-importing a file changes nothing.
+/// named; the others are written in one transaction. Re-importing a file changes nothing.
 #[utoipa::path(
     post, path = "/contacts/import", tag = "contacts",
     request_body(content = String, content_type = "text/csv",
@@ -369,27 +390,38 @@ pub async fn import_contacts(
     let started = std::time::Instant::now();
     let mut client = state.pool.get().await?;
     let region = contacts::default_region(&client, &tenant.user_id).await?;
-    // Parsing takes a few hundred milliseconds of every core for a large file: off the
-    // async workers.
-    let parsed = tokio::task::spawn_blocking(move || parse_import(&body, region))
-        .await
-        .map_err(|error| ApiError::Internal(Box::new(error)))??;
-    let parsed_ms = started.elapsed().as_millis();
+    // The file is parsed on a blocking thread (validation takes every core a few hundred
+    // milliseconds for a large file) and each batch of valid rows is written as soon as it
+    // is validated, while the next is parsed. A 422 found later (bad CSV, too many rows)
+    // drops the transaction: nothing is written.
+    let (batches, mut validated) = tokio::sync::mpsc::channel::<Vec<ImportRow>>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        let skipped = parse_import_with(&body, region, |rows| batches.blocking_send(rows).is_ok());
+        (skipped, started.elapsed().as_millis())
+    });
     let tx = client.transaction().await?;
-    let counts = contacts::import(&tx, &tenant.user_id, &parsed.rows).await?;
+    contacts::begin_import(&tx, &tenant.user_id).await?;
+    let mut counts = contacts::ImportCounts::default();
+    while let Some(rows) = validated.recv().await {
+        counts += contacts::import_batch(&tx, &tenant.user_id, &rows).await?;
+    }
+    let (skipped, parsed_ms) = parser
+        .await
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    let skipped = skipped?;
     tx.commit().await?;
     tracing::info!(
-        rows = parsed.rows.len() + parsed.skipped.len(),
+        rows = counts.created + counts.updated + counts.unchanged + skipped.len() as u64,
         created = counts.created,
         updated = counts.updated,
         unchanged = counts.unchanged,
-        skipped = parsed.skipped.len(),
+        skipped = skipped.len(),
         parse_ms = parsed_ms,
         duration_ms = started.elapsed().as_millis(),
         "contacts imported"
     );
-    let skipped_count = u64::try_from(parsed.skipped.len()).unwrap_or(u64::MAX);
-    let mut skipped = parsed.skipped;
+    let skipped_count = u64::try_from(skipped.len()).unwrap_or(u64::MAX);
+    let mut skipped = skipped;
     skipped.truncate(MAX_SKIPPED_LISTED);
     Ok(axum::Json(ImportResult {
         created: counts.created,

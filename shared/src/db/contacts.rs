@@ -1015,24 +1015,41 @@ pub struct ImportCounts {
     pub tags_added: u64,
 }
 
-/// Imports rows (phones unique within `rows`) in one statement, in the caller's
-/// transaction. Merge rules: a new phone is a new contact (`source` IMPORT); for an
-/// existing one, a non-empty name, email or company from the file replaces the stored one
-/// (a file is a person's entry) and an empty cell keeps it; tags are added, never removed;
-/// source, opt-out, activity and counters are never changed. A row that changes nothing is
-/// not written (so re-importing a file changes nothing, `updated_at` included). The same
-/// statement records `TAG_ADDED` for every tag a contact gained (one event per contact and
-/// tag, as [`super::events::record_tags_added`] writes them) and answers only the counts.
-///
-/// Imports of one tenant take turns (a transaction-level advisory lock): the tags a contact
-/// had before are read in the statement's snapshot, so a second import running at the same
-/// time would otherwise count the first one's tags as its own additions and record their
-/// events twice (and two files sharing phones in a different order could deadlock).
+impl std::ops::AddAssign for ImportCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.tags_added += other.tags_added;
+    }
+}
+
+/// Imports rows (phones unique within `rows`) in the caller's transaction:
+/// [`begin_import`], then [`import_batch`]. Merge rules: a new phone is a new contact
+/// (`source` IMPORT); for an existing one, a non-empty name, email or company from the file
+/// replaces the stored one (a file is a person's entry) and an empty cell keeps it; tags are
+/// added, never removed; source, opt-out, activity and counters are never changed. A row
+/// that changes nothing is not written (so re-importing a file changes nothing,
+/// `updated_at` included). The same statement records `TAG_ADDED` for every tag a contact
+/// gained (one event per contact and tag, as [`super::events::record_tags_added`] writes
+/// them) and answers only the counts.
 pub async fn import(
     tx: &super::Transaction<'_>,
     user: &UserId,
     rows: &[ImportRow],
 ) -> Result<ImportCounts, DbError> {
+    begin_import(tx, user).await?;
+    import_batch(tx, user, rows).await
+}
+
+/// Readies the caller's transaction for an import of many rows, before its first
+/// [`import_batch`].
+///
+/// Imports of one tenant take turns (a transaction-level advisory lock): the tags a contact
+/// had before are read in the statement's snapshot, so a second import running at the same
+/// time would otherwise count the first one's tags as its own additions and record their
+/// events twice (and two files sharing phones in a different order could deadlock).
+pub async fn begin_import(tx: &super::Transaction<'_>, user: &UserId) -> Result<(), DbError> {
     // A bulk write of up to 200,000 rows takes longer than the pool's per-statement limit
     // for interactive requests (5 s); this transaction gets 25 s, under API Gateway's 30 s.
     // The planner sees the file's rows but not how they join (no statistics on a CTE): it
@@ -1050,6 +1067,17 @@ pub async fn import(
         &[&user.as_str()],
     )
     .await?;
+    Ok(())
+}
+
+/// Writes one batch of an import (see [`import`]; phones unique across the whole import) in
+/// one statement, after [`begin_import`] in the same transaction. A file may be written in
+/// several batches, each as soon as it is validated; their counts add up.
+pub async fn import_batch(
+    tx: &super::Transaction<'_>,
+    user: &UserId,
+    rows: &[ImportRow],
+) -> Result<ImportCounts, DbError> {
     if rows.is_empty() {
         return Ok(ImportCounts::default());
     }
