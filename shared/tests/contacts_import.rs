@@ -4,8 +4,13 @@
 use std::time::Duration;
 
 use shared::{
-    db::contacts::{self, ImportCounts, ImportRow},
-    domain::{PhoneE164, Tag, UserId},
+    db::{
+        PageRequest,
+        contacts::{self, ImportCounts, ImportRow},
+        events::{self, EventFilter, StoredEvent},
+    },
+    domain::{ContactId, PhoneE164, Tag, UserId},
+    events::EventJob,
 };
 use testkit::TestDb;
 
@@ -39,7 +44,8 @@ async fn tag_events(db: &TestDb, user: &UserId) -> Vec<String> {
         .await
         .query(
             "SELECT c.phone || ':' || (e.payload->>'tag') FROM domain_events e
-             JOIN contacts c ON c.contact_id = e.contact_id
+             CROSS JOIN LATERAL unnest(COALESCE(e.contact_ids, ARRAY[e.contact_id])) AS x(id)
+             JOIN contacts c ON c.contact_id = x.id
              WHERE e.user_id = $1 AND e.event_type = 'TAG_ADDED' ORDER BY 1",
             &[&user.as_str()],
         )
@@ -100,27 +106,101 @@ async fn an_import_records_one_tag_added_per_contact_and_tag_it_gained_in_file_o
             format!("{C}:x")
         ]
     );
-    // The shape every TAG_ADDED has: the contact, no conversation, `{"tag": …}`, ids in the
-    // order the file gave the tags.
-    let rows = client
-        .query(
-            "SELECT e.payload, e.conversation_id IS NULL AS no_conversation FROM domain_events e
-             JOIN contacts c ON c.contact_id = e.contact_id
-             WHERE c.phone = $1 ORDER BY e.event_id",
-            &[&A],
-        )
-        .await
-        .expect("events");
-    let payloads: Vec<serde_json::Value> = rows.iter().map(|r| r.get(0)).collect();
+    // An import's TAG_ADDED: one per tag, listing the contacts that gained it (no single
+    // contact, no conversation), `{"tag": …}`, ids in the order the tags first appear.
+    let events = events::list(
+        &client,
+        &user,
+        &EventFilter::default(),
+        &PageRequest { before: None, fetch: 50 },
+    )
+    .await
+    .expect("events");
+    let shapes: Vec<(String, usize, bool)> = events
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.payload["tag"].as_str().unwrap_or_default().to_owned(),
+                e.contact_ids.len(),
+                e.contact_id.is_none() && e.conversation_id.is_none(),
+            )
+        })
+        .collect();
     assert_eq!(
-        payloads,
+        shapes,
         [
-            serde_json::json!({"tag": "x"}),
-            serde_json::json!({"tag": "y"}),
-            serde_json::json!({"tag": "z"})
+            ("x".to_owned(), 1, true),
+            ("y".to_owned(), 1, true),
+            ("z".to_owned(), 1, true),
+            ("x".to_owned(), 1, true)
         ]
     );
-    assert!(rows.iter().all(|r| r.get::<_, bool>(1)));
+}
+
+#[tokio::test]
+async fn an_imports_tag_added_lists_at_most_200_contacts_in_file_order_and_is_found_by_each() {
+    let db = TestDb::new().await;
+    let user = tenant(&db).await;
+    let mut client = db.client().await;
+    let phones: Vec<String> = (0..450).map(|i| format!("+1415555{i:04}")).collect();
+    let rows: Vec<ImportRow> = phones.iter().map(|p| row(p, &["vip"])).collect();
+    let tx = client.transaction().await.expect("tx");
+    let counts = contacts::import(&tx, &user, &rows).await.expect("import");
+    tx.commit().await.expect("commit");
+    assert_eq!(counts.tags_added, 450);
+
+    let mut events = events::list(
+        &client,
+        &user,
+        &EventFilter::default(),
+        &PageRequest { before: None, fetch: 50 },
+    )
+    .await
+    .expect("events");
+    events.reverse();
+    assert_eq!(
+        events.iter().map(|e| e.contact_ids.len()).collect::<Vec<_>>(),
+        [200, 200, 50]
+    );
+    let listed: Vec<&str> = events.iter().flat_map(StoredEvent::contacts).collect();
+    let by_phone: Vec<String> = client
+        .query(
+            "SELECT c.contact_id FROM unnest($1::text[]) WITH ORDINALITY AS p(phone, n)
+             JOIN contacts c ON c.phone = p.phone AND c.user_id = $2 ORDER BY p.n",
+            &[&phones, &user.as_str()],
+        )
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(listed, by_phone, "every contact once, in file order");
+
+    // The queue's job carries the list; `contacts()` reads any event's contacts.
+    let job = EventJob::from_stored(&events[2]);
+    assert_eq!(job.contacts().count(), 50);
+    let json = serde_json::to_value(&job).expect("json");
+    assert_eq!(json["contact_ids"].as_array().map(Vec::len), Some(50));
+    assert!(json["contact_id"].is_null());
+
+    // GET /events?contact_id= finds the event that lists the contact.
+    let one = ContactId::parse(&by_phone[420]).expect("id");
+    let found = events::list(
+        &client,
+        &user,
+        &EventFilter {
+            contact_id: Some(one),
+            ..EventFilter::default()
+        },
+        &PageRequest { before: None, fetch: 50 },
+    )
+    .await
+    .expect("events");
+    assert_eq!(
+        found.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>(),
+        [events[2].event_id.to_string()]
+    );
 }
 
 #[tokio::test]

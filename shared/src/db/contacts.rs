@@ -1011,7 +1011,8 @@ pub struct ImportCounts {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// `TAG_ADDED` events recorded.
+    /// Tags gained, per contact and tag (each reported in a `TAG_ADDED` event listing up to
+    /// [`IMPORT_EVENT_CONTACTS`] contacts).
     pub tags_added: u64,
 }
 
@@ -1030,9 +1031,9 @@ impl std::ops::AddAssign for ImportCounts {
 /// replaces the stored one (a file is a person's entry) and an empty cell keeps it; tags are
 /// added, never removed; source, opt-out, activity and counters are never changed. A row
 /// that changes nothing is not written (so re-importing a file changes nothing,
-/// `updated_at` included). The same statement records `TAG_ADDED` for every tag a contact
-/// gained (one event per contact and tag, as [`super::events::record_tags_added`] writes
-/// them) and answers only the counts.
+/// `updated_at` included). The same statement records `TAG_ADDED` for the tags contacts
+/// gained: one event per tag and up to [`IMPORT_EVENT_CONTACTS`] contacts that gained it
+/// (`contact_ids`, in file order; `contact_id` null), and answers only the counts.
 pub async fn import(
     tx: &super::Transaction<'_>,
     user: &UserId,
@@ -1082,14 +1083,14 @@ pub async fn import_batch(
         return Ok(ImportCounts::default());
     }
     let columns = ImportColumns::new(rows);
+    let per_event = i32::try_from(IMPORT_EVENT_CONTACTS).unwrap_or(i32::MAX);
     let row = tx
         .query_one(
             "WITH input AS (
-                 SELECT id, phone, name, email, company,
-                        CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ';') END AS tags,
-                        CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(events, ';') END AS events
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-                      AS i(id, phone, name, email, company, tags, events)
+                 SELECT id, phone, name, email, company, n,
+                        CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ';') END AS tags
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                      WITH ORDINALITY AS i(id, phone, name, email, company, tags, n)
              ), prior AS (
                  SELECT c.phone, c.tags FROM contacts c JOIN input i ON c.phone = i.phone
                  WHERE c.user_id = $1
@@ -1108,19 +1109,27 @@ pub async fn import_batch(
                     OR (EXCLUDED.company IS NOT NULL AND EXCLUDED.company IS DISTINCT FROM c.company)
                     OR NOT (c.tags @> EXCLUDED.tags))
                  RETURNING c.contact_id, c.phone, (xmax = 0) AS inserted
-             ), events AS (
-                 INSERT INTO domain_events (event_id, user_id, event_type, contact_id, payload)
-                 SELECT e.event_id, $1, 'TAG_ADDED', w.contact_id, jsonb_build_object('tag', e.tag)
+             ), gained AS (
+                 SELECT t.tag, array_agg(w.contact_id ORDER BY i.n) AS contacts
                  FROM written w
                  JOIN input i ON i.phone = w.phone
                  LEFT JOIN prior p ON p.phone = w.phone
-                 CROSS JOIN LATERAL unnest(i.tags, i.events) AS e(tag, event_id)
-                 WHERE p.tags IS NULL OR NOT (e.tag = ANY (p.tags))
-                 RETURNING 1
+                 CROSS JOIN LATERAL unnest(i.tags) AS t(tag)
+                 WHERE p.tags IS NULL OR NOT (t.tag = ANY (p.tags))
+                 GROUP BY t.tag
+             ), events AS (
+                 INSERT INTO domain_events (event_id, user_id, event_type, payload, contact_ids)
+                 SELECT e.event_id, $1, 'TAG_ADDED', jsonb_build_object('tag', g.tag),
+                        g.contacts[e.part * $11 + 1 : (e.part + 1) * $11]
+                 FROM unnest($8::text[], $9::int[], $10::text[]) AS e(tag, part, event_id)
+                 JOIN gained g ON g.tag = e.tag
+                 WHERE e.part * $11 < cardinality(g.contacts)
+                 ORDER BY e.event_id
+                 RETURNING cardinality(contact_ids) AS pairs
              )
              SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written) AS created,
                     (SELECT count(*) FILTER (WHERE NOT inserted) FROM written) AS updated,
-                    (SELECT count(*) FROM events) AS tags_added",
+                    (SELECT COALESCE(sum(pairs), 0)::bigint FROM events) AS tags_added",
             &[
                 &user.as_str(),
                 &columns.ids,
@@ -1129,7 +1138,10 @@ pub async fn import_batch(
                 &columns.emails,
                 &columns.companies,
                 &columns.tags,
-                &columns.events,
+                &columns.event_tags,
+                &columns.event_parts,
+                &columns.event_ids,
+                &per_event,
             ],
         )
         .await?;
@@ -1146,11 +1158,16 @@ pub async fn import_batch(
     })
 }
 
-/// The columns of an import as the statement takes them: one array per column. Tags and
-/// the ids of their `TAG_ADDED` events travel joined by `;`, which a tag cannot contain.
-/// Each (row, tag) pair gets an event id made here, in file order (ids sort by creation, so
-/// the events list in the order of the file); the statement uses those of the tags a
-/// contact gains and drops the others.
+/// The most contacts one `TAG_ADDED` event of an import lists (`contact_ids`; V19's CHECK
+/// holds the database to it): a page of `GET /events` (200 events) and a message on the
+/// events queue stay small.
+pub const IMPORT_EVENT_CONTACTS: usize = 200;
+
+/// The columns of an import as the statement takes them: one array per column (tags joined
+/// by `;`, which a tag cannot contain), and the ids of the `TAG_ADDED` events the batch may
+/// record: for each tag, one per part of [`IMPORT_EVENT_CONTACTS`] rows carrying it, made
+/// here in file order (ids sort by creation); the statement uses those of the parts that
+/// have contacts gaining the tag and drops the others.
 struct ImportColumns<'a> {
     ids: Vec<String>,
     phones: Vec<&'a str>,
@@ -1158,7 +1175,9 @@ struct ImportColumns<'a> {
     emails: Vec<Option<&'a str>>,
     companies: Vec<Option<&'a str>>,
     tags: Vec<String>,
-    events: Vec<String>,
+    event_tags: Vec<&'a str>,
+    event_parts: Vec<i32>,
+    event_ids: Vec<String>,
 }
 
 impl<'a> ImportColumns<'a> {
@@ -1170,8 +1189,13 @@ impl<'a> ImportColumns<'a> {
             emails: Vec::with_capacity(rows.len()),
             companies: Vec::with_capacity(rows.len()),
             tags: Vec::with_capacity(rows.len()),
-            events: Vec::with_capacity(rows.len()),
+            event_tags: Vec::new(),
+            event_parts: Vec::new(),
+            event_ids: Vec::new(),
         };
+        // How many rows carry each tag, in the order the tags first appear.
+        let mut carried: Vec<(&'a str, usize)> = Vec::new();
+        let mut index: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
         for row in rows {
             columns.ids.push(ContactId::generate().into());
             columns.phones.push(row.phone.as_str());
@@ -1181,17 +1205,29 @@ impl<'a> ImportColumns<'a> {
                 .companies
                 .push(row.company.as_ref().map(ContactCompany::as_str));
             let mut tags = String::new();
-            let mut events = String::new();
             for (n, tag) in row.tags.iter().enumerate() {
                 if n > 0 {
                     tags.push(';');
-                    events.push(';');
                 }
                 tags.push_str(tag.as_str());
-                events.push_str(crate::domain::EventId::generate().as_str());
+                let slot = *index.entry(tag.as_str()).or_insert_with(|| {
+                    carried.push((tag.as_str(), 0));
+                    carried.len() - 1
+                });
+                carried[slot].1 += 1;
             }
             columns.tags.push(tags);
-            columns.events.push(events);
+        }
+        for (tag, rows) in carried {
+            for part in 0..rows.div_ceil(IMPORT_EVENT_CONTACTS) {
+                columns.event_tags.push(tag);
+                columns
+                    .event_parts
+                    .push(i32::try_from(part).unwrap_or(i32::MAX));
+                columns
+                    .event_ids
+                    .push(crate::domain::EventId::generate().into());
+            }
         }
         columns
     }
