@@ -112,7 +112,10 @@ async fn an_import_records_one_tag_added_per_contact_and_tag_it_gained_in_file_o
         &client,
         &user,
         &EventFilter::default(),
-        &PageRequest { before: None, fetch: 50 },
+        &PageRequest {
+            before: None,
+            fetch: 50,
+        },
     )
     .await
     .expect("events");
@@ -154,13 +157,19 @@ async fn an_imports_tag_added_lists_at_most_200_contacts_in_file_order_and_is_fo
         &client,
         &user,
         &EventFilter::default(),
-        &PageRequest { before: None, fetch: 50 },
+        &PageRequest {
+            before: None,
+            fetch: 50,
+        },
     )
     .await
     .expect("events");
     events.reverse();
     assert_eq!(
-        events.iter().map(|e| e.contact_ids.len()).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|e| e.contact_ids.len())
+            .collect::<Vec<_>>(),
         [200, 200, 50]
     );
     let listed: Vec<&str> = events.iter().flat_map(StoredEvent::contacts).collect();
@@ -193,12 +202,18 @@ async fn an_imports_tag_added_lists_at_most_200_contacts_in_file_order_and_is_fo
             contact_id: Some(one),
             ..EventFilter::default()
         },
-        &PageRequest { before: None, fetch: 50 },
+        &PageRequest {
+            before: None,
+            fetch: 50,
+        },
     )
     .await
     .expect("events");
     assert_eq!(
-        found.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>(),
+        found
+            .iter()
+            .map(|e| e.event_id.to_string())
+            .collect::<Vec<_>>(),
         [events[2].event_id.to_string()]
     );
 }
@@ -233,7 +248,10 @@ async fn two_imports_of_one_tenant_at_once_record_each_gained_tag_once() {
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!second.is_finished(), "the second import waits for the first");
+    assert!(
+        !second.is_finished(),
+        "the second import waits for the first"
+    );
     first.commit().await.expect("commit");
     let counts = second.await.expect("second import");
 

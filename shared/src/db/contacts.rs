@@ -1199,7 +1199,9 @@ impl<'a> ImportColumns<'a> {
         for row in rows {
             columns.ids.push(ContactId::generate().into());
             columns.phones.push(row.phone.as_str());
-            columns.names.push(row.name.as_ref().map(ContactName::as_str));
+            columns
+                .names
+                .push(row.name.as_ref().map(ContactName::as_str));
             columns.emails.push(row.email.as_ref().map(Email::as_str));
             columns
                 .companies

@@ -129,7 +129,8 @@ pub struct StoredEvent {
     pub published_at: Option<DateTime<Utc>>,
 }
 
-const EVENT_COLUMNS: &str = "event_id, user_id, event_type, contact_id, COALESCE(contact_ids, '{}') AS contact_ids,
+const EVENT_COLUMNS: &str =
+    "event_id, user_id, event_type, contact_id, COALESCE(contact_ids, '{}') AS contact_ids,
     conversation_id, payload, created_at, published_at";
 
 impl StoredEvent {
