@@ -2,9 +2,10 @@
 -- Every index, foreign key and row trigger below was paid once per imported contact or once
 -- per TAG_ADDED event (two per contact in the benchmark).
 
--- 1. domain_events is an append-only outbox and log: it keeps no foreign keys. Each one cost a
---    lookup per event (the user and the contact: ~0.5 s each for an import's 100,000 tag
---    events; the conversation, NULL for tag events, still queued a no-op check per row).
+-- 1. domain_events is an outbox and log (rows are added, then only marked published): it keeps
+--    no foreign keys. Each one cost a lookup per event (the user and the contact: ~0.5 s each
+--    for an import's 100,000 tag events; the conversation, NULL for tag events, still queued
+--    a no-op check per row).
 --    Nothing they protect can happen: no code deletes users, contacts (an erasure keeps the
 --    row), or conversations (archived, never deleted), and every event is written in the
 --    transaction of the change it reports, with the ids that change just wrote or read.
