@@ -36,7 +36,14 @@ pub enum EventJob {
         /// The tenant.
         user_id: String,
         event_type: TriggerEvent,
+        /// The contact the event is about, if it is about one (`null` for an import's
+        /// `TAG_ADDED`: see `contact_ids`).
         contact_id: Option<String>,
+        /// The contacts an import's `TAG_ADDED` is about: 1 to 200 contacts that each gained
+        /// the tag (`payload.tag`), `contact_id` then `null`. Absent (empty) for every other
+        /// event. [`EventJob::contacts`] gives every contact of any event.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        contact_ids: Vec<String>,
         conversation_id: Option<String>,
         payload: Value,
         created_at: DateTime<Utc>,
@@ -51,9 +58,25 @@ impl EventJob {
             user_id: event.user_id.clone(),
             event_type: event.event_type,
             contact_id: event.contact_id.clone(),
+            contact_ids: event.contact_ids.clone(),
             conversation_id: event.conversation_id.clone(),
             payload: event.payload.clone(),
             created_at: event.created_at,
+        }
+    }
+
+    /// Every contact the event is about: `contact_ids` (an import's `TAG_ADDED`, up to 200),
+    /// else `contact_id`, else none. A consumer acting per contact iterates this.
+    pub fn contacts(&self) -> impl Iterator<Item = &str> {
+        match self {
+            Self::V1 {
+                contact_id,
+                contact_ids,
+                ..
+            } => contact_ids
+                .iter()
+                .map(String::as_str)
+                .chain(contact_id.as_deref()),
         }
     }
 
@@ -78,8 +101,8 @@ impl Job for EventJob {
         }
     }
 
-    /// Events of one contact (else one conversation, else one tenant) in order; others in
-    /// parallel.
+    /// Events of one contact (else one conversation, else one tenant: an import's
+    /// `TAG_ADDED` of many contacts) in order; others in parallel.
     fn group_id(&self) -> Option<String> {
         match self {
             Self::V1 {

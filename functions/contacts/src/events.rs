@@ -21,7 +21,13 @@ pub struct EventResponse {
     /// `evt_…`: consumers dedupe on it.
     event_id: String,
     event_type: TriggerEvent,
+    /// The contact the event is about, if it is about one (`null` for an import's
+    /// `TAG_ADDED`: see `contact_ids`).
     contact_id: Option<String>,
+    /// The contacts an import's `TAG_ADDED` is about: 1 to 200 contacts that each gained the
+    /// tag, with `contact_id` `null`. Empty for every other event.
+    #[schema(max_items = 200)]
+    contact_ids: Vec<String>,
     conversation_id: Option<String>,
     /// `TAG_ADDED`: `{tag}`; `NEW_EXTRACTION`: `{extraction_id, lead_status_tag,
     /// total_score}`; `LEAD_HOT`/`LEAD_WARM`: the same plus `previous_lead_status_tag`;
@@ -38,6 +44,7 @@ impl From<StoredEvent> for EventResponse {
             event_id: e.event_id.into(),
             event_type: e.event_type,
             contact_id: e.contact_id,
+            contact_ids: e.contact_ids,
             conversation_id: e.conversation_id,
             payload: e.payload,
             created_at: e.created_at,
@@ -59,7 +66,8 @@ pub struct ListEvents {
     cursor: Option<String>,
     /// Only events of this type.
     event_type: Option<TriggerEvent>,
-    /// Only events of this contact (`ct_…`).
+    /// Only events about this contact (`ct_…`): its own, and an import's `TAG_ADDED` that
+    /// lists it in `contact_ids`.
     #[param(pattern = "^ct_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     contact_id: Option<String>,
     /// Only events of this conversation (`conv_…`).

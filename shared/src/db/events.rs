@@ -116,7 +116,13 @@ pub struct StoredEvent {
     pub event_id: EventId,
     pub user_id: String,
     pub event_type: TriggerEvent,
+    /// The contact the event is about, if it is about one.
     pub contact_id: Option<String>,
+    /// The contacts an import's `TAG_ADDED` is about (1 to
+    /// [`super::contacts::IMPORT_EVENT_CONTACTS`], all of which gained the tag), with
+    /// `contact_id` `None`; empty for every other event. [`StoredEvent::contacts`] gives
+    /// either.
+    pub contact_ids: Vec<String>,
     pub conversation_id: Option<String>,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
@@ -124,15 +130,25 @@ pub struct StoredEvent {
 }
 
 const EVENT_COLUMNS: &str =
-    "event_id, user_id, event_type, contact_id, conversation_id, payload, created_at, published_at";
+    "event_id, user_id, event_type, contact_id, COALESCE(contact_ids, '{}') AS contact_ids,
+    conversation_id, payload, created_at, published_at";
 
 impl StoredEvent {
+    /// Every contact the event is about: `contact_ids`, else `contact_id`, else none.
+    pub fn contacts(&self) -> impl Iterator<Item = &str> {
+        self.contact_ids
+            .iter()
+            .map(String::as_str)
+            .chain(self.contact_id.as_deref())
+    }
+
     fn from_row(row: &tokio_postgres::Row) -> Result<Self, DbError> {
         Ok(Self {
             event_id: EventId::from_trusted(row.try_get("event_id")?),
             user_id: row.try_get("user_id")?,
             event_type: enum_column(row, "event_type")?,
             contact_id: row.try_get("contact_id")?,
+            contact_ids: row.try_get("contact_ids")?,
             conversation_id: row.try_get("conversation_id")?,
             payload: row.try_get("payload")?,
             created_at: row.try_get("created_at")?,
@@ -169,8 +185,10 @@ pub async fn record(
     Ok((inserted == 1).then_some(event_id))
 }
 
-/// `TAG_ADDED` for many contacts at once (a bulk tag or an import): one row per
-/// `(contact, tag)` pair given, in one statement. Pass only pairs whose tag was added.
+/// `TAG_ADDED` for many contacts at once (a bulk tag change, a created contact's tags): one
+/// row per `(contact, tag)` pair given, in one statement. Pass only pairs whose tag was
+/// added. (An import records its own, with up to
+/// [`super::contacts::IMPORT_EVENT_CONTACTS`] contacts per event: `db::contacts::import`.)
 pub async fn record_tags_added(
     client: &impl GenericClient,
     user: &UserId,
@@ -213,7 +231,7 @@ pub async fn list(
          WHERE user_id = $1
            AND ($2::text IS NULL OR event_id < $2)
            AND ($3::text IS NULL OR event_type = $3)
-           AND ($4::text IS NULL OR contact_id = $4)
+           AND ($4::text IS NULL OR contact_id = $4 OR contact_ids @> ARRAY[$4::text])
            AND ($5::text IS NULL OR conversation_id = $5)
          ORDER BY event_id DESC
          LIMIT $6"

@@ -184,6 +184,23 @@ async fn a_wrong_header_or_a_body_that_is_not_csv_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_file_refused_after_its_first_rows_were_written_writes_nothing() {
+    // Valid rows are written batch by batch while the rest of the file is parsed; a file
+    // found to be over the row limit only at its end is still a 422 that writes nothing.
+    let app = TestApp::spawn().await;
+    let mut csv = String::from("phone,tags\n");
+    for i in 0..20_000 {
+        writeln!(csv, "+1415{:07},vip", 3_000_000 + i).expect("write");
+    }
+    csv.push_str(&"x,\n".repeat(::contacts::transfer::MAX_IMPORT_ROWS + 1 - 20_000));
+
+    app.import(csv).await.expect_problem(422, Some("body"));
+
+    assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
+    assert_eq!(app.tag_events().await, 0);
+}
+
+#[tokio::test]
 async fn only_the_import_route_takes_a_large_body() {
     let app = TestApp::spawn().await;
     let big_json = json!({"phone": "+14155552671", "name": "x".repeat(300 * 1024)});

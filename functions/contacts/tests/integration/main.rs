@@ -79,11 +79,13 @@ impl TestApp {
         .await
     }
 
-    /// `TAG_ADDED` events of the tenant.
+    /// (contact, tag) pairs the tenant's `TAG_ADDED` events report (an import's event lists
+    /// many contacts).
     pub async fn tag_events(&self) -> i64 {
         self.db
             .count(
-                "SELECT count(*) FROM domain_events WHERE event_type = 'TAG_ADDED' AND user_id = $1",
+                "SELECT COALESCE(sum(COALESCE(cardinality(contact_ids), 1)), 0)::bigint
+                 FROM domain_events WHERE event_type = 'TAG_ADDED' AND user_id = $1",
                 &[&self.tenant.sub],
             )
             .await
