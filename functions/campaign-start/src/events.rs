@@ -8,6 +8,9 @@
 //!   has been quiet that long (the recipient waits `PENDING` until then; the sweep sends it).
 //! - `NEW_EXTRACTION`, `LEAD_HOT`, `LEAD_WARM` fire for their contact.
 //!
+//! An import's `TAG_ADDED` lists up to 200 contacts (`EventJob::contacts`): each is handled
+//! as its own event.
+//!
 //! A redelivered event (SQS at least once, a publisher retry beyond FIFO's deduplication
 //! window) adds nobody twice: `(campaign_id, contact_id)` is unique.
 
@@ -70,15 +73,16 @@ pub async fn handle_event(
     let EventJob::V1 {
         user_id,
         event_type,
-        contact_id,
         payload,
         ..
     } = job;
     let user = UserId::parse(user_id)
         .ok_or_else(|| JobError::Poison("event with an invalid tenant".to_owned()))?;
-    let Some(contact) = contact_id.as_deref().and_then(ContactId::parse) else {
+    // One contact, or an import's TAG_ADDED listing up to 200.
+    let contacts: Vec<ContactId> = job.contacts().filter_map(ContactId::parse).collect();
+    if contacts.is_empty() {
         return Ok(EventOutcome::default());
-    };
+    }
     let mut client = state.pool.get().await?;
     let listening = campaigns::event_campaigns(&client, &user, *event_type).await?;
     let mut outcome = EventOutcome {
@@ -86,42 +90,46 @@ pub async fn handle_event(
         ..EventOutcome::default()
     };
     for campaign in listening {
-        let Some(not_before) = accepts(*event_type, &campaign.trigger.event_config, payload) else {
-            continue;
-        };
-        let template = templates::get(&client, &user, &campaign.template_id).await?;
-        let options = ResolveOptions {
-            marketing: template
-                .as_ref()
-                .is_some_and(|t| t.draft.category == TemplateCategory::Marketing),
-            frequency_cap_hours: campaign
-                .frequency_cap_hours
-                .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
-        };
-        let tx = client.transaction().await?;
-        let added =
-            campaigns::add_event_recipient(&tx, &campaign, &contact, options, not_before).await?;
-        tx.commit().await?;
-        let EventRecipient::Added { recipient, queued } = added else {
-            continue;
-        };
-        outcome.added += 1;
-        if !queued {
-            continue;
+        for contact in &contacts {
+            let Some(not_before) = accepts(*event_type, &campaign.trigger.event_config, payload)
+            else {
+                continue;
+            };
+            let template = templates::get(&client, &user, &campaign.template_id).await?;
+            let options = ResolveOptions {
+                marketing: template
+                    .as_ref()
+                    .is_some_and(|t| t.draft.category == TemplateCategory::Marketing),
+                frequency_cap_hours: campaign
+                    .frequency_cap_hours
+                    .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
+            };
+            let tx = client.transaction().await?;
+            let added =
+                campaigns::add_event_recipient(&tx, &campaign, contact, options, not_before)
+                    .await?;
+            tx.commit().await?;
+            let EventRecipient::Added { recipient, queued } = added else {
+                continue;
+            };
+            outcome.added += 1;
+            if !queued {
+                continue;
+            }
+            let send = SendJob::new(
+                user.as_str(),
+                campaign.campaign_id.as_str(),
+                recipient.as_str(),
+            );
+            if let Err(error) = state.sends.publish(&send).await {
+                // Back to PENDING: the sweep fans it out.
+                campaigns::unqueue(&client, std::slice::from_ref(&recipient)).await?;
+                return Err(JobError::retryable(format!(
+                    "send job not published: {error}"
+                )));
+            }
+            outcome.published += 1;
         }
-        let send = SendJob::new(
-            user.as_str(),
-            campaign.campaign_id.as_str(),
-            recipient.as_str(),
-        );
-        if let Err(error) = state.sends.publish(&send).await {
-            // Back to PENDING: the sweep fans it out.
-            campaigns::unqueue(&client, std::slice::from_ref(&recipient)).await?;
-            return Err(JobError::retryable(format!(
-                "send job not published: {error}"
-            )));
-        }
-        outcome.published += 1;
     }
     tracing::info!(
         event_type = %event_type,

@@ -237,6 +237,7 @@ fn event(
         user_id: helpers::TENANT.to_owned(),
         event_type,
         contact_id: Some(contact.to_owned()),
+        contact_ids: Vec::new(),
         conversation_id: None,
         payload,
         created_at: chrono::Utc::now(),
@@ -648,4 +649,35 @@ async fn a_cancel_during_a_send_slot_wait_stops_that_send() {
         0,
         "every unsent recipient is skipped"
     );
+}
+
+#[tokio::test]
+async fn an_imports_tag_event_of_many_contacts_adds_each_matching_one_once() {
+    use shared::domain::TriggerEvent;
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    engine.vips().await;
+    engine
+        .event_campaign(TriggerEvent::TagAdded, json!({"tag": "vip"}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(engine.contact_id(&helpers::vip_phone(i)).await);
+    }
+    let bulk = shared::events::EventJob::V1 {
+        event_id: shared::domain::EventId::generate().to_string(),
+        user_id: helpers::TENANT.to_owned(),
+        event_type: TriggerEvent::TagAdded,
+        contact_id: None,
+        contact_ids: ids.clone(),
+        conversation_id: None,
+        payload: json!({"tag": "vip"}),
+        created_at: chrono::Utc::now(),
+    };
+    for _ in 0..2 {
+        campaign_start::handle_event(&engine.start_state, &bulk)
+            .await
+            .expect("bulk event");
+    }
+    assert_eq!(engine.send_jobs().len(), 4, "each listed contact once");
 }
