@@ -227,6 +227,69 @@ mod tests {
         );
     }
 
+    /// An SQS client on `endpoint` through [`http_client`], with one attempt and the
+    /// given read timeout.
+    fn one_attempt_client(endpoint: &str, read_timeout: Duration) -> aws_sdk_sqs::Client {
+        let config = sdk_config(
+            Credentials::new("test", "test", None, None, "test"),
+            "us-east-1",
+            Some(endpoint),
+        );
+        let config = aws_sdk_sqs::config::Builder::from(&config)
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                    .read_timeout(read_timeout)
+                    .build(),
+            )
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout_and_a_closed_port_an_io_error() {
+        // Both are what the SDK's retry policy treats as transient.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let silent = listener.local_addr().expect("address");
+        let hold = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(socket);
+        });
+        let error = one_attempt_client(&format!("http://{silent}"), Duration::from_millis(300))
+            .list_queues()
+            .send()
+            .await
+            .expect_err("no answer");
+        let text = format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&error));
+        match &error {
+            aws_sdk_sqs::error::SdkError::DispatchFailure(failure) => {
+                assert!(failure.is_timeout(), "{text}");
+            }
+            other => panic!("expected a dispatch failure, got {other:?}"),
+        }
+        hold.abort();
+
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address")
+        };
+        let error = one_attempt_client(&format!("http://{closed}"), Duration::from_secs(5))
+            .list_queues()
+            .send()
+            .await
+            .expect_err("nothing listens");
+        let text = format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&error));
+        match &error {
+            aws_sdk_sqs::error::SdkError::DispatchFailure(failure) => {
+                assert!(failure.is_io(), "{text}");
+            }
+            other => panic!("expected a dispatch failure, got {other:?}"),
+        }
+    }
+
     #[test]
     fn the_sdk_config_carries_region_endpoint_client_and_credentials() {
         let config = sdk_config(
