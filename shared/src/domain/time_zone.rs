@@ -2,10 +2,8 @@
 //! `tzdb` compiles in (read with `tz-rs`).
 //!
 //! Not chrono-tz: its compiled-in database stores every transition with a pointer to its
-//! abbreviation, about 2 MB of data and load-time relocations in each function that reads
-//! a zone, against about 0.4 MB for `tzdb` (docs/benchmarks.md, "Under 10 MB").
-
-use std::fmt;
+//! abbreviation (data plus a load-time relocation each); tzdb's tables made the meetings
+//! binary 1.4 MB smaller (docs/benchmarks.md, "Under 10 MB").
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Timelike, Utc};
 use tz::{TimeZoneRef, datetime::FoundDateTimeKind};
@@ -14,33 +12,15 @@ use tz::{TimeZoneRef, datetime::FoundDateTimeKind};
 /// from the year 9999 past which Google cannot read the event's end.
 pub const MEETING_MAX_DAYS_AHEAD: i64 = 3_660;
 
-/// A valid IANA zone name (`Europe/Madrid`, `America/New_York`, `UTC`).
-#[derive(Clone, Copy)]
-pub struct TenantTimeZone {
-    name: &'static str,
-    zone: TimeZoneRef<'static>,
-}
+/// A valid IANA zone name (`Europe/Madrid`, `America/New_York`, `UTC`). It holds the name
+/// only and looks the zone's rules up when a time is converted, so a function that only
+/// validates names (agents' `PATCH /me`) does not link the database's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantTimeZone(&'static str);
 
 impl Default for TenantTimeZone {
     fn default() -> Self {
-        Self {
-            name: "UTC",
-            zone: TimeZoneRef::utc(),
-        }
-    }
-}
-
-impl PartialEq for TenantTimeZone {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for TenantTimeZone {}
-
-impl fmt::Debug for TenantTimeZone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TenantTimeZone").field(&self.name).finish()
+        Self("UTC")
     }
 }
 
@@ -53,8 +33,7 @@ impl TenantTimeZone {
             .iter()
             // "Factory" is tzdb's placeholder for an unset zone, not a place.
             .find(|name| **name == raw && **name != "Factory")
-            .and_then(|name| Some((*name, tzdb::tz_by_name(name)?)))
-            .map(|(name, zone)| Self { name, zone })
+            .map(|name| Self(name))
             .ok_or_else(|| {
                 "must be an IANA time zone name such as `Europe/Madrid` or `UTC`".to_owned()
             })
@@ -62,13 +41,18 @@ impl TenantTimeZone {
 
     /// The zone's name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.0
+    }
+
+    /// The zone's rules (every name of `tzdb::TZ_NAMES` has them; UTC otherwise).
+    fn zone(&self) -> TimeZoneRef<'static> {
+        tzdb::tz_by_name(self.0).unwrap_or_else(TimeZoneRef::utc)
     }
 
     /// The zone's offset from UTC at an instant (UTC should the database have none for it,
     /// which a valid zone does not).
     pub fn offset_at(&self, instant: DateTime<Utc>) -> FixedOffset {
-        self.zone
+        self.zone()
             .find_local_time_type(instant.timestamp())
             .ok()
             .and_then(|local| FixedOffset::east_opt(local.ut_offset()))
@@ -92,7 +76,7 @@ impl TenantTimeZone {
             u8::try_from(local.minute()).ok()?,
             u8::try_from(local.second()).ok()?,
             local.nanosecond(),
-            self.zone,
+            self.zone(),
         )
         .ok()?;
         found
@@ -159,6 +143,14 @@ mod tests {
             TenantTimeZone::parse("UTC").map(|z| z.name()),
             Ok(TenantTimeZone::default().name())
         );
+    }
+
+    #[test]
+    fn every_accepted_name_has_its_rules() {
+        for name in tzdb::TZ_NAMES.iter().filter(|name| **name != "Factory") {
+            let zone = TenantTimeZone::parse(name).expect("an accepted name");
+            assert!(tzdb::tz_by_name(zone.name()).is_some(), "{name}");
+        }
     }
 
     #[test]
