@@ -9,8 +9,9 @@
 //!
 //! The SDK's requests go through reqwest, the client every function already links for Meta,
 //! OpenAI and Google, rather than `aws-smithy-http-client`'s own hyper client: that one
-//! always compiles in HTTP/2 (the `h2` crate, about 0.9 MB of every binary) and the OS root
-//! store loader, and the two services used here (Secrets Manager, SQS) answer over HTTP/1.1.
+//! always compiles in HTTP/2 (the `h2` crate, 0.6–0.75 MiB of code in each function) and
+//! the OS root store loader, and the two services used here (Secrets Manager, SQS) answer
+//! over HTTP/1.1 (docs/benchmarks.md, "Under 10 MB").
 
 use std::{
     sync::{Arc, Mutex},
