@@ -12,10 +12,11 @@ mod phone_numbers;
 
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiState, layers},
+    api::{ApiRoutes, ApiState, layers},
+    api_routes,
     meta::graph::Graph,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The function's state: the common API state plus the Graph client that checks a channel's
 /// ownership before it is connected. Handlers extract the part they use (`State<ApiState>`,
@@ -26,32 +27,39 @@ pub struct AgentsState {
     pub graph: Graph,
 }
 
-/// The routes with their OpenAPI descriptions, before state and layers.
-pub fn openapi_router() -> OpenApiRouter<AgentsState> {
-    OpenApiRouter::new()
-        .routes(routes!(me::get_me, me::patch_me))
-        .routes(routes!(
+/// The function's routes, before state and layers, added to either kind of router
+/// ([`shared::api::routes`]).
+fn routes<R: ApiRoutes<AgentsState>>(router: R) -> R {
+    router
+        .add(api_routes!(me::get_me, me::patch_me))
+        .add(api_routes!(
             phone_numbers::create_phone_number,
             phone_numbers::list_phone_numbers
         ))
-        .routes(routes!(
+        .add(api_routes!(
             phone_numbers::get_phone_number,
             phone_numbers::patch_phone_number,
             phone_numbers::delete_phone_number
         ))
-        .routes(routes!(agents::list_archives))
-        .routes(routes!(agents::create_agent, agents::list_agents))
-        .routes(routes!(
+        .add(api_routes!(agents::list_archives))
+        .add(api_routes!(agents::create_agent, agents::list_agents))
+        .add(api_routes!(
             agents::get_agent,
             agents::patch_agent,
             agents::delete_agent
         ))
-        .routes(routes!(admin::grant_credits))
+        .add(api_routes!(admin::grant_credits))
+}
+
+/// The routes with their OpenAPI descriptions, before state and layers (devstack).
+pub fn openapi_router() -> OpenApiRouter<AgentsState> {
+    routes(OpenApiRouter::new())
 }
 
 /// The function's HTTP app, with state, before the common layers (devstack merges these).
+/// No OpenAPI description is built: Lambda serves none.
 pub fn app(state: AgentsState) -> Router {
-    openapi_router().with_state(state).split_for_parts().0
+    routes(Router::new()).with_state(state)
 }
 
 /// The function's complete router: what Lambda runs and tests drive.

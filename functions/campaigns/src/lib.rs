@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiState, Auth, layers},
+    api::{ApiRoutes, ApiState, Auth, layers},
+    api_routes,
     jobs::CampaignStartQueue,
     scheduler::CampaignScheduler,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The function's state: the common API state, the campaign-start queue and the scheduler.
 #[derive(Debug, Clone)]
@@ -44,28 +45,35 @@ impl FromRef<CampaignsState> for Arc<Auth> {
     }
 }
 
-/// The routes with their OpenAPI descriptions, before state and layers.
-pub fn openapi_router() -> OpenApiRouter<CampaignsState> {
-    OpenApiRouter::new()
-        .routes(routes!(routes::create_campaign, routes::list_campaigns))
-        .routes(routes!(routes::preview_campaign))
-        .routes(routes!(
+/// The function's routes, before state and layers, added to either kind of router
+/// ([`shared::api::routes`]).
+fn routes<R: ApiRoutes<CampaignsState>>(router: R) -> R {
+    router
+        .add(api_routes!(routes::create_campaign, routes::list_campaigns))
+        .add(api_routes!(routes::preview_campaign))
+        .add(api_routes!(
             routes::get_campaign,
             routes::patch_campaign,
             routes::delete_campaign
         ))
-        .routes(routes!(routes::start_campaign))
-        .routes(routes!(routes::pause_campaign))
-        .routes(routes!(routes::resume_campaign))
-        .routes(routes!(routes::cancel_campaign))
-        .routes(routes!(routes::retry_failed))
-        .routes(routes!(routes::list_recipients))
-        .routes(routes!(routes::campaign_stats))
+        .add(api_routes!(routes::start_campaign))
+        .add(api_routes!(routes::pause_campaign))
+        .add(api_routes!(routes::resume_campaign))
+        .add(api_routes!(routes::cancel_campaign))
+        .add(api_routes!(routes::retry_failed))
+        .add(api_routes!(routes::list_recipients))
+        .add(api_routes!(routes::campaign_stats))
+}
+
+/// The routes with their OpenAPI descriptions, before state and layers (devstack).
+pub fn openapi_router() -> OpenApiRouter<CampaignsState> {
+    routes(OpenApiRouter::new())
 }
 
 /// The function's HTTP app, with state, before the common layers (devstack merges these).
+/// No OpenAPI description is built: Lambda serves none.
 pub fn app(state: CampaignsState) -> Router {
-    openapi_router().with_state(state).split_for_parts().0
+    routes(Router::new()).with_state(state)
 }
 
 /// The function's complete router: what Lambda runs and tests drive.

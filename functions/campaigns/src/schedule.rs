@@ -40,7 +40,7 @@ pub async fn upsert(state: &CampaignsState, campaign: &Campaign) -> Result<(), A
         StartReason::Schedule,
     );
     let input = serde_json::to_string(&job).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let local = at.with_timezone(&zone.tz()).naive_local();
+    let local = zone.local(at).naive_local();
     let name =
         OneTimeSchedule::campaign_name(campaign.campaign_id.as_str()).map_err(unavailable)?;
     let mut schedule =

@@ -12,39 +12,52 @@ pub mod query;
 pub mod transfer;
 
 use axum::{Router, extract::DefaultBodyLimit};
-use shared::api::{ApiState, layers};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use shared::{
+    api::{ApiRoutes, ApiState, layers},
+    api_routes,
+};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use transfer::IMPORT_BODY_LIMIT;
 
-/// The routes with their OpenAPI descriptions, before state and layers. The import route
+/// The routes, before state and layers, added to either kind of router
+/// ([`shared::api::routes`]); `empty` is a new router of that kind. The import route
 /// carries its own body limit ([`IMPORT_BODY_LIMIT`]); every other route keeps the API's.
-pub fn openapi_router() -> OpenApiRouter<ApiState> {
-    let import = OpenApiRouter::new()
-        .routes(routes!(transfer::import_contacts))
+fn routes<R: ApiRoutes<ApiState>>(empty: impl Fn() -> R) -> R {
+    let import = empty()
+        .add(api_routes!(transfer::import_contacts))
         .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT));
-    OpenApiRouter::new()
-        .routes(routes!(contacts::create_contact, contacts::list_contacts))
-        .routes(routes!(transfer::export_contacts))
-        .routes(routes!(contacts::get_settings, contacts::put_settings))
-        .routes(routes!(contacts::bulk_tags))
-        .routes(routes!(
+    empty()
+        .add(api_routes!(
+            contacts::create_contact,
+            contacts::list_contacts
+        ))
+        .add(api_routes!(transfer::export_contacts))
+        .add(api_routes!(contacts::get_settings, contacts::put_settings))
+        .add(api_routes!(contacts::bulk_tags))
+        .add(api_routes!(
             contacts::get_contact,
             contacts::patch_contact,
             contacts::delete_contact
         ))
-        .routes(routes!(contacts::add_tags))
-        .routes(routes!(contacts::remove_tag))
-        .routes(routes!(contacts::opt_out))
-        .routes(routes!(contacts::opt_in))
-        .routes(routes!(contacts::list_tags))
-        .routes(routes!(events::list_events))
+        .add(api_routes!(contacts::add_tags))
+        .add(api_routes!(contacts::remove_tag))
+        .add(api_routes!(contacts::opt_out))
+        .add(api_routes!(contacts::opt_in))
+        .add(api_routes!(contacts::list_tags))
+        .add(api_routes!(events::list_events))
         .merge(import)
 }
 
+/// The routes with their OpenAPI descriptions, before state and layers (devstack).
+pub fn openapi_router() -> OpenApiRouter<ApiState> {
+    routes(OpenApiRouter::new)
+}
+
 /// The function's HTTP app, with state, before the common layers (devstack merges these).
+/// No OpenAPI description is built: Lambda serves none.
 pub fn app(state: ApiState) -> Router {
-    openapi_router().with_state(state).split_for_parts().0
+    routes(Router::new).with_state(state)
 }
 
 /// The function's complete router: what Lambda runs and tests drive.

@@ -283,7 +283,7 @@ async fn find_existing(
 
 fn at(instant: DateTime<Utc>, zone: TenantTimeZone) -> EventDateTime {
     EventDateTime {
-        date_time: instant.with_timezone(&zone.tz()).fixed_offset(),
+        date_time: zone.local(instant),
         time_zone: Some(zone.name().to_owned()),
     }
 }

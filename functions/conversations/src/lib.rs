@@ -14,11 +14,12 @@ mod routes;
 
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiState, layers},
+    api::{ApiRoutes, ApiState, layers},
+    api_routes,
     jobs::ExtractionQueue,
     meta::graph::Graph,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API state plus the Graph client for a person's replies and the extraction queue
 /// (`POST /conversations/{id}/extract`). Handlers extract the part they use.
@@ -29,24 +30,30 @@ pub struct ConversationsState {
     pub extraction_queue: ExtractionQueue,
 }
 
-/// The routes with their OpenAPI descriptions.
-pub fn openapi_router() -> OpenApiRouter<ConversationsState> {
-    OpenApiRouter::new()
-        .routes(routes!(routes::list_conversations))
-        .routes(routes!(routes::get_conversation))
-        .routes(routes!(routes::list_messages, routes::send_message))
-        .routes(routes!(routes::resend_message))
-        .routes(routes!(routes::takeover))
-        .routes(routes!(routes::handback))
-        .routes(routes!(extractions::list_extractions))
-        .routes(routes!(extractions::get_extraction))
-        .routes(routes!(extractions::conversation_extractions))
-        .routes(routes!(extractions::extract_now))
+/// The function's routes, added to either kind of router ([`shared::api::routes`]).
+fn add_routes<R: ApiRoutes<ConversationsState>>(router: R) -> R {
+    router
+        .add(api_routes!(routes::list_conversations))
+        .add(api_routes!(routes::get_conversation))
+        .add(api_routes!(routes::list_messages, routes::send_message))
+        .add(api_routes!(routes::resend_message))
+        .add(api_routes!(routes::takeover))
+        .add(api_routes!(routes::handback))
+        .add(api_routes!(extractions::list_extractions))
+        .add(api_routes!(extractions::get_extraction))
+        .add(api_routes!(extractions::conversation_extractions))
+        .add(api_routes!(extractions::extract_now))
 }
 
-/// The function's app with state, before the common layers (devstack merges these).
+/// The routes with their OpenAPI descriptions (devstack).
+pub fn openapi_router() -> OpenApiRouter<ConversationsState> {
+    add_routes(OpenApiRouter::new())
+}
+
+/// The function's app with state, before the common layers (devstack merges these). No
+/// OpenAPI description is built: Lambda serves none.
 pub fn app(state: ConversationsState) -> Router {
-    openapi_router().with_state(state).split_for_parts().0
+    add_routes(Router::new()).with_state(state)
 }
 
 /// The complete router Lambda runs and tests drive.

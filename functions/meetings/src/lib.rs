@@ -11,12 +11,13 @@ mod meetings;
 
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiError, ApiState, layers},
+    api::{ApiError, ApiRoutes, ApiState, layers},
+    api_routes,
     db::Pool,
     google::{Google, GoogleError},
     meta::graph::Graph,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use meetings::sweep_completed;
 
@@ -48,24 +49,30 @@ impl MeetingsState {
     }
 }
 
-/// The routes with their OpenAPI descriptions.
-pub fn openapi_router() -> OpenApiRouter<MeetingsState> {
-    OpenApiRouter::new()
-        .routes(routes!(integrations::authorize_url))
-        .routes(routes!(integrations::callback))
-        .routes(routes!(
+/// The function's routes, added to either kind of router ([`shared::api::routes`]).
+fn routes<R: ApiRoutes<MeetingsState>>(router: R) -> R {
+    router
+        .add(api_routes!(integrations::authorize_url))
+        .add(api_routes!(integrations::callback))
+        .add(api_routes!(
             integrations::get_connection,
             integrations::delete_connection
         ))
-        .routes(routes!(meetings::list_meetings))
-        .routes(routes!(meetings::get_meeting))
-        .routes(routes!(meetings::cancel_meeting))
-        .routes(routes!(meetings::reschedule_meeting))
+        .add(api_routes!(meetings::list_meetings))
+        .add(api_routes!(meetings::get_meeting))
+        .add(api_routes!(meetings::cancel_meeting))
+        .add(api_routes!(meetings::reschedule_meeting))
 }
 
-/// The function's app with state, before the common layers (devstack merges these).
+/// The routes with their OpenAPI descriptions (devstack).
+pub fn openapi_router() -> OpenApiRouter<MeetingsState> {
+    routes(OpenApiRouter::new())
+}
+
+/// The function's app with state, before the common layers (devstack merges these). No
+/// OpenAPI description is built: Lambda serves none.
 pub fn app(state: MeetingsState) -> Router {
-    openapi_router().with_state(state).split_for_parts().0
+    routes(Router::new()).with_state(state)
 }
 
 /// The complete router Lambda runs and tests drive.

@@ -363,7 +363,7 @@ pub async fn reschedule_meeting(
     }
     let end = start + chrono::Duration::minutes(i64::from(meeting.duration_minutes));
     let at = |instant: DateTime<Utc>| EventDateTime {
-        date_time: instant.with_timezone(&zone.tz()).fixed_offset(),
+        date_time: zone.local(instant),
         time_zone: Some(zone.name().to_owned()),
     };
     let moved = google

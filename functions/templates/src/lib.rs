@@ -17,10 +17,11 @@ use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use shared::{
-    api::{ApiState, Auth, layers},
+    api::{ApiRoutes, ApiState, Auth, layers},
+    api_routes,
     meta::graph::Graph,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use media::{MediaLimits, media_client};
 
@@ -51,27 +52,34 @@ impl FromRef<TemplatesState> for Arc<Auth> {
     }
 }
 
-/// The routes with their OpenAPI descriptions, before state and layers.
-pub fn openapi_router() -> OpenApiRouter<TemplatesState> {
-    OpenApiRouter::new()
-        .routes(routes!(
+/// The function's routes, before state and layers, added to either kind of router
+/// ([`shared::api::routes`]).
+fn routes<R: ApiRoutes<TemplatesState>>(router: R) -> R {
+    router
+        .add(api_routes!(
             authoring::create_template,
             authoring::list_templates
         ))
-        .routes(routes!(
+        .add(api_routes!(
             authoring::get_template,
             authoring::patch_template,
             authoring::delete_template
         ))
-        .routes(routes!(submission::submit_template))
-        .routes(routes!(submission::sync_template))
-        .routes(routes!(sends::send_template))
-        .routes(routes!(stats::template_stats))
+        .add(api_routes!(submission::submit_template))
+        .add(api_routes!(submission::sync_template))
+        .add(api_routes!(sends::send_template))
+        .add(api_routes!(stats::template_stats))
+}
+
+/// The routes with their OpenAPI descriptions, before state and layers (devstack).
+pub fn openapi_router() -> OpenApiRouter<TemplatesState> {
+    routes(OpenApiRouter::new())
 }
 
 /// The function's HTTP app, with state, before the common layers (devstack merges these).
+/// No OpenAPI description is built: Lambda serves none.
 pub fn app(state: TemplatesState) -> Router {
-    openapi_router().with_state(state).split_for_parts().0
+    routes(Router::new()).with_state(state)
 }
 
 /// The function's complete router: what Lambda runs and tests drive.

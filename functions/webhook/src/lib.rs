@@ -27,7 +27,8 @@ use axum::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared::{
-    api::{ApiError, ClientIp, Problem, layers, openapi::responses::ServerErrors},
+    api::{ApiError, ApiRoutes, ClientIp, Problem, layers, openapi::responses::ServerErrors},
+    api_routes,
     db::{self, DbError, Pool, inbound::Recorded},
     domain::{InboundMessage, StatusUpdate},
     jobs::{ReplyJob, ReplyQueue},
@@ -41,7 +42,7 @@ use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 pub use webchat::WebchatLimits;
 
 /// Meta sends batches of up to a few megabytes.
@@ -115,16 +116,17 @@ struct WebchatDoc;
 /// Every route of the function with its OpenAPI description: Meta's webhook and the
 /// webchat (what devstack merges into the API document).
 pub fn openapi_router() -> OpenApiRouter<WebhookState> {
-    webchat_router().merge(meta_router())
+    webchat_routes(OpenApiRouter::with_openapi(WebchatDoc::openapi()))
+        .merge(meta_routes(OpenApiRouter::new()))
 }
 
-/// The webchat's routes with their OpenAPI descriptions.
-fn webchat_router() -> OpenApiRouter<WebhookState> {
-    OpenApiRouter::with_openapi(WebchatDoc::openapi())
-        .routes(routes!(webchat::create_session))
-        .routes(routes!(webchat::post_message, webchat::poll_messages))
-        .routes(routes!(webchat::widget_config))
-        .routes(routes!(webchat::widget_script))
+/// The webchat's routes, added to either kind of router ([`shared::api::routes`]).
+fn webchat_routes<R: ApiRoutes<WebhookState>>(router: R) -> R {
+    router
+        .add(api_routes!(webchat::create_session))
+        .add(api_routes!(webchat::post_message, webchat::poll_messages))
+        .add(api_routes!(webchat::widget_config))
+        .add(api_routes!(webchat::widget_script))
 }
 
 /// CORS for the webchat: the channel's allowed origins decide, looked up per request (so a
@@ -145,29 +147,28 @@ fn webchat_cors(pool: Pool) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// The webhook's and the webchat's routes, before the common layers.
+/// The webhook's and the webchat's routes, before the common layers. No OpenAPI description
+/// is built: Lambda serves none.
 pub fn app(state: WebhookState) -> Router {
     let cors = webchat_cors(state.pool.clone());
     // Preflights are answered by the CORS layer; these keep the method router from
     // answering 405 before the layer sees them.
     let preflight = || async { StatusCode::NO_CONTENT };
-    let webchat = webchat_router()
-        .split_for_parts()
-        .0
+    let webchat = webchat_routes(Router::new())
         .route("/webchat/{widget_key}/sessions", options(preflight))
         .route("/webchat/{widget_key}/messages", options(preflight))
         .layer(DefaultBodyLimit::max(WEBCHAT_BODY_LIMIT))
         .layer(cors);
-    let (webhook, _) = meta_router().split_for_parts();
+    let webhook = meta_routes(Router::new());
     Router::new()
         .merge(webhook)
         .merge(webchat)
         .with_state(state)
 }
 
-/// Meta's webhook routes with their OpenAPI descriptions (its own body limit, no CORS).
-fn meta_router() -> OpenApiRouter<WebhookState> {
-    OpenApiRouter::new().routes(routes!(verify_subscription, receive))
+/// Meta's webhook routes (its own body limit, no CORS), added to either kind of router.
+fn meta_routes<R: ApiRoutes<WebhookState>>(router: R) -> R {
+    router.add(api_routes!(verify_subscription, receive))
 }
 
 /// The complete router Lambda runs.

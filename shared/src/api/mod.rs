@@ -9,6 +9,7 @@
 //! - Client address: [`ClientIp`] (function URL context or socket), for per-client limits.
 //! - Lists: [`Page`] with an opaque cursor bound to its list and signed ([`pagination`]).
 //! - Cross-cutting layers (body limit, request ids, tracing, panics): [`layers::finish`].
+//! - Routes: [`routes`] (with the OpenAPI description for devstack, without it in Lambda).
 
 pub mod auth;
 mod client_ip;
@@ -18,6 +19,7 @@ pub mod layers;
 pub mod openapi;
 pub mod pagination;
 mod problem;
+pub mod routes;
 
 pub use auth::{Auth, Authenticator, Tenant};
 pub use client_ip::ClientIp;
@@ -25,6 +27,7 @@ pub use extract::{Json, Query, from_json_slice, is_json};
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER, idempotency_key};
 pub use pagination::{Cursors, Page, PageParams, Paging};
 pub use problem::{ApiError, FieldError, FieldErrors, Problem, error_chain};
+pub use routes::ApiRoutes;
 
 /// Everything the HTTP functions of this workspace share: the pool, token verification and
 /// the sealing key. Built once per execution environment, by [`ApiState::from_config`].

@@ -224,7 +224,7 @@ impl QuietHours {
 
     /// `None` when `now` is outside the quiet hours; else the instant they end.
     pub fn resumes_at(&self, now: DateTime<Utc>, zone: TenantTimeZone) -> Option<DateTime<Utc>> {
-        let local = now.with_timezone(&zone.tz()).naive_local();
+        let local = zone.local(now).naive_local();
         if !self.contains(local.time()) {
             return None;
         }

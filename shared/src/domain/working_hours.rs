@@ -96,10 +96,7 @@ impl WorkingHours {
     /// Whether a meeting from `start` to `end` lies inside these hours, in `zone`: on a
     /// working day, starting at or after the opening and ending by the closing, same day.
     pub fn contains(&self, start: DateTime<Utc>, end: DateTime<Utc>, zone: TenantTimeZone) -> bool {
-        let (local_start, local_end) = (
-            start.with_timezone(&zone.tz()),
-            end.with_timezone(&zone.tz()),
-        );
+        let (local_start, local_end) = (zone.local(start), zone.local(end));
         local_start.date_naive() == local_end.date_naive()
             && self.days.contains(&local_start.weekday())
             && local_start.time() >= self.start

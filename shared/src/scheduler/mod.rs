@@ -29,8 +29,7 @@
 mod local;
 mod sdk;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc, offset::LocalResult};
-use chrono_tz::Tz;
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 
 pub use local::LocalScheduler;
 pub use sdk::{
@@ -111,15 +110,13 @@ impl OneTimeSchedule {
     /// time (autumn's repeated hour) fires at the earlier instant; one in a gap (spring's
     /// skipped hour) is an error, as EventBridge would never fire it.
     pub fn fires_at(&self) -> Result<DateTime<Utc>, SchedulerError> {
+        // An ambiguous wall time is the earlier instant; one in a gap does not exist.
         let zone = parse_time_zone(&self.time_zone)?;
-        match zone.from_local_datetime(&self.at) {
-            LocalResult::Single(instant) => Ok(instant.with_timezone(&Utc)),
-            LocalResult::Ambiguous(earlier, _later) => Ok(earlier.with_timezone(&Utc)),
-            LocalResult::None => Err(SchedulerError::NonexistentLocalTime {
+        zone.localize(self.at)
+            .ok_or_else(|| SchedulerError::NonexistentLocalTime {
                 at: self.at,
                 time_zone: self.time_zone.clone(),
-            }),
-        }
+            })
     }
 
     /// Checks what EventBridge Scheduler and SQS would refuse, and a wall time that does not
@@ -179,9 +176,8 @@ fn validate_name(name: &str) -> Result<(), SchedulerError> {
     })
 }
 
-fn parse_time_zone(time_zone: &str) -> Result<Tz, SchedulerError> {
-    time_zone
-        .parse::<Tz>()
+fn parse_time_zone(time_zone: &str) -> Result<crate::domain::TenantTimeZone, SchedulerError> {
+    crate::domain::TenantTimeZone::parse(time_zone)
         .map_err(|_| SchedulerError::UnknownTimeZone(time_zone.to_owned()))
 }
 
