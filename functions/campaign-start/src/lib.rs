@@ -201,17 +201,13 @@ pub async fn handle_event_batch(
     deadline: Option<tokio::time::Instant>,
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.events_retry_queue.clone());
-    let report =
-        lifter
-            .run(
-                lambda::records(event),
-                deadline,
-                |job: shared::events::EventJob| async move {
-                    handle_event(state, &job).await.map(|_| ())
-                },
-            )
-            .await;
-    lambda::batch_response(report)
+    lambda::run_batch(
+        &lifter,
+        event,
+        deadline,
+        |job: shared::events::EventJob| async move { handle_event(state, &job).await.map(|_| ()) },
+    )
+    .await
 }
 
 /// Whether a Lambda batch came from the events queue (its records name their queue).
@@ -231,14 +227,13 @@ pub async fn handle_batch(
     deadline: Option<tokio::time::Instant>,
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
-    let report = lifter
-        .run(
-            lambda::records(event),
-            deadline,
-            |job: CampaignStartJob| async move { handle(state, &job).await.map(|_| ()) },
-        )
-        .await;
-    lambda::batch_response(report)
+    lambda::run_batch(
+        &lifter,
+        event,
+        deadline,
+        |job: CampaignStartJob| async move { handle(state, &job).await.map(|_| ()) },
+    )
+    .await
 }
 
 /// One Lambda invocation: an SQS batch (`Records`), or the scheduled sweep (any other

@@ -496,14 +496,10 @@ pub async fn handle_batch(
     deadline: Option<tokio::time::Instant>,
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
-    let report = lifter
-        .run(
-            lambda::records(event),
-            deadline,
-            |job: ReplyJob| async move { handle(state, &job).await },
-        )
-        .await;
-    lambda::batch_response(report)
+    lambda::run_batch(&lifter, event, deadline, |job: ReplyJob| async move {
+        handle(state, &job).await
+    })
+    .await
 }
 
 /// Receives one batch from an SQS queue and runs it through the same lifter, deleting what

@@ -356,14 +356,10 @@ pub async fn handle_batch(
     deadline: Option<tokio::time::Instant>,
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
-    let report = lifter
-        .run(
-            lambda::records(event),
-            deadline,
-            |job: ExtractionJob| async move { handle(state, &job).await.map(|_| ()) },
-        )
-        .await;
-    lambda::batch_response(report)
+    lambda::run_batch(&lifter, event, deadline, |job: ExtractionJob| async move {
+        handle(state, &job).await.map(|_| ())
+    })
+    .await
 }
 
 /// One Lambda invocation: an SQS batch (`Records`), or the scheduled sweep (any other

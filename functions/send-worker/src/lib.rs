@@ -563,12 +563,8 @@ pub async fn handle_batch(
     deadline: Option<tokio::time::Instant>,
 ) -> aws_lambda_events::sqs::SqsBatchResponse {
     let lifter = Lifter::new(state.lifter.clone(), state.retry_queue.clone());
-    let report = lifter
-        .run(
-            lambda::records(event),
-            deadline,
-            |job: SendJob| async move { handle(state, &job).await.map(|_| ()) },
-        )
-        .await;
-    lambda::batch_response(report)
+    lambda::run_batch(&lifter, event, deadline, |job: SendJob| async move {
+        handle(state, &job).await.map(|_| ())
+    })
+    .await
 }

@@ -4,7 +4,26 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use super::batch::{BatchReport, Record};
+use super::{
+    Job,
+    batch::{BatchReport, JobError, Lifter, Record},
+};
+
+/// Runs one Lambda SQS batch through `lifter` and answers with the failed records only:
+/// what every queue consumer's `handle_batch` does.
+pub async fn run_batch<J, F, Fut>(
+    lifter: &Lifter,
+    event: SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+    handler: F,
+) -> SqsBatchResponse
+where
+    J: Job,
+    F: FnMut(J) -> Fut,
+    Fut: Future<Output = Result<(), JobError>>,
+{
+    batch_response(lifter.run(records(event), deadline, handler).await)
+}
 
 /// An SQS event's records as the lifter's records.
 pub fn records(event: SqsEvent) -> Vec<Record> {
