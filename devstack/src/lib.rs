@@ -197,6 +197,7 @@ impl Stack {
             config: send_worker::SendConfig::default(),
             retry_queue: None,
             lifter: devstack_lifter(),
+            contexts: Default::default(),
         };
         let simulators = Simulators::new(
             format!("{base_url}/webhook"),
@@ -364,9 +365,7 @@ impl Stack {
                 let state = &send_state;
                 loop {
                     lifter
-                        .poll_local(&sends, |job: shared::jobs::SendJob| async move {
-                            send_worker::handle(state, &job).await.map(|_| ())
-                        })
+                        .poll_local_together(&sends, |jobs| send_worker::run_jobs(state, jobs))
                         .await;
                 }
             });

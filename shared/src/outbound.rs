@@ -18,10 +18,11 @@
 //! while `pending`, so two callers of the same message send it once.
 
 use secrecy::SecretString;
+use tracing::Instrument;
 
 use crate::{
     crypto::{SealingKey, SecretKind},
-    db::{DbError, PooledClient, conversations as convo},
+    db::{DbError, PooledClient, Transaction, conversations as convo},
     domain::{InstagramApi, MessageId, MessageStatus, Platform, UserId, customer_key},
     meta::{
         errors::SendFailure,
@@ -61,6 +62,8 @@ pub enum SendOutcome {
         platform_message_id: String,
         /// WhatsApp's `message_status` (`accepted`, …), when Meta gave one.
         message_status: Option<String>,
+        /// When Meta's answer came.
+        accepted_at: chrono::DateTime<chrono::Utc>,
     },
     /// It may pass later: still `pending`, with the code and reason recorded.
     Retryable {
@@ -91,68 +94,134 @@ pub async fn send_and_record(
     payload: Payload<'_>,
 ) -> Result<SendOutcome, DbError> {
     let tx = client.transaction().await?;
-    let Some(message) = convo::lock_outgoing(&tx, destination.user_id, message_id).await? else {
-        return Ok(SendOutcome::Missing);
+    let outgoing = Outgoing {
+        destination,
+        message_id,
+        payload,
+        not_before: None,
     };
-    if message.status != MessageStatus::Pending {
-        return Ok(SendOutcome::AlreadyFinished {
-            status: message.status,
-        });
-    }
-    let sent = send(graph, key, destination, message_id, &message.text, payload).await;
-    let outcome = match sent {
-        Ok(sent) => {
-            let customer = crate::domain::CustomerIdentity::of_conversation(
-                destination.platform,
-                &customer_key(destination.platform, destination.customer),
-            );
-            convo::mark_sent(
-                &tx,
-                destination.user_id,
-                message_id,
-                &sent.platform_message_id,
-                &customer,
-            )
-            .await?;
-            SendOutcome::Sent {
+    let outcome = send_many(&tx, graph, key, &[outgoing]).await?.pop();
+    tx.commit().await?;
+    Ok(outcome.unwrap_or(SendOutcome::Missing))
+}
+
+/// One message of a [`send_many`] batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub destination: Destination<'a>,
+    pub message_id: &'a MessageId,
+    pub payload: Payload<'a>,
+    /// Not sent before this instant (its send slot).
+    pub not_before: Option<tokio::time::Instant>,
+}
+
+/// [`send_and_record`] for many messages, in the caller's transaction (the caller commits,
+/// after recording its own rows in the same transaction): every message is locked (in id
+/// order), each still `pending` one is sent at its `not_before`, concurrently, and the sent
+/// ones are recorded in bulk. The answer is in `sends` order.
+pub async fn send_many(
+    tx: &Transaction<'_>,
+    graph: &Graph,
+    key: &SealingKey,
+    sends: &[Outgoing<'_>],
+) -> Result<Vec<SendOutcome>, DbError> {
+    let wanted: Vec<(&MessageId, &UserId)> = sends
+        .iter()
+        .map(|s| (s.message_id, s.destination.user_id))
+        .collect();
+    let locked = convo::lock_outgoing_many(tx, &wanted).await?;
+    let text_of = |id: &MessageId| {
+        locked
+            .iter()
+            .find(|m| &m.message_id == id)
+            .map(|m| (m.status, m.text.as_str()))
+    };
+    let attempts = sends.iter().map(|s| async move {
+        match text_of(s.message_id) {
+            None => None,
+            Some((status, _)) if status != MessageStatus::Pending => None,
+            Some((_, text)) => {
+                if let Some(at) = s.not_before {
+                    tokio::time::sleep_until(at).await;
+                }
+                let sent = send(graph, key, s.destination, s.message_id, text, s.payload)
+                    .instrument(tracing::info_span!("send", message.id = %s.message_id))
+                    .await;
+                Some(sent.map(|sent| (sent, chrono::Utc::now())))
+            }
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+
+    let mut outcomes = Vec::with_capacity(sends.len());
+    let mut customers = Vec::with_capacity(sends.len());
+    for (s, result) in sends.iter().zip(results) {
+        let outcome = match (text_of(s.message_id), result) {
+            (None, _) => SendOutcome::Missing,
+            (Some((status, _)), None) => SendOutcome::AlreadyFinished { status },
+            (Some(_), Some(Ok((sent, accepted_at)))) => SendOutcome::Sent {
                 platform_message_id: sent.platform_message_id,
                 message_status: sent.message_status,
+                accepted_at,
+            },
+            (Some(_), Some(Err(error))) => {
+                let class = error.send_failure();
+                tracing::warn!(
+                    message.id = %s.message_id,
+                    meta.code = error.code,
+                    meta.subcode = error.subcode,
+                    meta.fbtrace_id = error.fbtrace_id.as_deref(),
+                    http.status = error.status,
+                    class = %class,
+                    "Meta did not take the message"
+                );
+                convo::mark_send_failure(
+                    tx,
+                    s.destination.user_id,
+                    s.message_id,
+                    class,
+                    error.code_text(),
+                    &error.message,
+                )
+                .await?;
+                match class {
+                    SendFailure::Retryable => SendOutcome::Retryable {
+                        code: error.code,
+                        reason: error.message,
+                        http_status: error.status,
+                    },
+                    SendFailure::Permanent => SendOutcome::Failed {
+                        code: error.code,
+                        reason: error.message,
+                    },
+                }
             }
-        }
-        Err(error) => {
-            let class = error.send_failure();
-            tracing::warn!(
-                meta.code = error.code,
-                meta.subcode = error.subcode,
-                meta.fbtrace_id = error.fbtrace_id.as_deref(),
-                http.status = error.status,
-                class = %class,
-                "Meta did not take the message"
-            );
-            convo::mark_send_failure(
-                &tx,
-                destination.user_id,
-                message_id,
-                class,
-                error.code_text(),
-                &error.message,
-            )
-            .await?;
-            match class {
-                SendFailure::Retryable => SendOutcome::Retryable {
-                    code: error.code,
-                    reason: error.message,
-                    http_status: error.status,
-                },
-                SendFailure::Permanent => SendOutcome::Failed {
-                    code: error.code,
-                    reason: error.message,
-                },
-            }
-        }
-    };
-    tx.commit().await?;
-    Ok(outcome)
+        };
+        customers.push(crate::domain::CustomerIdentity::of_conversation(
+            s.destination.platform,
+            &customer_key(s.destination.platform, s.destination.customer),
+        ));
+        outcomes.push(outcome);
+    }
+    let sent: Vec<convo::SentMessage<'_>> = sends
+        .iter()
+        .zip(&outcomes)
+        .zip(&customers)
+        .filter_map(|((s, outcome), customer)| match outcome {
+            SendOutcome::Sent {
+                platform_message_id,
+                ..
+            } => Some(convo::SentMessage {
+                user: s.destination.user_id,
+                message_id: s.message_id,
+                platform_message_id,
+                customer,
+            }),
+            _ => None,
+        })
+        .collect();
+    convo::mark_sent_many(tx, &sent).await?;
+    Ok(outcomes)
 }
 
 /// The send itself, by platform.

@@ -211,9 +211,10 @@ async fn another_tenants_id_changes_nothing_in_a_conversation_or_its_messages() 
     )
     .await
     .expect("insert");
-    let locked = convo::lock_outgoing(&tx, other, &reply)
+    let locked = convo::lock_outgoing_many(&tx, &[(&reply, other)])
         .await
-        .expect("lock");
+        .expect("lock")
+        .pop();
     convo::mark_sent(&tx, other, &reply, "wamid.INTRUDER", &customer_phone())
         .await
         .expect("mark_sent");
@@ -262,9 +263,10 @@ async fn another_tenants_id_changes_nothing_in_a_conversation_or_its_messages() 
         .await
         .expect("set_openai_conversation");
     let tx = client.transaction().await.expect("tx");
-    let locked = convo::lock_outgoing(&tx, &owner.user, &reply)
+    let locked = convo::lock_outgoing_many(&tx, &[(&reply, &owner.user)])
         .await
-        .expect("lock");
+        .expect("lock")
+        .pop();
     convo::mark_sent(&tx, &owner.user, &reply, "wamid.OWNER", &customer_phone())
         .await
         .expect("mark_sent");

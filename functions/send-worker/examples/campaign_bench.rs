@@ -242,9 +242,7 @@ async fn drain(
                 }
                 let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
                 let report = lifter
-                    .run(records, None, |job: SendJob| async move {
-                        send_worker::handle(state, &job).await.map(|_| ())
-                    })
+                    .run_together(records, None, |jobs| send_worker::run_jobs(state, jobs))
                     .await;
                 queue.settle(&ids, &report);
             }
@@ -341,6 +339,7 @@ async fn main() {
         config: SendConfig::default(),
         retry_queue: None,
         lifter: lifter(),
+        contexts: Default::default(),
     };
 
     // 1. Fan-out of 100,000.

@@ -23,6 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config: SendConfig::default(),
         retry_queue,
         lifter: shared::jobs::LifterConfig::from_env()?,
+        contexts: Default::default(),
     };
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {

@@ -779,7 +779,8 @@ pub async fn complete_if_done(
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub recipient_id: CampaignRecipientId,
-    pub campaign: Campaign,
+    pub user_id: UserId,
+    pub campaign_id: CampaignId,
     pub contact_id: ContactId,
     pub phone: String,
     pub fields: crate::domain::campaign::RecipientFields,
@@ -790,68 +791,56 @@ pub struct Claimed {
     pub attempts: i32,
 }
 
-/// What a claim found.
-#[derive(Debug, Clone)]
-pub enum Claim {
-    /// Ours to send, until [`release`] or a finish.
-    Claimed(Box<Claimed>),
-    /// Nothing to do: not queued (finished, skipped, claimed by another job, or not the
-    /// tenant's).
-    Nothing,
-}
-
-/// Claims a `QUEUED` recipient of the tenant's campaign for sending, in one conditional
-/// UPDATE: a redelivered job for a claimed or finished recipient gets [`Claim::Nothing`].
-pub async fn claim(
-    tx: &Transaction<'_>,
-    user: &UserId,
-    recipient: &CampaignRecipientId,
-) -> Result<Claim, DbError> {
-    let Some(row) = tx
-        .query_opt(
+/// Claims `QUEUED` recipients of the tenants' campaigns for sending, `(tenant, recipient)`
+/// pairs, in one conditional UPDATE: ours to send until [`release`] or a finish. A
+/// recipient not in the answer is nothing to do: finished, skipped, claimed by another job
+/// (a redelivery or a duplicate), or not the tenant's.
+pub async fn claim_many(
+    client: &impl GenericClient,
+    wanted: &[(&UserId, &CampaignRecipientId)],
+) -> Result<Vec<Claimed>, DbError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let users: Vec<&str> = wanted.iter().map(|(u, _)| u.as_str()).collect();
+    let recipients: Vec<&str> = wanted.iter().map(|(_, r)| r.as_str()).collect();
+    let rows = client
+        .query(
             "UPDATE campaign_recipients r SET claimed_at = now(), attempts = r.attempts + 1
-             FROM campaigns c
-             WHERE r.recipient_id = $1 AND c.campaign_id = r.campaign_id AND c.user_id = $2
+             FROM unnest($1::text[], $2::text[]) AS w(uid, rid), campaigns c, contacts ct
+             WHERE r.recipient_id = w.rid AND c.campaign_id = r.campaign_id
+               AND c.user_id = w.uid AND ct.contact_id = r.contact_id AND ct.user_id = c.user_id
                AND r.status = 'QUEUED' AND r.claimed_at IS NULL
-             RETURNING r.campaign_id, r.contact_id, r.phone, r.template_send_id, r.not_before,
-                       r.first_deferred_at, r.attempts",
-            &[&recipient.as_str(), &user.as_str()],
-        )
-        .await?
-    else {
-        return Ok(Claim::Nothing);
-    };
-    let campaign_id = CampaignId::from_trusted(row.try_get("campaign_id")?);
-    let campaign = get(tx, user, &campaign_id)
-        .await?
-        .ok_or_else(|| corrupt("campaign_id", "a claimed recipient's campaign is missing"))?;
-    let contact_id = ContactId::from_trusted(row.try_get("contact_id")?);
-    let contact = tx
-        .query_one(
-            "SELECT name, email, company, phone, opted_out FROM contacts
-             WHERE contact_id = $1 AND user_id = $2",
-            &[&contact_id.as_str(), &user.as_str()],
+             RETURNING r.recipient_id, c.user_id, r.campaign_id, r.contact_id, r.phone,
+                       r.template_send_id, r.not_before, r.first_deferred_at, r.attempts,
+                       ct.name, ct.email, ct.company, ct.phone AS contact_phone, ct.opted_out",
+            &[&users, &recipients],
         )
         .await?;
-    Ok(Claim::Claimed(Box::new(Claimed {
-        recipient_id: recipient.clone(),
-        campaign,
-        contact_id,
-        phone: row
-            .try_get::<_, Option<String>>("phone")?
-            .unwrap_or_default(),
-        fields: crate::domain::campaign::RecipientFields {
-            name: contact.try_get("name")?,
-            email: contact.try_get("email")?,
-            company: contact.try_get("company")?,
-            phone: contact.try_get("phone")?,
-        },
-        opted_out: contact.try_get("opted_out")?,
-        template_send_id: row.try_get("template_send_id")?,
-        not_before: row.try_get("not_before")?,
-        first_deferred_at: row.try_get("first_deferred_at")?,
-        attempts: row.try_get("attempts")?,
-    })))
+    rows.iter()
+        .map(|row| {
+            Ok(Claimed {
+                recipient_id: CampaignRecipientId::from_trusted(row.try_get("recipient_id")?),
+                user_id: super::user_column(row, "user_id")?,
+                campaign_id: CampaignId::from_trusted(row.try_get("campaign_id")?),
+                contact_id: ContactId::from_trusted(row.try_get("contact_id")?),
+                phone: row
+                    .try_get::<_, Option<String>>("phone")?
+                    .unwrap_or_default(),
+                fields: crate::domain::campaign::RecipientFields {
+                    name: row.try_get("name")?,
+                    email: row.try_get("email")?,
+                    company: row.try_get("company")?,
+                    phone: row.try_get("contact_phone")?,
+                },
+                opted_out: row.try_get("opted_out")?,
+                template_send_id: row.try_get("template_send_id")?,
+                not_before: row.try_get("not_before")?,
+                first_deferred_at: row.try_get("first_deferred_at")?,
+                attempts: row.try_get("attempts")?,
+            })
+        })
+        .collect()
 }
 
 /// How a claimed recipient is given back.
@@ -910,18 +899,24 @@ pub async fn mark_marketing_opt_out(
     Ok(())
 }
 
-/// Links a claimed recipient to its template send and records its resolved values.
-pub async fn link_send(
+/// Links claimed recipients to their template sends and records their resolved values:
+/// `(recipient, send id, values)`.
+pub async fn link_sends(
     client: &impl GenericClient,
-    recipient: &CampaignRecipientId,
-    send_id: &str,
-    values: &Value,
+    links: &[(&CampaignRecipientId, &str, &Value)],
 ) -> Result<(), DbError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let recipients: Vec<&str> = links.iter().map(|(r, _, _)| r.as_str()).collect();
+    let sends: Vec<&str> = links.iter().map(|(_, s, _)| *s).collect();
+    let values: Vec<&Value> = links.iter().map(|(_, _, v)| *v).collect();
     client
         .execute(
-            "UPDATE campaign_recipients SET template_send_id = $2, variable_values = $3
-             WHERE recipient_id = $1",
-            &[&recipient.as_str(), &send_id, values],
+            "UPDATE campaign_recipients r SET template_send_id = u.s, variable_values = u.v
+             FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(id, s, v)
+             WHERE r.recipient_id = u.id",
+            &[&recipients, &sends, &values],
         )
         .await?;
     Ok(())
@@ -985,6 +980,50 @@ pub async fn finish(
     };
     add_counts(tx, campaign, shard_of(recipient.as_str()), counts).await?;
     Ok(true)
+}
+
+/// Finishes claimed recipients Meta accepted, `(recipient, when)`, `SENT`, and counts
+/// them, in the caller's transaction: [`finish`]`(Sent)` for many in two statements.
+/// Returns how many moved.
+pub async fn finish_sent(
+    tx: &Transaction<'_>,
+    campaign: &CampaignId,
+    recipients: &[(&CampaignRecipientId, DateTime<Utc>)],
+) -> Result<u64, DbError> {
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = recipients.iter().map(|(r, _)| r.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = recipients.iter().map(|(_, at)| *at).collect();
+    let moved = tx
+        .query(
+            "UPDATE campaign_recipients r SET status = 'SENT', error_code = NULL,
+                 error_message = NULL, skip_reason = NULL, claimed_at = NULL,
+                 sent_at = COALESCE(r.sent_at, u.at)
+             FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+             WHERE r.recipient_id = u.id AND r.status = 'QUEUED'
+             RETURNING r.recipient_id",
+            &[&ids, &times],
+        )
+        .await?;
+    let mut by_shard: BTreeMap<i16, i32> = BTreeMap::new();
+    for row in &moved {
+        *by_shard
+            .entry(shard_of(row.try_get("recipient_id")?))
+            .or_default() += 1;
+    }
+    let shards: Vec<i16> = by_shard.keys().copied().collect();
+    let sent: Vec<i32> = by_shard.values().copied().collect();
+    if !shards.is_empty() {
+        tx.execute(
+            "INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
+             SELECT $1, shard, n, 0, 0, 0, 0 FROM unnest($2::int2[], $3::int4[]) AS u(shard, n)
+             ON CONFLICT (campaign_id, shard) DO UPDATE SET sent = k.sent + EXCLUDED.sent",
+            &[&campaign.as_str(), &shards, &sent],
+        )
+        .await?;
+    }
+    Ok(moved.len() as u64)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1139,58 +1178,52 @@ pub async fn counted_from_rows(
 // The per-number limiter.
 // ---------------------------------------------------------------------------------------
 
-/// A send slot: when this send may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
-    /// Reserved: send at this instant (now or shortly after).
-    At(DateTime<Utc>),
-    /// The number's slots are taken further ahead than the caller may wait: none was
-    /// reserved; the next one frees at this instant.
-    Busy(DateTime<Utc>),
+/// Send slots reserved from a number's limiter: `granted` slots `step` apart from `first`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlotBlock {
+    /// The first slot; with nothing granted, when the number's next slot frees.
+    pub first: DateTime<Utc>,
+    pub step: std::time::Duration,
+    pub granted: u32,
 }
 
-/// Reserves the next send slot of a number sending at `per_second` (halved while slowed
-/// after a 130429), unless it is more than `max_wait_ms` away. Virtual scheduling: every
-/// reservation moves `next_slot_at` one interval on, in one row update shared by every
-/// worker, so the number's rate holds across concurrent invocations.
-pub async fn reserve_slot(
+impl SlotBlock {
+    /// The instant of slot `i` of the block.
+    pub fn slot(&self, i: u32) -> DateTime<Utc> {
+        let step = chrono::Duration::from_std(self.step * i).unwrap_or(chrono::Duration::zero());
+        self.first + step
+    }
+}
+
+/// Reserves `wanted` consecutive send slots of a number sending at `per_second` (slots
+/// twice as far apart while slowed after a 130429), unless its next free slot is more
+/// than `max_ahead` away (then none: `granted` 0). Virtual scheduling in one function call
+/// (`reserve_send_slots`, V21): the row's `next_slot_at` moves past the block under its
+/// lock, so the number's rate holds across every concurrent worker.
+pub async fn reserve_slots(
     client: &impl GenericClient,
     phone_number: &PhoneNumberId,
-    per_second: i32,
-    max_wait_ms: i64,
-) -> Result<Slot, DbError> {
-    let per_second = f64::from(per_second.max(1));
-    client
-        .execute(
-            "INSERT INTO send_throttles (phone_number_id) VALUES ($1)
-             ON CONFLICT (phone_number_id) DO NOTHING",
-            &[&phone_number.as_str()],
-        )
-        .await?;
-    let reserved = client
-        .query_opt(
-            "UPDATE send_throttles SET next_slot_at =
-                 greatest(next_slot_at, clock_timestamp())
-                 + make_interval(secs => CASE WHEN slowed_until > clock_timestamp()
-                                              THEN 2.0 ELSE 1.0 END / $2::float8)
-             WHERE phone_number_id = $1
-               AND next_slot_at <= clock_timestamp() + make_interval(secs => $3::float8 / 1000)
-             RETURNING greatest(next_slot_at - make_interval(secs => CASE WHEN slowed_until > clock_timestamp()
-                                              THEN 2.0 ELSE 1.0 END / $2::float8), clock_timestamp()) AS slot",
-            &[&phone_number.as_str(), &per_second, &(max_wait_ms as f64)],
-        )
-        .await?;
-    if let Some(row) = reserved {
-        return Ok(Slot::At(row.try_get("slot")?));
-    }
+    per_second: f64,
+    wanted: u32,
+    max_ahead: std::time::Duration,
+) -> Result<SlotBlock, DbError> {
     let row = client
         .query_one(
-            "SELECT next_slot_at - make_interval(secs => $2::float8 / 1000) AS free_at
-             FROM send_throttles WHERE phone_number_id = $1",
-            &[&phone_number.as_str(), &(max_wait_ms as f64)],
+            "SELECT first_slot, step_ms, granted FROM reserve_send_slots($1, $2, $3, $4)",
+            &[
+                &phone_number.as_str(),
+                &per_second,
+                &i32::try_from(wanted).unwrap_or(i32::MAX),
+                &(max_ahead.as_millis() as f64),
+            ],
         )
         .await?;
-    Ok(Slot::Busy(row.try_get("free_at")?))
+    let step_ms: f64 = row.try_get("step_ms")?;
+    Ok(SlotBlock {
+        first: row.try_get("first_slot")?,
+        step: std::time::Duration::from_secs_f64((step_ms / 1000.0).max(0.0)),
+        granted: u32::try_from(row.try_get::<_, i32>("granted")?).unwrap_or(0),
+    })
 }
 
 /// Meta answered 130429: the number sends at half its rate for a minute, and its next slot

@@ -400,23 +400,28 @@ pub async fn agent_message_in(
     row.as_ref().map(OutgoingMessage::from_row).transpose()
 }
 
-/// Locks one of the tenant's messages for sending (in the caller's transaction) and reads
-/// it: a second sender of the same message waits here, then finds it no longer `pending`.
-pub async fn lock_outgoing(
+/// Locks many messages for sending (in the caller's transaction, in id order so concurrent
+/// callers cannot deadlock) and reads them: `(message id, tenant)` pairs; a message of
+/// another tenant is left out of the answer.
+pub async fn lock_outgoing_many(
     tx: &Transaction<'_>,
-    user: &UserId,
-    message_id: &MessageId,
-) -> Result<Option<OutgoingMessage>, DbError> {
-    let row = tx
-        .query_opt(
-            &format!(
-                "SELECT m.message_id, m.text, m.status FROM messages m, {TENANT_MESSAGE}
-                 FOR UPDATE OF m"
-            ),
-            &[&message_id.as_str(), &user.as_str()],
-        )
-        .await?;
-    row.as_ref().map(OutgoingMessage::from_row).transpose()
+    messages: &[(&MessageId, &UserId)],
+) -> Result<Vec<OutgoingMessage>, DbError> {
+    let ids: Vec<&str> = messages.iter().map(|(m, _)| m.as_str()).collect();
+    let users: Vec<&str> = messages.iter().map(|(_, u)| u.as_str()).collect();
+    tx.query(
+        "SELECT m.message_id, m.text, m.status FROM messages m
+           JOIN unnest($1::text[], $2::text[]) AS u(id, uid) ON m.message_id = u.id
+           JOIN conversations c ON c.conversation_id = m.conversation_id
+           JOIN agents a ON a.agent_id = c.agent_id AND a.user_id = u.uid
+         ORDER BY m.message_id
+         FOR UPDATE OF m",
+        &[&ids, &users],
+    )
+    .await?
+    .iter()
+    .map(OutgoingMessage::from_row)
+    .collect()
 }
 
 /// Records that Meta accepted one of the tenant's messages: `sent`, its platform id, a
@@ -428,45 +433,89 @@ pub async fn mark_sent(
     platform_message_id: &str,
     customer: &CustomerIdentity,
 ) -> Result<(), DbError> {
+    let sent = SentMessage {
+        user,
+        message_id,
+        platform_message_id,
+        customer,
+    };
+    mark_sent_many(tx, &[sent]).await
+}
+
+/// A message Meta accepted ([`mark_sent_many`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SentMessage<'a> {
+    /// The tenant: only its message is recorded (and its contact counted).
+    pub user: &'a UserId,
+    pub message_id: &'a MessageId,
+    pub platform_message_id: &'a str,
+    pub customer: &'a CustomerIdentity,
+}
+
+/// [`mark_sent`] for many messages in four statements whatever their number. Only messages
+/// still `pending` move (and count).
+pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> Result<(), DbError> {
+    if sent.is_empty() {
+        return Ok(());
+    }
     // The send has happened: an id we cannot store must not fail the recording (the job
     // would be retried and send again), so it is recorded as unknown instead: one too long
     // or holding a NUL, or one another message already holds (ids are unique; Meta's are
-    // globally, a simulator's restarted counter's are not).
-    let platform_message_id = storable_platform_id(platform_message_id);
+    // globally, a simulator's restarted counter's are not), here or in this batch.
+    let mut seen = std::collections::HashSet::new();
+    let platform_ids: Vec<Option<&str>> = sent
+        .iter()
+        .map(|s| storable_platform_id(s.platform_message_id).filter(|id| seen.insert(*id)))
+        .collect();
+    let message_ids: Vec<&str> = sent.iter().map(|s| s.message_id.as_str()).collect();
+    let users: Vec<&str> = sent.iter().map(|s| s.user.as_str()).collect();
     let updated = tx
-        .query_opt(
-            &format!(
-                "UPDATE messages m SET status = 'sent', error_code = NULL, send_failure = NULL,
-                     platform_message_id = CASE WHEN EXISTS (
-                         SELECT 1 FROM messages o
-                          WHERE o.platform_message_id = $3 AND o.message_id <> m.message_id)
-                         THEN NULL ELSE $3 END
-                 FROM {TENANT_MESSAGE} AND m.status = 'pending'
-                 RETURNING m.platform_message_id"
-            ),
-            &[&message_id.as_str(), &user.as_str(), &platform_message_id],
+        .query(
+            "UPDATE messages m SET status = 'sent', error_code = NULL, send_failure = NULL,
+                 platform_message_id = CASE WHEN EXISTS (
+                     SELECT 1 FROM messages o
+                      WHERE o.platform_message_id = u.p AND o.message_id <> m.message_id)
+                     THEN NULL ELSE u.p END
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, uid, p),
+                  conversations c, agents a
+             WHERE m.message_id = u.id AND c.conversation_id = m.conversation_id
+               AND a.agent_id = c.agent_id AND a.user_id = u.uid AND m.status = 'pending'
+             RETURNING m.message_id, m.platform_message_id",
+            &[&message_ids, &users, &platform_ids],
         )
         .await?;
-    let Some(updated) = updated else {
-        return Ok(());
-    };
-    let stored: Option<String> = updated.try_get("platform_message_id")?;
-    if stored.is_none() && platform_message_id.is_some() {
-        tracing::warn!(
-            message.id = %message_id,
-            "the provider's id of a sent message is already another message's; recorded without it"
-        );
+    let mut stored_ids = Vec::with_capacity(updated.len());
+    let mut stored_platform_ids: Vec<Option<String>> = Vec::with_capacity(updated.len());
+    for row in &updated {
+        let message_id: String = row.try_get("message_id")?;
+        let stored: Option<String> = row.try_get("platform_message_id")?;
+        if stored.is_none() {
+            tracing::warn!(
+                message.id = %message_id,
+                "the provider's id of a sent message is already another message's; recorded without it"
+            );
+        }
+        stored_ids.push(message_id);
+        stored_platform_ids.push(stored);
     }
-    let platform_message_id = stored;
+    if stored_ids.is_empty() {
+        return Ok(());
+    }
     tx.execute(
-        "INSERT INTO message_delivery_status (message_id, platform_message_id, status) VALUES ($1, $2, 'pending')
+        "INSERT INTO message_delivery_status (message_id, platform_message_id, status)
+         SELECT id, p, 'pending' FROM unnest($1::text[], $2::text[]) AS u(id, p)
          ON CONFLICT (message_id) DO UPDATE
              SET platform_message_id = EXCLUDED.platform_message_id, error_message = NULL,
                  updated_at = CURRENT_TIMESTAMP",
-        &[&message_id.as_str(), &platform_message_id],
+        &[&stored_ids, &stored_platform_ids],
     )
     .await?;
-    super::contacts::count_sent(tx, user, customer).await
+    let counted: Vec<(&UserId, &CustomerIdentity)> = sent
+        .iter()
+        .filter(|s| stored_ids.iter().any(|id| id == s.message_id.as_str()))
+        .map(|s| (s.user, s.customer))
+        .collect();
+    super::contacts::count_sent_many(tx, &counted).await
 }
 
 /// A provider's id for a message we sent, if the columns can hold it.

@@ -746,91 +746,175 @@ pub async fn begin_send(
     user: &UserId,
     new: NewSend<'_>,
 ) -> Result<Option<BegunSend>, DbError> {
-    let NewSend {
-        template,
-        agent_id,
-        customer,
-        text,
-        variable_values,
-        campaign_id,
-        idempotency_key,
-    } = new;
-    let candidate = ConversationId::generate();
+    let item = SendItem {
+        customer: new.customer,
+        text: new.text,
+        variable_values: new.variable_values,
+        idempotency_key: new.idempotency_key,
+    };
+    let batch = SendBatch {
+        template: new.template,
+        agent_id: new.agent_id,
+        campaign_id: new.campaign_id,
+    };
+    Ok(begin_sends(tx, user, batch, &[item]).await?.pop().flatten())
+}
+
+/// What the sends of one [`begin_sends`] call share.
+#[derive(Debug, Clone, Copy)]
+pub struct SendBatch<'a> {
+    pub template: &'a Template,
+    /// The agent of the template's channel: the customers' conversations are with it.
+    pub agent_id: &'a AgentId,
+    pub campaign_id: Option<&'a str>,
+}
+
+/// One customer's send in a [`begin_sends`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct SendItem<'a> {
+    /// The customer (E.164).
+    pub customer: &'a str,
+    /// The rendered body, the conversation message's text.
+    pub text: &'a str,
+    pub variable_values: &'a Value,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// [`begin_send`] for many customers of one template and agent, in six statements
+/// whatever their number (a campaign's batch): the answer is in `items` order, `None`
+/// where nothing was written (the agent is not the tenant's). Conversations are locked in
+/// id order, so concurrent batches cannot deadlock, and two sends into one conversation
+/// take consecutive sequence numbers.
+pub async fn begin_sends(
+    tx: &Transaction<'_>,
+    user: &UserId,
+    batch: SendBatch<'_>,
+    items: &[SendItem<'_>],
+) -> Result<Vec<Option<BegunSend>>, DbError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let customers: Vec<&str> = items.iter().map(|i| i.customer).collect();
+    let candidates: Vec<String> = items
+        .iter()
+        .map(|_| ConversationId::generate().into())
+        .collect();
     tx.execute(
         "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
-         SELECT $1, agent_id, $3 FROM agents WHERE agent_id = $2 AND user_id = $4
+         SELECT u.id, a.agent_id, u.phone
+         FROM agents a, unnest($1::text[], $2::text[]) AS u(id, phone)
+         WHERE a.agent_id = $3 AND a.user_id = $4
          ON CONFLICT (agent_id, customer_phone) WHERE is_active DO NOTHING",
         &[
-            &candidate.as_str(),
-            &agent_id.as_str(),
-            &customer,
+            &candidates,
+            &customers,
+            &batch.agent_id.as_str(),
             &user.as_str(),
         ],
     )
     .await?;
-    let Some(row) = tx
-        .query_opt(
-            "SELECT c.conversation_id FROM conversations c
+    let rows = tx
+        .query(
+            "SELECT c.conversation_id, c.customer_phone FROM conversations c
                JOIN agents a ON a.agent_id = c.agent_id
-             WHERE c.agent_id = $1 AND c.customer_phone = $2 AND c.is_active
-               AND a.user_id = $3",
-            &[&agent_id.as_str(), &customer, &user.as_str()],
+             WHERE c.agent_id = $1 AND c.customer_phone = ANY($2) AND c.is_active
+               AND a.user_id = $3
+             ORDER BY c.conversation_id
+             FOR UPDATE OF c",
+            &[&batch.agent_id.as_str(), &customers, &user.as_str()],
         )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let conversation_id = ConversationId::from_trusted(row.try_get("conversation_id")?);
-    let Some(message_id) = super::conversations::insert_agent_message(
-        tx,
-        user,
-        &conversation_id,
-        text,
-        MessageAuthor::Template,
-        None,
-    )
-    .await?
-    else {
-        return Ok(None);
-    };
-    let send_id = TemplateSendId::generate();
-    let metadata = serde_json::json!({
-        "template": {
-            "template_id": template.template_id.as_str(),
-            "send_id": send_id.as_str(),
-            "name": template.draft.name,
-            "language": template.draft.language,
-        }
-    });
+        .await?;
+    let mut conversation_of = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        conversation_of.insert(
+            row.try_get::<_, String>("customer_phone")?,
+            row.try_get::<_, String>("conversation_id")?,
+        );
+    }
+    let template = batch.template;
+    let mut begun: Vec<Option<BegunSend>> = Vec::with_capacity(items.len());
+    let (mut message_ids, mut conversation_ids, mut texts, mut metadata) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut send_ids, mut phones, mut values, mut keys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for item in items {
+        let Some(conversation) = conversation_of.get(item.customer) else {
+            begun.push(None);
+            continue;
+        };
+        let send = BegunSend {
+            send_id: TemplateSendId::generate(),
+            message_id: MessageId::generate(),
+            conversation_id: ConversationId::from_trusted(conversation.clone()),
+        };
+        message_ids.push(send.message_id.to_string());
+        conversation_ids.push(conversation.clone());
+        // What PostgreSQL cannot hold is replaced rather than failing the send.
+        texts.push(crate::domain::replace_nul(item.text).into_owned());
+        metadata.push(serde_json::json!({
+            "template": {
+                "template_id": template.template_id.as_str(),
+                "send_id": send.send_id.as_str(),
+                "name": template.draft.name,
+                "language": template.draft.language,
+            }
+        }));
+        send_ids.push(send.send_id.to_string());
+        phones.push(item.customer);
+        values.push(item.variable_values);
+        keys.push(item.idempotency_key);
+        begun.push(Some(send));
+    }
+    if message_ids.is_empty() {
+        return Ok(begun);
+    }
     tx.execute(
-        "UPDATE messages SET message_type = 'template', metadata = $2 WHERE message_id = $1",
-        &[&message_id.as_str(), &metadata],
+        "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no,
+                               author, message_type, metadata)
+         SELECT u.m, u.c, 'agent', u.t, 'pending',
+                (SELECT COALESCE(max(sequence_no), 0) FROM messages WHERE conversation_id = u.c)
+                    + row_number() OVER (PARTITION BY u.c ORDER BY u.n),
+                $5, 'template', u.j
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY
+              AS u(m, c, t, j, n)",
+        &[
+            &message_ids,
+            &conversation_ids,
+            &texts,
+            &metadata,
+            &MessageAuthor::Template.as_str(),
+        ],
+    )
+    .await?;
+    // The conversations were locked above as the tenant's.
+    tx.execute(
+        "UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP
+         WHERE conversation_id = ANY($1)",
+        &[&conversation_ids],
     )
     .await?;
     tx.execute(
         "INSERT INTO template_sends (send_id, template_id, conversation_id, campaign_id,
              customer_phone, variable_values, status, message_id, phone_number_id, user_id,
              idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8, $9, $10)",
+         SELECT u.s, $6, u.c, $7, u.p, u.v, 'PENDING', u.m, $8, $9, u.k
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $10::text[])
+              AS u(s, c, p, v, m, k)",
         &[
-            &send_id.as_str(),
+            &send_ids,
+            &conversation_ids,
+            &phones,
+            &values,
+            &message_ids,
             &template.template_id.as_str(),
-            &conversation_id.as_str(),
-            &campaign_id,
-            &customer,
-            variable_values,
-            &message_id.as_str(),
+            &batch.campaign_id,
             &template.phone_number_id.as_str(),
             &user.as_str(),
-            &idempotency_key,
+            &keys,
         ],
     )
     .await?;
-    Ok(Some(BegunSend {
-        send_id,
-        message_id,
-        conversation_id,
-    }))
+    Ok(begun)
 }
 
 /// Records how a send ended: `SENT` with Meta's id, `FAILED` with Meta's code and message,
@@ -865,6 +949,34 @@ pub async fn finish_send(
         )
         .await?;
     Ok(())
+}
+
+/// Records sends Meta accepted, many at once: `(send, Meta's id, when)`, `SENT` (an id
+/// another send holds is not stored, as in [`finish_send`]). Only sends still `PENDING`
+/// move.
+pub async fn finish_sends_sent(
+    client: &impl GenericClient,
+    sent: &[(&TemplateSendId, Option<&str>, DateTime<Utc>)],
+) -> Result<u64, DbError> {
+    if sent.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = sent.iter().map(|(id, _, _)| id.as_str()).collect();
+    let platform_ids: Vec<Option<&str>> = sent.iter().map(|(_, p, _)| *p).collect();
+    let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, _, at)| *at).collect();
+    Ok(client
+        .execute(
+            "UPDATE template_sends s SET status = 'SENT',
+                 platform_message_id = CASE WHEN EXISTS (
+                     SELECT 1 FROM template_sends o
+                      WHERE o.platform_message_id = u.p AND o.send_id <> s.send_id)
+                     THEN NULL ELSE u.p END,
+                 error_code = NULL, error_message = NULL, sent_at = u.at
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, p, at)
+             WHERE s.send_id = u.id AND s.status = 'PENDING'",
+            &[&ids, &platform_ids, &times],
+        )
+        .await?)
 }
 
 /// A send as the API shows it.

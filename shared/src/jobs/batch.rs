@@ -294,6 +294,105 @@ impl Lifter {
         report
     }
 
+    /// Runs `records` of a standard queue as one batch: `handler` takes every job that
+    /// parsed and answers for each, in order (for consumers whose work is cheaper in bulk:
+    /// the send worker claims, writes and records a batch in a few statements). A record that
+    /// does not parse is poison; a batch that would start `margin` before the deadline goes
+    /// back whole; one still running [`DEADLINE_RESERVE`] before it is stopped and retried.
+    pub async fn run_together<J, F, Fut>(
+        &self,
+        records: Vec<Record>,
+        deadline: Option<Instant>,
+        handler: F,
+    ) -> BatchReport
+    where
+        J: Job,
+        F: FnOnce(Vec<J>) -> Fut,
+        Fut: Future<Output = Vec<Result<(), JobError>>>,
+    {
+        let too_late = deadline.is_some_and(|deadline| {
+            deadline.saturating_duration_since(Instant::now()) < self.config.deadline_margin
+        });
+        let mut report = BatchReport::default();
+        let mut outcomes: Vec<Option<Result<(), JobError>>> = Vec::with_capacity(records.len());
+        let mut jobs = Vec::with_capacity(records.len());
+        for record in &records {
+            match serde_json::from_str::<J>(&record.body) {
+                Ok(job) if !too_late => {
+                    jobs.push(job);
+                    outcomes.push(None);
+                }
+                Ok(_) => outcomes.push(None),
+                Err(error) => outcomes.push(Some(Err(JobError::Poison(format!(
+                    "not a {} job of a known version: {error}",
+                    J::QUEUE.name
+                ))))),
+            }
+        }
+        if too_late {
+            tracing::warn!("near the deadline: the batch goes back to the queue");
+            for (record, outcome) in records.into_iter().zip(outcomes) {
+                let (kind, visibility) = match outcome {
+                    Some(Err(error)) => self
+                        .classify(&record, Err(error))
+                        .unwrap_or((FailureKind::NotStarted, Visibility::QueueDefault)),
+                    _ => (FailureKind::NotStarted, Visibility::After(Duration::ZERO)),
+                };
+                report.failures.push(Failure {
+                    message_id: record.message_id,
+                    receipt_handle: record.receipt_handle,
+                    kind,
+                    visibility,
+                });
+            }
+            if let Some(sqs) = &self.sqs {
+                apply_visibility(sqs, &report).await;
+            }
+            return report;
+        }
+        let count = jobs.len();
+        let results = match deadline {
+            None => handler(jobs).await,
+            Some(deadline) => {
+                let stop = deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline);
+                tokio::time::timeout_at(stop, handler(jobs))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        let mut results = results.into_iter();
+        for (record, outcome) in records.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Some(parse_failure) => parse_failure,
+                None => results.next().unwrap_or_else(|| {
+                    Err(JobError::retryable(if count == 0 {
+                        "no answer for this job"
+                    } else {
+                        "stopped at the invocation's deadline while running"
+                    }))
+                }),
+            };
+            let span = tracing::info_span!(
+                "job",
+                queue = J::QUEUE.name,
+                sqs.message_id = %record.message_id,
+                sqs.receive_count = record.receive_count,
+            );
+            if let Some((kind, visibility)) = span.in_scope(|| self.classify(&record, outcome)) {
+                report.failures.push(Failure {
+                    message_id: record.message_id,
+                    receipt_handle: record.receipt_handle,
+                    kind,
+                    visibility,
+                });
+            }
+        }
+        if let Some(sqs) = &self.sqs {
+            apply_visibility(sqs, &report).await;
+        }
+        report
+    }
+
     /// Runs one record; `None` when it succeeded. Logs its failure once. A job still
     /// running [`DEADLINE_RESERVE`] before the deadline (a margin set too small, a hung
     /// call) is stopped and retried, so the invocation can still report and change
@@ -328,6 +427,16 @@ impl Lifter {
                 J::QUEUE.name
             ))),
         };
+        self.classify(record, outcome)
+    }
+
+    /// What a job's result means for its record: `None` when it succeeded. Logs a failure
+    /// once.
+    fn classify(
+        &self,
+        record: &Record,
+        outcome: Result<(), JobError>,
+    ) -> Option<(FailureKind, Visibility)> {
         match outcome {
             Ok(()) => None,
             Err(JobError::Retryable { reason, delay }) => {
@@ -394,6 +503,21 @@ impl Lifter {
         let records = queue.next_batch(10).await;
         let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
         let report = self.run(records, None, handler).await;
+        queue.settle(&ids, &report);
+        ids.len()
+    }
+
+    /// [`Lifter::poll_local`] for a consumer that runs its batch together
+    /// ([`Lifter::run_together`]).
+    pub async fn poll_local_together<J, F, Fut>(&self, queue: &LocalQueue<J>, handler: F) -> usize
+    where
+        J: Job,
+        F: FnOnce(Vec<J>) -> Fut,
+        Fut: Future<Output = Vec<Result<(), JobError>>>,
+    {
+        let records = queue.next_batch(10).await;
+        let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
+        let report = self.run_together(records, None, handler).await;
         queue.settle(&ids, &report);
         ids.len()
     }
@@ -721,5 +845,124 @@ mod tests {
     fn a_deadline_in_the_past_is_now() {
         let deadline = deadline_from_epoch_millis(0);
         assert!(deadline <= Instant::now());
+    }
+
+    /// Runs `records` together through a fake batch handler; returns the report and the
+    /// batches it was given.
+    async fn run_together(
+        records: Vec<Record>,
+        deadline: Option<Instant>,
+    ) -> (BatchReport, Vec<Vec<String>>) {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let lifter = Lifter::new(config(), None);
+        let report = lifter
+            .run_together(records, deadline, |jobs: Vec<TestJob>| {
+                let batches = batches.clone();
+                async move {
+                    let ids = jobs
+                        .iter()
+                        .map(|TestJob::V1 { id, .. }| id.clone())
+                        .collect();
+                    batches.lock().expect("lock").push(ids);
+                    let mut results = Vec::new();
+                    for TestJob::V1 { act, .. } in jobs {
+                        results.push(match act {
+                            Act::Succeed => Ok(()),
+                            Act::FailAfter(seconds) => Err(JobError::retry_after(
+                                "rate limited",
+                                Duration::from_secs(seconds),
+                            )),
+                            Act::Poison => Err(JobError::Poison("fake poison".to_owned())),
+                            Act::TakeSeconds(seconds) => {
+                                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                                Ok(())
+                            }
+                            Act::Fail => Err(JobError::retryable("fake failure")),
+                        });
+                    }
+                    results
+                }
+            })
+            .await;
+        let batches = batches.lock().expect("lock").clone();
+        (report, batches)
+    }
+
+    #[tokio::test]
+    async fn a_batch_run_together_reports_each_record_by_its_own_result() {
+        let mut unparsable = record("x1", "x", Act::Succeed);
+        unparsable.body = "{not json".to_owned();
+        let (report, batches) = run_together(
+            vec![
+                record("a1", "a", Act::Succeed),
+                unparsable,
+                record("b1", "b", Act::FailAfter(7)),
+                record("c1", "c", Act::Poison),
+                record("d1", "d", Act::Succeed),
+            ],
+            None,
+        )
+        .await;
+
+        assert_eq!(
+            batches,
+            [["a1", "b1", "c1", "d1"]],
+            "one call, parsed jobs only"
+        );
+        assert_eq!(
+            kinds(&report),
+            [
+                (
+                    "x1",
+                    &FailureKind::Poison(
+                        "not a test job of a known version: key must be a string at line 1 column 2"
+                            .to_owned()
+                    ),
+                    Visibility::QueueDefault
+                ),
+                (
+                    "b1",
+                    &FailureKind::Retryable("rate limited".to_owned()),
+                    Visibility::After(Duration::from_secs(7))
+                ),
+                (
+                    "c1",
+                    &FailureKind::Poison("fake poison".to_owned()),
+                    Visibility::QueueDefault
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_run_together_past_the_deadline_is_retried_whole() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (report, _) = run_together(
+            vec![
+                record("a1", "a", Act::TakeSeconds(60)),
+                record("b1", "b", Act::Succeed),
+            ],
+            Some(deadline),
+        )
+        .await;
+        assert_eq!(report.failed_ids(), ["a1", "b1"]);
+        assert!(
+            report
+                .failures
+                .iter()
+                .all(|f| matches!(f.kind, FailureKind::Retryable(_)))
+        );
+
+        let (late, batches) = run_together(
+            vec![record("c1", "c", Act::Succeed)],
+            Some(Instant::now() + Duration::from_secs(5)),
+        )
+        .await;
+        assert!(batches.is_empty(), "nothing starts within the margin");
+        assert_eq!(late.failures[0].kind, FailureKind::NotStarted);
+        assert_eq!(
+            late.failures[0].visibility,
+            Visibility::After(Duration::ZERO)
+        );
     }
 }

@@ -25,6 +25,21 @@ where
     batch_response(lifter.run(records(event), deadline, handler).await)
 }
 
+/// [`run_batch`] for a consumer that runs its batch together ([`Lifter::run_together`]).
+pub async fn run_batch_together<J, F, Fut>(
+    lifter: &Lifter,
+    event: SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+    handler: F,
+) -> SqsBatchResponse
+where
+    J: Job,
+    F: FnOnce(Vec<J>) -> Fut,
+    Fut: Future<Output = Vec<Result<(), JobError>>>,
+{
+    batch_response(lifter.run_together(records(event), deadline, handler).await)
+}
+
 /// An SQS event's records as the lifter's records.
 pub fn records(event: SqsEvent) -> Vec<Record> {
     event

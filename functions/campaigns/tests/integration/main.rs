@@ -433,6 +433,7 @@ async fn an_immediate_campaign_runs_to_completion_and_each_illegal_move_says_the
         config: send_worker::SendConfig::default(),
         retry_queue: None,
         lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
+        contexts: Default::default(),
     };
     for job in sends.drain() {
         send_worker::handle(&send_state, &job).await.expect("send");

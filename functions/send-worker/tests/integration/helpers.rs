@@ -96,6 +96,7 @@ impl Engine {
             config: SendConfig::default(),
             retry_queue: None,
             lifter,
+            contexts: Default::default(),
         };
         Self {
             app,

@@ -685,3 +685,186 @@ async fn an_imports_tag_event_of_many_contacts_adds_each_matching_one_once() {
     }
     assert_eq!(engine.send_jobs().len(), 4, "each listed contact once");
 }
+
+#[tokio::test]
+async fn batches_with_duplicates_forgeries_and_a_refusal_send_each_recipient_once() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    engine
+        .meta_refuses(&helpers::vip_phone(1), 131026, "Message undeliverable")
+        .await;
+    engine.seed_tenant("rival").await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    assert_eq!(jobs.len(), 4);
+    let shared::jobs::SendJob::V1 {
+        campaign_id,
+        recipient_id,
+        ..
+    } = jobs[2].clone();
+    let forged = shared::jobs::SendJob::new("rival", &campaign_id, &recipient_id);
+    let broken = shared::jobs::SendJob::new(helpers::TENANT, &campaign_id, "not a recipient id");
+    // Every job twice within a batch, a forged and a broken one, and the same batch run by
+    // two concurrent invocations (an SQS redelivery racing the first receive).
+    let batch: Vec<shared::jobs::SendJob> = jobs
+        .iter()
+        .chain(jobs.iter())
+        .cloned()
+        .chain([forged, broken])
+        .collect();
+    let (first, second) = tokio::join!(
+        send_worker::handle_many(&engine.send_state, &batch),
+        send_worker::handle_many(&engine.send_state, &batch),
+    );
+    for results in [&first, &second] {
+        assert_eq!(results.len(), batch.len(), "one answer per job, in order");
+        assert!(
+            matches!(results[9], Err(shared::jobs::JobError::Poison(_))),
+            "the broken job is poison: {:?}",
+            results[9]
+        );
+        assert_eq!(
+            results[8].as_ref().ok(),
+            Some(&send_worker::Outcome::Nothing)
+        );
+    }
+    let all: Vec<_> = first.iter().chain(&second).collect();
+    let sent = all
+        .iter()
+        .filter(|r| matches!(r, Ok(send_worker::Outcome::Sent)))
+        .count();
+    let failed = all
+        .iter()
+        .filter(|r| matches!(r, Ok(send_worker::Outcome::Failed(_))))
+        .count();
+    assert_eq!(
+        (sent, failed),
+        (3, 1),
+        "each recipient handled once: {all:?}"
+    );
+
+    let sends = engine.meta_sends().await;
+    let mut to: Vec<&str> = sends.iter().filter_map(|b| b["to"].as_str()).collect();
+    to.sort_unstable();
+    to.dedup();
+    assert_eq!(
+        (sends.len(), to.len()),
+        (3, 3),
+        "three accepted, nobody twice"
+    );
+    let stored = engine.campaign(&campaign).await;
+    assert_eq!(stored.status, CampaignStatus::Completed);
+    let client = engine.app.db.client().await;
+    let counters = campaigns::counters(&client, &campaign)
+        .await
+        .expect("counters");
+    assert_eq!(
+        counters,
+        campaigns::counted_from_rows(&client, &campaign)
+            .await
+            .expect("rows")
+    );
+    assert_eq!((counters.sent, counters.failed), (3, 1));
+    // Each accepted send is one agent message in its customer's conversation, recorded
+    // with Meta's id, and counted once on the contact.
+    assert_eq!(
+        engine
+            .count(
+                "SELECT count(*) FROM messages m JOIN template_sends s ON s.message_id = m.message_id
+                 WHERE s.campaign_id = $1 AND m.status = 'sent' AND m.author = 'template'
+                   AND m.platform_message_id = s.platform_message_id AND s.status = 'SENT'",
+                &[&campaign.as_str()],
+            )
+            .await,
+        3
+    );
+    assert_eq!(
+        engine
+            .count(
+                "SELECT count(*) FROM contacts WHERE total_messages_sent = 1 AND last_contacted_at IS NOT NULL",
+                &[],
+            )
+            .await,
+        3,
+        "the three reached contacts count one message each; the refused one none"
+    );
+    assert_eq!(
+        engine
+            .count(
+                "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1
+                   AND status = 'FAILED' AND error_code = '131026'",
+                &[&campaign.as_str()],
+            )
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_batch_at_a_low_cap_sends_what_fits_and_keeps_the_later_slots() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    engine
+        .app
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE phone_numbers SET messages_per_second = 1 WHERE id = $1",
+            &[&engine.channel.as_str()],
+        )
+        .await
+        .expect("1 message/s");
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    let jobs = engine.send_jobs();
+    let started = std::time::Instant::now();
+    let results = send_worker::handle_many(&engine.send_state, &jobs).await;
+    // At 0.97/s with a 2 s wait allowed: the slots at ~0, ~1.03 and ~2.06 s; the 2.06 s
+    // one is past the wait, so two go now and two come back at their kept slots.
+    let sent = results
+        .iter()
+        .filter(|r| matches!(r, Ok(send_worker::Outcome::Sent)))
+        .count();
+    let back: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            Err(shared::jobs::JobError::Retryable {
+                delay: Some(delay), ..
+            }) => Some(*delay),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((sent, back.len()), (2, 2), "{results:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert!(back.iter().all(|d| *d > std::time::Duration::from_secs(2)));
+    let kept = engine
+        .count(
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = $1
+               AND status = 'QUEUED' AND claimed_at IS NULL AND not_before > now()",
+            &[&campaign.as_str()],
+        )
+        .await;
+    assert_eq!(kept, 2, "the later slots are kept on their recipients");
+    let times: Vec<chrono::DateTime<chrono::Utc>> = engine
+        .app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT sent_at FROM campaign_recipients WHERE campaign_id = $1 AND sent_at IS NOT NULL
+             ORDER BY sent_at",
+            &[&campaign.as_str()],
+        )
+        .await
+        .expect("times")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(times.len(), 2);
+    assert!(
+        times[1] - times[0] >= chrono::Duration::milliseconds(900),
+        "the two sends are a slot apart: {times:?}"
+    );
+}
