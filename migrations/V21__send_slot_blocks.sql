@@ -1,10 +1,26 @@
--- The send worker takes a batch's send slots from a number's limiter in one call: `count`
--- slots `step_ms` apart from `first_slot`, moving `next_slot_at` past them under the row's
--- lock. One round trip per batch instead of one per send, and the same virtual schedule
--- every worker shares (db::campaigns::reserve_slots).
+-- The send worker takes a batch's send slots from a number's limiter in one call
+-- (db::campaigns::reserve_slots): `granted` slots `step_ms` apart from `first_slot`, moving
+-- `next_slot_at` past them under the row's lock. One round trip per batch instead of one
+-- per send, on the same virtual schedule every worker shares.
 --
--- `rate` is the sends per second the caller may use (already under the number's cap); a
--- number slowed after a 130429 takes slots twice as far apart until `slowed_until`.
+-- Meta's 130429 adapts the rate down multiplicatively and it recovers linearly: each
+-- 130429 halves the number's `rate_factor` (from its current effective value, down to
+-- 2 %), and the effective factor climbs back by 1 per 120 s since the last one
+-- (`slowed_at`): from half to full in a minute, with no cliff. `slowed_until` keeps
+-- saying "slowed in the last minute" for operators.
+ALTER TABLE send_throttles
+    ADD COLUMN rate_factor FLOAT8 NOT NULL DEFAULT 1 CHECK (rate_factor > 0 AND rate_factor <= 1),
+    ADD COLUMN slowed_at   TIMESTAMPTZ;
+
+-- The share of its rate a number may use at `at`.
+CREATE FUNCTION send_rate_factor(factor float8, slowed timestamptz, at timestamptz)
+RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN slowed IS NULL THEN 1.0
+                ELSE least(1.0, factor + greatest(0.0, extract(epoch FROM at - slowed)) / 120.0)
+           END
+$$;
+
+-- `rate` is the sends per second the caller may use (already under the number's cap).
 -- Nothing is reserved (`granted = 0`) when the first free slot is more than `max_ahead_ms`
 -- away; `first_slot` then says when it is.
 CREATE FUNCTION reserve_send_slots(
@@ -13,20 +29,17 @@ CREATE FUNCTION reserve_send_slots(
 LANGUAGE plpgsql AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
-    next_at timestamptz;
-    slowed timestamptz;
+    row send_throttles%ROWTYPE;
 BEGIN
-    SELECT next_slot_at, slowed_until INTO next_at, slowed
-    FROM send_throttles WHERE phone_number_id = phone FOR UPDATE;
+    SELECT * INTO row FROM send_throttles WHERE phone_number_id = phone FOR UPDATE;
     IF NOT FOUND THEN
         INSERT INTO send_throttles (phone_number_id) VALUES (phone)
         ON CONFLICT (phone_number_id) DO NOTHING;
-        SELECT next_slot_at, slowed_until INTO next_at, slowed
-        FROM send_throttles WHERE phone_number_id = phone FOR UPDATE;
+        SELECT * INTO row FROM send_throttles WHERE phone_number_id = phone FOR UPDATE;
     END IF;
-    step_ms := 1000.0 / greatest(rate, 0.001)
-               * CASE WHEN slowed > now_at THEN 2 ELSE 1 END;
-    first_slot := greatest(next_at, now_at);
+    step_ms := 1000.0
+        / greatest(rate * send_rate_factor(row.rate_factor, row.slowed_at, now_at), 0.001);
+    first_slot := greatest(row.next_slot_at, now_at);
     IF first_slot > now_at + make_interval(secs => max_ahead_ms / 1000) THEN
         granted := 0;
         RETURN;

@@ -194,7 +194,7 @@ pub async fn patch_campaign(
         Edit::NotEditable(status) => return Err(illegal("change", status, EDITABLE)),
     };
     if campaign.status == CampaignStatus::Scheduled {
-        schedule::upsert(&state, &campaign).await?;
+        schedule::upsert(&state, &tx, &campaign).await?;
     }
     tx.commit().await?;
     respond(&client, campaign).await
@@ -259,7 +259,7 @@ pub async fn start_campaign(
     Path(id): Path<String>,
 ) -> Result<axum::Json<CampaignResponse>, ApiError> {
     let id = campaign_id(&id)?;
-    let client = state.api.pool.get().await?;
+    let mut client = state.api.pool.get().await?;
     let campaign = campaigns::get(&client, &tenant.user_id, &id)
         .await?
         .ok_or_else(not_found)?;
@@ -287,23 +287,27 @@ pub async fn start_campaign(
                     "the scheduled time has passed: change `trigger.scheduled_at` first".to_owned(),
                 ));
             }
-            schedule::upsert(&state, &campaign).await?;
             Transition::Schedule
         }
         TriggerType::Immediate | TriggerType::Event => Transition::Run,
     };
-    let moved = campaigns::transition(&client, &tenant.user_id, &id, transition, None)
+    // The move and the schedule in one transaction: the moved row stays locked until the
+    // schedule exists, so a concurrent start waits, then finds the campaign SCHEDULED and
+    // answers 409 without touching the schedule; a schedule that fails rolls the move back.
+    let tx = client.transaction().await?;
+    let moved = campaigns::transition(&tx, &tenant.user_id, &id, transition, None)
         .await?
         .ok_or_else(not_found)?;
     let campaign = match moved {
         Edit::Done(campaign) => campaign,
         Edit::NotEditable(status) => {
-            if transition == Transition::Schedule {
-                schedule::delete(&state, &id).await?;
-            }
             return Err(illegal("start", status, &[CampaignStatus::Draft]));
         }
     };
+    if transition == Transition::Schedule {
+        schedule::upsert(&state, &tx, &campaign).await?;
+    }
+    tx.commit().await?;
     if campaign.trigger.trigger_type == TriggerType::Immediate {
         publish_start(&state, &campaign, StartReason::Start).await;
     }

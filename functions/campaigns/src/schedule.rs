@@ -5,7 +5,7 @@
 
 use shared::{
     api::ApiError,
-    db::{campaigns::Campaign, users},
+    db::{GenericClient, campaigns::Campaign, users},
     domain::{CampaignId, TenantTimeZone},
     jobs::{CampaignStartJob, Job, StartReason},
     scheduler::{OneTimeSchedule, SchedulerError},
@@ -23,7 +23,11 @@ fn unavailable(error: SchedulerError) -> ApiError {
 }
 
 /// Creates or replaces the campaign's schedule.
-pub async fn upsert(state: &CampaignsState, campaign: &Campaign) -> Result<(), ApiError> {
+pub async fn upsert(
+    state: &CampaignsState,
+    client: &impl GenericClient,
+    campaign: &Campaign,
+) -> Result<(), ApiError> {
     let Some(at) = campaign.trigger.scheduled_at else {
         return Err(ApiError::invalid(
             "trigger.scheduled_at",
@@ -32,7 +36,7 @@ pub async fn upsert(state: &CampaignsState, campaign: &Campaign) -> Result<(), A
     };
     let zone = match campaign.time_zone.as_deref() {
         Some(name) => TenantTimeZone::parse(name).unwrap_or_default(),
-        None => users::time_zone(&state.api.pool.get().await?, &campaign.user_id).await?,
+        None => users::time_zone(client, &campaign.user_id).await?,
     };
     let job = CampaignStartJob::new(
         campaign.user_id.as_str(),

@@ -342,206 +342,214 @@ async fn main() {
         contexts: Default::default(),
     };
 
-    // 1. Fan-out of 100,000.
-    let big = tenant(&db, "bench-big", "106540352242920").await;
-    approve_in_simulator(&base, "106540352242920").await;
-    contacts(&db, &big.user, "all", 14_150_000_000, 100_000).await;
-    let fan_campaign = campaign(&db, &big, "all", None).await;
-    let sends = LocalQueue::new();
-    let took = fan_out(&db, &big, &fan_campaign, &sends).await;
-    println!(
-        "fan-out: 100,000 recipients written and jobs queued in {:.2} s ({} jobs)",
-        took.as_secs_f64(),
-        sends.waiting_count()
-    );
-    sends.drain();
-    db.client()
-        .await
-        .execute(
-            "UPDATE campaigns SET status = 'CANCELLED' WHERE campaign_id = $1",
-            &[&fan_campaign.as_str()],
-        )
-        .await
-        .expect("cancel");
-
-    // 2a. The send path, no cap.
-    let fast = tenant(&db, "bench-fast", "106540352242811").await;
-    approve_in_simulator(&base, "106540352242811").await;
-    contacts(&db, &fast.user, "fast", 14_160_000_000, 20_000).await;
-    let fast_campaign = campaign(&db, &fast, "fast", None).await;
-    let queue = LocalQueue::new();
-    fan_out(&db, &fast, &fast_campaign, &queue).await;
-    state.config = SendConfig {
-        throttle: false,
-        ..SendConfig::default()
-    };
-    sim.reset_meta_stats();
-    let took = drain(
-        &state,
-        &queue,
-        48,
-        &db,
-        &[(fast.user.clone(), fast_campaign.clone())],
-    )
-    .await[0];
-    let stats = sim.meta_stats();
-    println!(
-        "send path, no cap: 20,000 sends in {:.2} s = {:.0} sends/s; accepted {}, duplicates {}",
-        took.as_secs_f64(),
-        20_000.0 / took.as_secs_f64().max(0.001),
-        stats.accepted,
-        stats.duplicates
-    );
-
-    // 2c. Status webhooks for those 20,000 sends: delivered then read for each, 40,000
-    //     statuses applied by 32 concurrent writers through the webhook's status path.
-    let wamids: Vec<String> = db
-        .client()
-        .await
-        .query(
-            "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1 AND platform_message_id IS NOT NULL",
-            &[&fast_campaign.as_str()],
-        )
-        .await
-        .expect("wamids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let route = shared::db::inbound::ChannelRoute {
-        phone_number_id: fast.channel.clone(),
-        user_id: fast.user.clone(),
-        platform: shared::domain::Platform::WhatsApp,
-    };
-    let mut statuses = Vec::new();
-    for status in [
-        shared::domain::DeliveryStatus::Delivered,
-        shared::domain::DeliveryStatus::Read,
-    ] {
-        for wamid in &wamids {
-            statuses.push(shared::domain::StatusUpdate {
-                channel_key: fast.meta_id.clone(),
-                platform_message_id: wamid.clone(),
-                status,
-                timestamp: chrono::Utc::now(),
-                recipient_id: None,
-                errors: Vec::new(),
-            });
-        }
-    }
-    let total = statuses.len();
-    let chunks: Vec<Vec<shared::domain::StatusUpdate>> = statuses
-        .chunks(total.div_ceil(32).max(1))
-        .map(<[_]>::to_vec)
-        .collect();
-    let started = Instant::now();
-    let mut writers = Vec::new();
-    for chunk in chunks {
-        let pool = db.pool.clone();
-        let route = route.clone();
-        writers.push(tokio::spawn(async move {
-            for update in chunk {
-                let mut client = pool.get().await.expect("client");
-                let tx = client.transaction().await.expect("tx");
-                shared::db::delivery::apply(&tx, &route, &update)
-                    .await
-                    .expect("status");
-                tx.commit().await.expect("commit");
-            }
-        }));
-    }
-    for writer in writers {
-        writer.await.expect("writer");
-    }
-    let took = started.elapsed();
-    let client = db.client().await;
-    let counters = campaigns::counters(&client, &fast_campaign)
-        .await
-        .expect("counters");
-    let rows = campaigns::counted_from_rows(&client, &fast_campaign)
-        .await
-        .expect("rows");
-    println!(
-        "status webhooks: {total} statuses in {:.2} s = {:.0}/s; counters {} rows (sent {}, delivered {}, read {})",
-        took.as_secs_f64(),
-        total as f64 / took.as_secs_f64().max(0.001),
-        if counters == rows {
-            "equal to the"
-        } else {
-            "DIFFER from the"
-        },
-        counters.sent,
-        counters.delivered,
-        counters.read
-    );
-    drop(client);
-
-    // 2b. Caps of 80 and 1,000 messages/s: ours and the simulator's.
-    state.config = SendConfig::default();
-    for (mps, count, meta_id, base_phone) in [
-        (80_i32, 800_u64, "106540352242731", 14_170_000_000_u64),
-        (1_000, 10_000, "106540352242632", 14_180_000_000),
-    ] {
-        let t = tenant(&db, &format!("bench-cap-{mps}"), meta_id).await;
-        approve_in_simulator(&base, meta_id).await;
+    // BENCH_ONLY=fanout,sends,caps,fairness runs only those parts (all by default).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
+    if wants("fanout") {
+        // 1. Fan-out of 100,000.
+        let big = tenant(&db, "bench-big", "106540352242920").await;
+        approve_in_simulator(&base, "106540352242920").await;
+        contacts(&db, &big.user, "all", 14_150_000_000, 100_000).await;
+        let fan_campaign = campaign(&db, &big, "all", None).await;
+        let sends = LocalQueue::new();
+        let took = fan_out(&db, &big, &fan_campaign, &sends).await;
+        println!(
+            "fan-out: 100,000 recipients written and jobs queued in {:.2} s ({} jobs)",
+            took.as_secs_f64(),
+            sends.waiting_count()
+        );
+        sends.drain();
         db.client()
             .await
             .execute(
-                "UPDATE phone_numbers SET messages_per_second = $2 WHERE id = $1",
-                &[&t.channel.as_str(), &mps],
+                "UPDATE campaigns SET status = 'CANCELLED' WHERE campaign_id = $1",
+                &[&fan_campaign.as_str()],
             )
             .await
-            .expect("cap");
-        sim.set_meta_mps(&t.meta_id, u32::try_from(mps).unwrap_or(80));
-        contacts(&db, &t.user, "capped", base_phone, count).await;
-        let c = campaign(&db, &t, "capped", None).await;
+            .expect("cancel");
+    }
+    if wants("sends") {
+        // 2a. The send path, no cap.
+        let fast = tenant(&db, "bench-fast", "106540352242811").await;
+        approve_in_simulator(&base, "106540352242811").await;
+        contacts(&db, &fast.user, "fast", 14_160_000_000, 20_000).await;
+        let fast_campaign = campaign(&db, &fast, "fast", None).await;
         let queue = LocalQueue::new();
-        fan_out(&db, &t, &c, &queue).await;
+        fan_out(&db, &fast, &fast_campaign, &queue).await;
+        state.config = SendConfig {
+            throttle: false,
+            ..SendConfig::default()
+        };
         sim.reset_meta_stats();
-        let took = drain(&state, &queue, 48, &db, &[(t.user.clone(), c.clone())]).await[0];
+        let took = drain(
+            &state,
+            &queue,
+            48,
+            &db,
+            &[(fast.user.clone(), fast_campaign.clone())],
+        )
+        .await[0];
         let stats = sim.meta_stats();
-        let rate = steady_rate(&db, &c).await;
         println!(
-            "cap {mps}/s: {count} sends in {:.2} s; steady rate {rate:.0}/s = {:.3} of the cap; 130429 answers {}; duplicates {}",
+            "send path, no cap: 20,000 sends in {:.2} s = {:.0} sends/s; accepted {}, duplicates {}",
             took.as_secs_f64(),
-            rate / f64::from(mps),
-            stats.rate_limited,
+            20_000.0 / took.as_secs_f64().max(0.001),
+            stats.accepted,
             stats.duplicates
         );
-    }
 
-    // 3. Fairness: a 10-recipient campaign of another tenant behind a 20,000-job backlog
-    //    sending at 80/s.
-    let small = tenant(&db, "bench-small", "106540352242540").await;
-    approve_in_simulator(&base, "106540352242540").await;
-    contacts(&db, &small.user, "few", 14_190_000_000, 10).await;
-    let backlog = tenant(&db, "bench-backlog", "106540352242441").await;
-    approve_in_simulator(&base, "106540352242441").await;
-    contacts(&db, &backlog.user, "many", 14_200_000_000, 20_000).await;
-    let backlog_campaign = campaign(&db, &backlog, "many", None).await;
-    let small_campaign = campaign(&db, &small, "few", None).await;
-    let queue = LocalQueue::new();
-    fan_out(&db, &backlog, &backlog_campaign, &queue).await;
-    fan_out(&db, &small, &small_campaign, &queue).await;
-    let stop_after_small = drain(
-        &state,
-        &queue,
-        16,
-        &db,
-        &[(small.user.clone(), small_campaign.clone())],
-    )
-    .await[0];
-    let backlog_left = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) AS n FROM campaign_recipients WHERE campaign_id = $1 AND status IN ('PENDING', 'QUEUED')",
-            &[&backlog_campaign.as_str()],
+        // 2c. Status webhooks for those 20,000 sends: delivered then read for each, 40,000
+        //     statuses applied by 32 concurrent writers through the webhook's status path.
+        let wamids: Vec<String> = db
+            .client()
+            .await
+            .query(
+                "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1 AND platform_message_id IS NOT NULL",
+                &[&fast_campaign.as_str()],
+            )
+            .await
+            .expect("wamids")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let route = shared::db::inbound::ChannelRoute {
+            phone_number_id: fast.channel.clone(),
+            user_id: fast.user.clone(),
+            platform: shared::domain::Platform::WhatsApp,
+        };
+        let mut statuses = Vec::new();
+        for status in [
+            shared::domain::DeliveryStatus::Delivered,
+            shared::domain::DeliveryStatus::Read,
+        ] {
+            for wamid in &wamids {
+                statuses.push(shared::domain::StatusUpdate {
+                    channel_key: fast.meta_id.clone(),
+                    platform_message_id: wamid.clone(),
+                    status,
+                    timestamp: chrono::Utc::now(),
+                    recipient_id: None,
+                    errors: Vec::new(),
+                });
+            }
+        }
+        let total = statuses.len();
+        let chunks: Vec<Vec<shared::domain::StatusUpdate>> = statuses
+            .chunks(total.div_ceil(32).max(1))
+            .map(<[_]>::to_vec)
+            .collect();
+        let started = Instant::now();
+        let mut writers = Vec::new();
+        for chunk in chunks {
+            let pool = db.pool.clone();
+            let route = route.clone();
+            writers.push(tokio::spawn(async move {
+                for update in chunk {
+                    let mut client = pool.get().await.expect("client");
+                    let tx = client.transaction().await.expect("tx");
+                    shared::db::delivery::apply(&tx, &route, &update)
+                        .await
+                        .expect("status");
+                    tx.commit().await.expect("commit");
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        let took = started.elapsed();
+        let client = db.client().await;
+        let counters = campaigns::counters(&client, &fast_campaign)
+            .await
+            .expect("counters");
+        let rows = campaigns::counted_from_rows(&client, &fast_campaign)
+            .await
+            .expect("rows");
+        println!(
+            "status webhooks: {total} statuses in {:.2} s = {:.0}/s; counters {} rows (sent {}, delivered {}, read {})",
+            took.as_secs_f64(),
+            total as f64 / took.as_secs_f64().max(0.001),
+            if counters == rows {
+                "equal to the"
+            } else {
+                "DIFFER from the"
+            },
+            counters.sent,
+            counters.delivered,
+            counters.read
+        );
+        drop(client);
+    }
+    if wants("caps") {
+        // 2b. Caps of 80 and 1,000 messages/s: ours and the simulator's.
+        state.config = SendConfig::default();
+        for (mps, count, meta_id, base_phone) in [
+            (80_i32, 800_u64, "106540352242731", 14_170_000_000_u64),
+            (1_000, 10_000, "106540352242632", 14_180_000_000),
+        ] {
+            let t = tenant(&db, &format!("bench-cap-{mps}"), meta_id).await;
+            approve_in_simulator(&base, meta_id).await;
+            db.client()
+                .await
+                .execute(
+                    "UPDATE phone_numbers SET messages_per_second = $2 WHERE id = $1",
+                    &[&t.channel.as_str(), &mps],
+                )
+                .await
+                .expect("cap");
+            sim.set_meta_mps(&t.meta_id, u32::try_from(mps).unwrap_or(80));
+            contacts(&db, &t.user, "capped", base_phone, count).await;
+            let c = campaign(&db, &t, "capped", None).await;
+            let queue = LocalQueue::new();
+            fan_out(&db, &t, &c, &queue).await;
+            sim.reset_meta_stats();
+            let took = drain(&state, &queue, 48, &db, &[(t.user.clone(), c.clone())]).await[0];
+            let stats = sim.meta_stats();
+            let rate = steady_rate(&db, &c).await;
+            println!(
+                "cap {mps}/s: {count} sends in {:.2} s; steady rate {rate:.0}/s = {:.3} of the cap; 130429 answers {}; duplicates {}",
+                took.as_secs_f64(),
+                rate / f64::from(mps),
+                stats.rate_limited,
+                stats.duplicates
+            );
+        }
+    }
+    if wants("fairness") {
+        // 3. Fairness: a 10-recipient campaign of another tenant behind a 20,000-job backlog
+        //    sending at 80/s.
+        let small = tenant(&db, "bench-small", "106540352242540").await;
+        approve_in_simulator(&base, "106540352242540").await;
+        contacts(&db, &small.user, "few", 14_190_000_000, 10).await;
+        let backlog = tenant(&db, "bench-backlog", "106540352242441").await;
+        approve_in_simulator(&base, "106540352242441").await;
+        contacts(&db, &backlog.user, "many", 14_200_000_000, 20_000).await;
+        let backlog_campaign = campaign(&db, &backlog, "many", None).await;
+        let small_campaign = campaign(&db, &small, "few", None).await;
+        let queue = LocalQueue::new();
+        fan_out(&db, &backlog, &backlog_campaign, &queue).await;
+        fan_out(&db, &small, &small_campaign, &queue).await;
+        let stop_after_small = drain(
+            &state,
+            &queue,
+            16,
+            &db,
+            &[(small.user.clone(), small_campaign.clone())],
         )
-        .await
-        .expect("left")
-        .get::<_, i64>("n");
-    println!(
-        "fairness: the small campaign completed {:.2} s after both started, with {backlog_left} of the big one's 20,000 still to send",
-        stop_after_small.as_secs_f64()
-    );
+        .await[0];
+        let backlog_left = db
+            .client()
+            .await
+            .query_one(
+                "SELECT count(*) AS n FROM campaign_recipients WHERE campaign_id = $1 AND status IN ('PENDING', 'QUEUED')",
+                &[&backlog_campaign.as_str()],
+            )
+            .await
+            .expect("left")
+            .get::<_, i64>("n");
+        println!(
+            "fairness: the small campaign completed {:.2} s after both started, with {backlog_left} of the big one's 20,000 still to send",
+            stop_after_small.as_secs_f64()
+        );
+    }
 }

@@ -19,9 +19,11 @@
 //!    (`db::campaigns::reserve_slots`), at 97 % of the number's cap (Meta counts on its
 //!    side of the network: the margin absorbs our jitter). Slots within `max_slot_wait`
 //!    are sent in this invocation, each at its instant; a later slot is kept on the
-//!    recipient (`not_before`) and its job comes back then (visibility), so each job waits
-//!    at most once. After waiting for the first slot the campaign's status is read again:
-//!    a pause or a cancel during the wait wins.
+//!    recipient (`not_before`) and its job comes back just before it (visibility), so each
+//!    job waits at most once (a slot missed by more than `LATE_SLOT` is given up for a new
+//!    one). After waiting for the first slot the campaign's status is read again: a pause
+//!    or a cancel during the wait wins. Meta's 130429 halves the number's rate, which then
+//!    recovers over two minutes (`db::campaigns::slow_down`).
 //! 5. **Send and record**: the batch's conversations, agent messages and `template_sends`
 //!    rows are written in bulk (`templates::begin_sends`), then, in one transaction, the
 //!    messages are sent through the one send path (`shared::outbound::send_many`) and the
@@ -127,9 +129,10 @@ const PAIR_RATE_RETRY: Duration = Duration::from_secs(6);
 const CAP_HEADROOM: f64 = 0.97;
 /// How far ahead a number's slots are reserved at most (a deep backlog at a low rate).
 const MAX_RESERVE_AHEAD: Duration = Duration::from_secs(6 * 3600);
-/// A slot kept on a recipient older than this is stale (its job came back very late):
-/// a new one is reserved.
-const STALE_SLOT: chrono::Duration = chrono::Duration::minutes(10);
+/// A slot kept on a recipient that passed longer ago than this is given up (its job came
+/// back late, and the slots since are other sends'): a new one is reserved. Within it the
+/// send goes at once, and the cap's headroom absorbs the overlap.
+const LATE_SLOT: chrono::Duration = chrono::Duration::milliseconds(250);
 
 /// Handles one send job: a batch of one.
 pub async fn handle(state: &SendState, job: &SendJob) -> JobResult {
@@ -436,7 +439,7 @@ async fn schedule(
         r.member
             .claimed
             .not_before
-            .filter(|at| *at > now - STALE_SLOT)
+            .filter(|at| *at >= now - LATE_SLOT)
     };
     let fresh = ready.iter().filter(|r| kept(r).is_none()).count();
     let block = if fresh == 0 {
@@ -480,7 +483,10 @@ async fn schedule(
                 ..release_to(RecipientStatus::Queued)
             };
             db::release(&*client, recipient, release).await?;
-            let error = JobError::retry_after("waiting for the number's send slot", wait);
+            // Back a little before the slot (SQS rounds visibility up to whole seconds),
+            // to wait the rest here and send on time.
+            let back_in = wait.saturating_sub(state.config.max_slot_wait / 2);
+            let error = JobError::retry_after("waiting for the number's send slot", back_in);
             out.push((r.member.index, Err(error)));
         }
     }

@@ -1195,8 +1195,8 @@ impl SlotBlock {
     }
 }
 
-/// Reserves `wanted` consecutive send slots of a number sending at `per_second` (slots
-/// twice as far apart while slowed after a 130429), unless its next free slot is more
+/// Reserves `wanted` consecutive send slots of a number sending at `per_second` (times
+/// its rate factor after a 130429: see [`slow_down`]), unless its next free slot is more
 /// than `max_ahead` away (then none: `granted` 0). Virtual scheduling in one function call
 /// (`reserve_send_slots`, V21): the row's `next_slot_at` moves past the block under its
 /// lock, so the number's rate holds across every concurrent worker.
@@ -1226,15 +1226,20 @@ pub async fn reserve_slots(
     })
 }
 
-/// Meta answered 130429: the number sends at half its rate for a minute, and its next slot
-/// moves a second on.
+/// Meta answered 130429: the number's rate halves (from what it is now; it recovers
+/// linearly over the next two minutes, `send_rate_factor` in V21) and its next slot moves
+/// a second on.
 pub async fn slow_down(
     client: &impl GenericClient,
     phone_number: &PhoneNumberId,
 ) -> Result<(), DbError> {
     client
         .execute(
-            "UPDATE send_throttles SET slowed_until = clock_timestamp() + interval '60 seconds',
+            "UPDATE send_throttles SET
+                 rate_factor = greatest(0.02,
+                     send_rate_factor(rate_factor, slowed_at, clock_timestamp()) / 2),
+                 slowed_at = clock_timestamp(),
+                 slowed_until = clock_timestamp() + interval '60 seconds',
                  next_slot_at = greatest(next_slot_at, clock_timestamp()) + interval '1 second'
              WHERE phone_number_id = $1",
             &[&phone_number.as_str()],

@@ -733,3 +733,46 @@ async fn a_due_schedule_starts_the_campaign_once() {
     assert_eq!(running["status"], "RUNNING");
     assert!(running["started_at"].is_string());
 }
+
+#[tokio::test]
+async fn parallel_starts_of_a_scheduled_campaign_schedule_it_once_and_keep_the_schedule() {
+    let app = App::new().await;
+    let at = (Utc::now() + Duration::days(2))
+        .format("%Y-%m-%dT09:00")
+        .to_string();
+    // No `timezone`: the tenant's is read, on the request's own connection.
+    let created = app
+        .create(json!({"trigger_type": "SCHEDULED", "scheduled_at": at}))
+        .await;
+    let id = created["campaign_id"].as_str().expect("id").to_owned();
+    let path = format!("/campaigns/{id}/start");
+    let empty = json!({});
+    let starts = (0..24).map(|_| app.kit.post_as(&app.tenant, &path, &empty));
+    let answers = futures_util::future::join_all(starts).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "started once: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "never a 5xx: {statuses:?}"
+    );
+    for answer in answers.iter().filter(|a| a.status.as_u16() == 409) {
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("SCHEDULED"), "{detail}");
+    }
+    let name = OneTimeSchedule::campaign_name(&id).expect("name");
+    assert!(
+        app.scheduler.get(&name).is_some(),
+        "the losers left the winner's schedule in place"
+    );
+    let stored = app
+        .kit
+        .get_as(&app.tenant, &format!("/campaigns/{id}"))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(stored["status"], "SCHEDULED");
+}
