@@ -503,14 +503,23 @@ async fn main() {
             let queue = LocalQueue::new();
             fan_out(&db, &t, &c, &queue).await;
             sim.reset_meta_stats();
+            let first_second = {
+                let sim = sim.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    sim.meta_stats().rate_limited
+                })
+            };
             let took = drain(&state, &queue, 48, &db, &[(t.user.clone(), c.clone())]).await[0];
             let stats = sim.meta_stats();
+            let in_first_second = first_second.await.unwrap_or_default();
             let rate = steady_rate(&db, &c).await;
             println!(
-                "cap {mps}/s: {count} sends in {:.2} s; steady rate {rate:.0}/s = {:.3} of the cap; 130429 answers {}; duplicates {}",
+                "cap {mps}/s: {count} sends in {:.2} s; steady rate {rate:.0}/s = {:.3} of the cap; 130429 answers {} ({} after the first second); duplicates {}",
                 took.as_secs_f64(),
                 rate / f64::from(mps),
                 stats.rate_limited,
+                stats.rate_limited - in_first_second,
                 stats.duplicates
             );
         }

@@ -126,13 +126,13 @@ const MARKETING_LIMIT_RETRY: chrono::Duration = chrono::Duration::hours(24);
 const PAIR_RATE_RETRY: Duration = Duration::from_secs(6);
 /// The share of a number's cap the worker uses (Meta counts arrivals; our sends leave
 /// with a few milliseconds of jitter).
-const CAP_HEADROOM: f64 = 0.97;
+const CAP_HEADROOM: f64 = 0.96;
 /// How far ahead a number's slots are reserved at most (a deep backlog at a low rate).
 const MAX_RESERVE_AHEAD: Duration = Duration::from_secs(6 * 3600);
 /// A slot kept on a recipient that passed longer ago than this is given up (its job came
-/// back late, and the slots since are other sends'): a new one is reserved. Within it the
-/// send goes at once, and the cap's headroom absorbs the overlap.
-const LATE_SLOT: chrono::Duration = chrono::Duration::milliseconds(250);
+/// back late, and the slots since are other sends': sending now would burst past the
+/// number's rate): a new one is reserved. Within it the send goes at once.
+const LATE_SLOT: chrono::Duration = chrono::Duration::milliseconds(10);
 
 /// Handles one send job: a batch of one.
 pub async fn handle(state: &SendState, job: &SendJob) -> JobResult {
@@ -483,9 +483,13 @@ async fn schedule(
                 ..release_to(RecipientStatus::Queued)
             };
             db::release(&*client, recipient, release).await?;
-            // Back a little before the slot (SQS rounds visibility up to whole seconds),
-            // to wait the rest here and send on time.
-            let back_in = wait.saturating_sub(state.config.max_slot_wait / 2);
+            // Back well before the slot (SQS rounds visibility up to whole seconds, and a
+            // busy consumer picks it up late), to wait the rest here and send on time.
+            let early = state
+                .config
+                .max_slot_wait
+                .saturating_sub(Duration::from_millis(500));
+            let back_in = wait.saturating_sub(early);
             let error = JobError::retry_after("waiting for the number's send slot", back_in);
             out.push((r.member.index, Err(error)));
         }

@@ -280,18 +280,18 @@ pub async fn get(
     user: &UserId,
     id: &CampaignId,
 ) -> Result<Option<Campaign>, DbError> {
-    client
-        .query_opt(
-            &format!(
-                "SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGN_FROM}
+    super::query_opt_cached(
+        client,
+        &format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGN_FROM}
                  WHERE c.campaign_id = $1 AND c.user_id = $2"
-            ),
-            &[&id.as_str(), &user.as_str()],
-        )
-        .await?
-        .as_ref()
-        .map(campaign_from_row)
-        .transpose()
+        ),
+        &[&id.as_str(), &user.as_str()],
+    )
+    .await?
+    .as_ref()
+    .map(campaign_from_row)
+    .transpose()
 }
 
 /// The tenant's campaigns, newest first, one keyset page.
@@ -755,9 +755,9 @@ pub async fn complete_if_done(
     client: &impl GenericClient,
     campaign: &CampaignId,
 ) -> Result<bool, DbError> {
-    Ok(client
-        .execute(
-            "UPDATE campaigns c SET status = 'COMPLETED', completed_at = now()
+    Ok(super::execute_cached(
+        client,
+        "UPDATE campaigns c SET status = 'COMPLETED', completed_at = now()
              WHERE c.campaign_id = $1 AND c.status = 'RUNNING'
                AND c.recipients_resolved_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM campaign_triggers t
@@ -765,9 +765,9 @@ pub async fn complete_if_done(
                AND NOT EXISTS (SELECT 1 FROM campaign_recipients r
                                WHERE r.campaign_id = c.campaign_id
                                  AND r.status IN ('PENDING', 'QUEUED'))",
-            &[&campaign.as_str()],
-        )
-        .await?
+        &[&campaign.as_str()],
+    )
+    .await?
         == 1)
 }
 
@@ -804,9 +804,9 @@ pub async fn claim_many(
     }
     let users: Vec<&str> = wanted.iter().map(|(u, _)| u.as_str()).collect();
     let recipients: Vec<&str> = wanted.iter().map(|(_, r)| r.as_str()).collect();
-    let rows = client
-        .query(
-            "UPDATE campaign_recipients r SET claimed_at = now(), attempts = r.attempts + 1
+    let rows = super::query_cached(
+        client,
+        "UPDATE campaign_recipients r SET claimed_at = now(), attempts = r.attempts + 1
              FROM unnest($1::text[], $2::text[]) AS w(uid, rid), campaigns c, contacts ct
              WHERE r.recipient_id = w.rid AND c.campaign_id = r.campaign_id
                AND c.user_id = w.uid AND ct.contact_id = r.contact_id AND ct.user_id = c.user_id
@@ -814,9 +814,9 @@ pub async fn claim_many(
              RETURNING r.recipient_id, c.user_id, r.campaign_id, r.contact_id, r.phone,
                        r.template_send_id, r.not_before, r.first_deferred_at, r.attempts,
                        ct.name, ct.email, ct.company, ct.phone AS contact_phone, ct.opted_out",
-            &[&users, &recipients],
-        )
-        .await?;
+        &[&users, &recipients],
+    )
+    .await?;
     rows.iter()
         .map(|row| {
             Ok(Claimed {
@@ -863,23 +863,23 @@ pub async fn release(
     recipient: &CampaignRecipientId,
     release: Release,
 ) -> Result<(), DbError> {
-    client
-        .execute(
-            "UPDATE campaign_recipients SET status = $2::text, claimed_at = NULL, not_before = $3,
+    super::execute_cached(
+        client,
+        "UPDATE campaign_recipients SET status = $2::text, claimed_at = NULL, not_before = $3,
                  first_deferred_at = CASE WHEN $4 THEN COALESCE(first_deferred_at, now())
                                           ELSE first_deferred_at END,
                  queued_at = CASE WHEN $2::text = 'PENDING' THEN NULL ELSE queued_at END,
                  template_send_id = CASE WHEN $5 THEN NULL ELSE template_send_id END
              WHERE recipient_id = $1 AND claimed_at IS NOT NULL",
-            &[
-                &recipient.as_str(),
-                &release.back_to.as_str(),
-                &release.not_before,
-                &release.deferred,
-                &release.clear_send,
-            ],
-        )
-        .await?;
+        &[
+            &recipient.as_str(),
+            &release.back_to.as_str(),
+            &release.not_before,
+            &release.deferred,
+            &release.clear_send,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -911,14 +911,14 @@ pub async fn link_sends(
     let recipients: Vec<&str> = links.iter().map(|(r, _, _)| r.as_str()).collect();
     let sends: Vec<&str> = links.iter().map(|(_, s, _)| *s).collect();
     let values: Vec<&Value> = links.iter().map(|(_, _, v)| *v).collect();
-    client
-        .execute(
-            "UPDATE campaign_recipients r SET template_send_id = u.s, variable_values = u.v
+    super::execute_cached(
+        client,
+        "UPDATE campaign_recipients r SET template_send_id = u.s, variable_values = u.v
              FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(id, s, v)
              WHERE r.recipient_id = u.id",
-            &[&recipients, &sends, &values],
-        )
-        .await?;
+        &[&recipients, &sends, &values],
+    )
+    .await?;
     Ok(())
 }
 
@@ -946,9 +946,7 @@ pub async fn finish(
         Finish::Failed { code, message } => (RecipientStatus::Failed, *code, Some(*message), None),
         Finish::Skipped(reason) => (RecipientStatus::Skipped, None, None, Some(reason.as_str())),
     };
-    let changed = tx
-        .execute(
-            "UPDATE campaign_recipients SET status = $2::text, error_code = $3,
+    let changed = super::execute_cached(tx, "UPDATE campaign_recipients SET status = $2::text, error_code = $3,
                  error_message = $4, skip_reason = $5, claimed_at = NULL,
                  sent_at = CASE WHEN $2::text = 'SENT' THEN COALESCE(sent_at, now()) ELSE sent_at END
              WHERE recipient_id = $1 AND status = 'QUEUED'",
@@ -995,33 +993,27 @@ pub async fn finish_sent(
     }
     let ids: Vec<&str> = recipients.iter().map(|(r, _)| r.as_str()).collect();
     let times: Vec<DateTime<Utc>> = recipients.iter().map(|(_, at)| *at).collect();
-    let moved = tx
-        .query(
-            "UPDATE campaign_recipients r SET status = 'SENT', error_code = NULL,
+    let moved = super::query_cached(
+        tx,
+        "UPDATE campaign_recipients r SET status = 'SENT', error_code = NULL,
                  error_message = NULL, skip_reason = NULL, claimed_at = NULL,
                  sent_at = COALESCE(r.sent_at, u.at)
              FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
              WHERE r.recipient_id = u.id AND r.status = 'QUEUED'
              RETURNING r.recipient_id",
-            &[&ids, &times],
-        )
-        .await?;
-    let mut by_shard: BTreeMap<i16, i32> = BTreeMap::new();
-    for row in &moved {
-        *by_shard
-            .entry(shard_of(row.try_get("recipient_id")?))
-            .or_default() += 1;
-    }
-    let shards: Vec<i16> = by_shard.keys().copied().collect();
-    let sent: Vec<i32> = by_shard.values().copied().collect();
-    if !shards.is_empty() {
-        tx.execute(
-            "INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
-             SELECT $1, shard, n, 0, 0, 0, 0 FROM unnest($2::int2[], $3::int4[]) AS u(shard, n)
-             ON CONFLICT (campaign_id, shard) DO UPDATE SET sent = k.sent + EXCLUDED.sent",
-            &[&campaign.as_str(), &shards, &sent],
-        )
-        .await?;
+        &[&ids, &times],
+    )
+    .await?;
+    // One shard per batch, not one per recipient: concurrent batches then meet on one
+    // counter row each instead of queueing on most of them (counters are read as sums,
+    // so any shard counts).
+    if let Some(first) = recipients.first() {
+        let sent = i32::try_from(moved.len()).unwrap_or(i32::MAX);
+        let counts = Counts {
+            sent,
+            ..Counts::default()
+        };
+        add_counts(tx, campaign, shard_of(first.0.as_str()), counts).await?;
     }
     Ok(moved.len() as u64)
 }
@@ -1057,9 +1049,7 @@ async fn add_counts(
     if c == Counts::default() {
         return Ok(());
     }
-    client
-        .execute(
-            "INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
+    super::execute_cached(client, "INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (campaign_id, shard) DO UPDATE SET
                  sent = k.sent + EXCLUDED.sent, delivered = k.delivered + EXCLUDED.delivered,
@@ -1207,17 +1197,17 @@ pub async fn reserve_slots(
     wanted: u32,
     max_ahead: std::time::Duration,
 ) -> Result<SlotBlock, DbError> {
-    let row = client
-        .query_one(
-            "SELECT first_slot, step_ms, granted FROM reserve_send_slots($1, $2, $3, $4)",
-            &[
-                &phone_number.as_str(),
-                &per_second,
-                &i32::try_from(wanted).unwrap_or(i32::MAX),
-                &(max_ahead.as_millis() as f64),
-            ],
-        )
-        .await?;
+    let row = super::query_one_cached(
+        client,
+        "SELECT first_slot, step_ms, granted FROM reserve_send_slots($1, $2, $3, $4)",
+        &[
+            &phone_number.as_str(),
+            &per_second,
+            &i32::try_from(wanted).unwrap_or(i32::MAX),
+            &(max_ahead.as_millis() as f64),
+        ],
+    )
+    .await?;
     let step_ms: f64 = row.try_get("step_ms")?;
     Ok(SlotBlock {
         first: row.try_get("first_slot")?,
@@ -1228,23 +1218,25 @@ pub async fn reserve_slots(
 
 /// Meta answered 130429: the number's rate halves (from what it is now; it recovers
 /// linearly over the next two minutes, `send_rate_factor` in V21) and its next slot moves
-/// a second on.
+/// a second on; at most once per two seconds.
 pub async fn slow_down(
     client: &impl GenericClient,
     phone_number: &PhoneNumberId,
 ) -> Result<(), DbError> {
-    client
-        .execute(
-            "UPDATE send_throttles SET
+    super::execute_cached(
+        client, // Sends in flight together meet the same full window: one halving per two
+        // seconds, not one per refused send.
+        "UPDATE send_throttles SET
                  rate_factor = greatest(0.02,
                      send_rate_factor(rate_factor, slowed_at, clock_timestamp()) / 2),
                  slowed_at = clock_timestamp(),
                  slowed_until = clock_timestamp() + interval '60 seconds',
                  next_slot_at = greatest(next_slot_at, clock_timestamp()) + interval '1 second'
-             WHERE phone_number_id = $1",
-            &[&phone_number.as_str()],
-        )
-        .await?;
+             WHERE phone_number_id = $1
+               AND (slowed_at IS NULL OR slowed_at < clock_timestamp() - interval '2 seconds')",
+        &[&phone_number.as_str()],
+    )
+    .await?;
     Ok(())
 }
 

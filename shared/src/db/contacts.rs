@@ -373,30 +373,30 @@ pub async fn count_sent_many(
         }
     }
     if !phones.is_empty() {
-        client
-            .execute(
-                "UPDATE contacts ct SET total_messages_sent = ct.total_messages_sent + u.n,
+        super::execute_cached(
+            client,
+            "UPDATE contacts ct SET total_messages_sent = ct.total_messages_sent + u.n,
                      last_contacted_at = CURRENT_TIMESTAMP
                  FROM (SELECT uid, phone, count(*)::int AS n
                        FROM unnest($1::text[], $2::text[]) AS x(uid, phone)
                        GROUP BY uid, phone) u
                  WHERE ct.user_id = u.uid AND ct.phone = u.phone",
-                &[&phone_users, &phones],
-            )
-            .await?;
+            &[&phone_users, &phones],
+        )
+        .await?;
     }
     if !customers.is_empty() {
-        client
-            .execute(
-                "UPDATE contacts ct SET total_messages_sent = ct.total_messages_sent + u.n,
+        super::execute_cached(
+            client,
+            "UPDATE contacts ct SET total_messages_sent = ct.total_messages_sent + u.n,
                      last_contacted_at = CURRENT_TIMESTAMP
                  FROM (SELECT uid, platform, cid, count(*)::int AS n
                        FROM unnest($1::text[], $2::text[], $3::text[]) AS x(uid, platform, cid)
                        GROUP BY uid, platform, cid) u
                  WHERE ct.user_id = u.uid AND ct.platform = u.platform AND ct.customer_id = u.cid",
-                &[&channel_users, &platforms, &customers],
-            )
-            .await?;
+            &[&channel_users, &platforms, &customers],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -409,7 +409,8 @@ pub async fn lock_outgoing_many(
 ) -> Result<Vec<OutgoingMessage>, DbError> {
     let ids: Vec<&str> = messages.iter().map(|(m, _)| m.as_str()).collect();
     let users: Vec<&str> = messages.iter().map(|(_, u)| u.as_str()).collect();
-    tx.query(
+    super::query_cached(
+        tx,
         "SELECT m.message_id, m.text, m.status FROM messages m
            JOIN unnest($1::text[], $2::text[]) AS u(id, uid) ON m.message_id = u.id
            JOIN conversations c ON c.conversation_id = m.conversation_id
@@ -469,9 +470,9 @@ pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> R
         .collect();
     let message_ids: Vec<&str> = sent.iter().map(|s| s.message_id.as_str()).collect();
     let users: Vec<&str> = sent.iter().map(|s| s.user.as_str()).collect();
-    let updated = tx
-        .query(
-            "UPDATE messages m SET status = 'sent', error_code = NULL, send_failure = NULL,
+    let updated = super::query_cached(
+        tx,
+        "UPDATE messages m SET status = 'sent', error_code = NULL, send_failure = NULL,
                  platform_message_id = CASE WHEN EXISTS (
                      SELECT 1 FROM messages o
                       WHERE o.platform_message_id = u.p AND o.message_id <> m.message_id)
@@ -481,9 +482,9 @@ pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> R
              WHERE m.message_id = u.id AND c.conversation_id = m.conversation_id
                AND a.agent_id = c.agent_id AND a.user_id = u.uid AND m.status = 'pending'
              RETURNING m.message_id, m.platform_message_id",
-            &[&message_ids, &users, &platform_ids],
-        )
-        .await?;
+        &[&message_ids, &users, &platform_ids],
+    )
+    .await?;
     let mut stored_ids = Vec::with_capacity(updated.len());
     let mut stored_platform_ids: Vec<Option<String>> = Vec::with_capacity(updated.len());
     for row in &updated {
@@ -501,7 +502,8 @@ pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> R
     if stored_ids.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    super::execute_cached(
+        tx,
         "INSERT INTO message_delivery_status (message_id, platform_message_id, status)
          SELECT id, p, 'pending' FROM unnest($1::text[], $2::text[]) AS u(id, p)
          ON CONFLICT (message_id) DO UPDATE
@@ -548,27 +550,25 @@ pub async fn mark_send_failure(
         SendFailure::Permanent => MessageStatus::Failed,
         SendFailure::Retryable => MessageStatus::Pending,
     };
-    let updated = client
-        .execute(
-            &format!(
-                "UPDATE messages m SET status = $3, error_code = $4, send_failure = $5
+    let updated = super::execute_cached(
+        client,
+        &format!(
+            "UPDATE messages m SET status = $3, error_code = $4, send_failure = $5
                  FROM {TENANT_MESSAGE} AND m.status = 'pending'"
-            ),
-            &[
-                &message_id.as_str(),
-                &user.as_str(),
-                &status.as_str(),
-                &code,
-                &class.as_str(),
-            ],
-        )
-        .await?;
+        ),
+        &[
+            &message_id.as_str(),
+            &user.as_str(),
+            &status.as_str(),
+            &code,
+            &class.as_str(),
+        ],
+    )
+    .await?;
     if updated == 0 {
         return Ok(());
     }
-    client
-        .execute(
-            "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, $2, $3)
+    super::execute_cached(client, "INSERT INTO message_delivery_status (message_id, status, error_message) VALUES ($1, $2, $3)
              ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status,
                  error_message = EXCLUDED.error_message, updated_at = CURRENT_TIMESTAMP",
             &[&message_id.as_str(), &status.as_str(), &replace_nul(error)],

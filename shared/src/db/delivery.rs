@@ -56,7 +56,7 @@ async fn set_status_and_steps(
     let mut params: Vec<&(dyn ToSql + Sync)> =
         vec![&id, &status, &update.timestamp, &sent, &delivered, &read];
     params.extend_from_slice(rest);
-    Ok(tx.execute(statement, &params).await?)
+    super::execute_cached(tx, statement, &params).await
 }
 
 /// Applies one status, to messages and template sends of `channel` only (and so of its
@@ -71,9 +71,7 @@ pub async fn apply(
     let error_text = update.error_text();
     let error_code = update.error_code();
 
-    let message_rows = tx
-        .query(
-            "UPDATE message_delivery_status d
+    let message_rows = super::query_cached(tx, "UPDATE message_delivery_status d
              SET status = $2, error_message = COALESCE($3, d.error_message), updated_at = CURRENT_TIMESTAMP
              FROM messages m
              JOIN conversations c ON c.conversation_id = m.conversation_id
@@ -94,7 +92,8 @@ pub async fn apply(
     if update.status == DeliveryStatus::Failed {
         for row in &message_rows {
             let message_id = MessageId::from_trusted(row.try_get("message_id")?);
-            tx.execute(
+            super::execute_cached(
+                tx,
                 "UPDATE messages m SET status = 'failed', error_code = $2
                  FROM conversations c, agents a
                  WHERE m.message_id = $1 AND c.conversation_id = m.conversation_id
@@ -106,15 +105,15 @@ pub async fn apply(
     }
 
     let send_status = TemplateSendStatus::from(update.status);
-    let send = tx
-        .query_opt(
-            "SELECT ts.send_id FROM template_sends ts
+    let send = super::query_opt_cached(
+        tx,
+        "SELECT ts.send_id FROM template_sends ts
              JOIN templates t ON t.template_id = ts.template_id
              WHERE ts.platform_message_id = $1 AND t.user_id = $2 AND t.phone_number_id = $3
              FOR UPDATE OF ts",
-            &[&update.platform_message_id, &tenant, &channel_id],
-        )
-        .await?;
+        &[&update.platform_message_id, &tenant, &channel_id],
+    )
+    .await?;
     let mut template_send_updated = false;
     if let Some(send) = send {
         let send_id = TemplateSendId::from_trusted(send.try_get("send_id")?);
@@ -156,15 +155,15 @@ async fn advance_recipient(
     error_text: Option<&str>,
 ) -> Result<(), DbError> {
     let tenant = channel.user_id.as_str();
-    let Some(recipient) = tx
-        .query_opt(
-            "SELECT r.recipient_id, r.campaign_id, r.status FROM campaign_recipients r
+    let Some(recipient) = super::query_opt_cached(
+        tx,
+        "SELECT r.recipient_id, r.campaign_id, r.status FROM campaign_recipients r
              JOIN campaigns cm ON cm.campaign_id = r.campaign_id
              WHERE r.template_send_id = $1 AND cm.user_id = $2
              FOR UPDATE OF r",
-            &[&send_id.as_str(), &tenant],
-        )
-        .await?
+        &[&send_id.as_str(), &tenant],
+    )
+    .await?
     else {
         return Ok(());
     };

@@ -40,6 +40,54 @@ pub use error::DbError;
 pub use pool::{PoolSetupError, connect};
 pub use tokio_postgres::Error as PgError;
 
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+// Hot paths (the send worker, status webhooks) run their statements through the
+// connection's statement cache (deadpool's `prepare_cached`): the server parses each once
+// per connection and every use is one round trip instead of two (`query(&str)` prepares
+// first). Only statements that name their columns: a cached `SELECT *` would fail with
+// "cached plan must not change result type" after a migration adds a column.
+
+/// [`GenericClient::query`] through the statement cache.
+pub(crate) async fn query_cached(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+/// [`GenericClient::query_opt`] through the statement cache.
+pub(crate) async fn query_opt_cached(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Option<tokio_postgres::Row>, DbError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&statement, params).await?)
+}
+
+/// [`GenericClient::query_one`] through the statement cache.
+pub(crate) async fn query_one_cached(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<tokio_postgres::Row, DbError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&statement, params).await?)
+}
+
+/// [`GenericClient::execute`] through the statement cache.
+pub(crate) async fn execute_cached(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<u64, DbError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
+}
+
 /// Reads a text column into a CHECK-constrained enum, failing loudly if the database holds
 /// a value the code does not know (a migration ran ahead of the code).
 pub(crate) fn enum_column<T>(row: &tokio_postgres::Row, column: &'static str) -> Result<T, DbError>

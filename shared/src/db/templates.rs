@@ -799,7 +799,8 @@ pub async fn begin_sends(
         .iter()
         .map(|_| ConversationId::generate().into())
         .collect();
-    tx.execute(
+    super::execute_cached(
+        tx,
         "INSERT INTO conversations (conversation_id, agent_id, customer_phone)
          SELECT u.id, a.agent_id, u.phone
          FROM agents a, unnest($1::text[], $2::text[]) AS u(id, phone)
@@ -813,17 +814,17 @@ pub async fn begin_sends(
         ],
     )
     .await?;
-    let rows = tx
-        .query(
-            "SELECT c.conversation_id, c.customer_phone FROM conversations c
+    let rows = super::query_cached(
+        tx,
+        "SELECT c.conversation_id, c.customer_phone FROM conversations c
                JOIN agents a ON a.agent_id = c.agent_id
              WHERE c.agent_id = $1 AND c.customer_phone = ANY($2) AND c.is_active
                AND a.user_id = $3
              ORDER BY c.conversation_id
              FOR UPDATE OF c",
-            &[&batch.agent_id.as_str(), &customers, &user.as_str()],
-        )
-        .await?;
+        &[&batch.agent_id.as_str(), &customers, &user.as_str()],
+    )
+    .await?;
     let mut conversation_of = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
         conversation_of.insert(
@@ -868,7 +869,8 @@ pub async fn begin_sends(
     if message_ids.is_empty() {
         return Ok(begun);
     }
-    tx.execute(
+    super::execute_cached(
+        tx,
         "INSERT INTO messages (message_id, conversation_id, sender, text, status, sequence_no,
                                author, message_type, metadata)
          SELECT u.m, u.c, 'agent', u.t, 'pending',
@@ -887,13 +889,15 @@ pub async fn begin_sends(
     )
     .await?;
     // The conversations were locked above as the tenant's.
-    tx.execute(
+    super::execute_cached(
+        tx,
         "UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP
          WHERE conversation_id = ANY($1)",
         &[&conversation_ids],
     )
     .await?;
-    tx.execute(
+    super::execute_cached(
+        tx,
         "INSERT INTO template_sends (send_id, template_id, conversation_id, campaign_id,
              customer_phone, variable_values, status, message_id, phone_number_id, user_id,
              idempotency_key)
@@ -964,9 +968,9 @@ pub async fn finish_sends_sent(
     let ids: Vec<&str> = sent.iter().map(|(id, _, _)| id.as_str()).collect();
     let platform_ids: Vec<Option<&str>> = sent.iter().map(|(_, p, _)| *p).collect();
     let times: Vec<DateTime<Utc>> = sent.iter().map(|(_, _, at)| *at).collect();
-    Ok(client
-        .execute(
-            "UPDATE template_sends s SET status = 'SENT',
+    super::execute_cached(
+        client,
+        "UPDATE template_sends s SET status = 'SENT',
                  platform_message_id = CASE WHEN EXISTS (
                      SELECT 1 FROM template_sends o
                       WHERE o.platform_message_id = u.p AND o.send_id <> s.send_id)
@@ -974,9 +978,9 @@ pub async fn finish_sends_sent(
                  error_code = NULL, error_message = NULL, sent_at = u.at
              FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, p, at)
              WHERE s.send_id = u.id AND s.status = 'PENDING'",
-            &[&ids, &platform_ids, &times],
-        )
-        .await?)
+        &[&ids, &platform_ids, &times],
+    )
+    .await
 }
 
 /// A send as the API shows it.
@@ -1021,15 +1025,15 @@ pub async fn send(
     client: &impl GenericClient,
     send_id: &TemplateSendId,
 ) -> Result<Option<TemplateSend>, DbError> {
-    client
-        .query_opt(
-            &format!("SELECT {SEND_COLUMNS} FROM template_sends WHERE send_id = $1"),
-            &[&send_id.as_str()],
-        )
-        .await?
-        .as_ref()
-        .map(send_from_row)
-        .transpose()
+    super::query_opt_cached(
+        client,
+        &format!("SELECT {SEND_COLUMNS} FROM template_sends WHERE send_id = $1"),
+        &[&send_id.as_str()],
+    )
+    .await?
+    .as_ref()
+    .map(send_from_row)
+    .transpose()
 }
 
 /// The tenant's send made with this `Idempotency-Key`, if any.
