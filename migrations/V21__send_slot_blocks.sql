@@ -49,3 +49,11 @@ BEGIN
     SET next_slot_at = first_slot + make_interval(secs => granted * step_ms / 1000)
     WHERE phone_number_id = phone;
 END $$;
+
+-- The fan-out writes the eligible recipients QUEUED in the resolution's transaction and
+-- publishes their jobs after it commits (no second pass over 100,000 rows to mark them);
+-- `fanned_out_at` says the publishing finished. A start job redelivered before it (the
+-- first one died half-way) publishes the unclaimed QUEUED ones again: a second job for a
+-- recipient claims nothing, so nobody is sent twice.
+ALTER TABLE campaigns ADD COLUMN fanned_out_at TIMESTAMPTZ;
+UPDATE campaigns SET fanned_out_at = recipients_resolved_at WHERE recipients_resolved_at IS NOT NULL;

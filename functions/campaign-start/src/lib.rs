@@ -4,15 +4,19 @@
 //!    (`started_at`); one in any status but `RUNNING` afterwards (cancelled, paused,
 //!    completed, a schedule firing for a campaign that already ran) is left alone.
 //! 2. Its recipients are resolved once, in one transaction, in bulk
-//!    (`db::campaigns::resolve`): eligible ones `PENDING`, the rest `SKIPPED` with their
+//!    (`db::campaigns::resolve`): eligible ones `QUEUED`, the rest `SKIPPED` with their
 //!    reason; `total_recipients` and `skipped_count` are set and the campaign is marked
-//!    resolved. A redelivered job finds it resolved and writes nothing.
-//! 3. Due `PENDING` recipients are fanned out in chunks: each chunk is marked `QUEUED` and
-//!    committed, then its send jobs are published with `SendMessageBatch` (ten per call,
-//!    concurrent calls). A chunk whose publish fails goes back to `PENDING` and the job is
-//!    retried; a crash between the commit and the publish leaves `QUEUED` rows without a
-//!    job, which the sweep finds (`LOST_JOB_MINUTES`) and puts back. A duplicate job is
-//!    harmless: the send worker claims a recipient once.
+//!    resolved. After the commit their send jobs are published in chunks with
+//!    `SendMessageBatch` (ten per call, concurrent calls), then the campaign is marked
+//!    fanned out. A redelivered job finds it resolved and writes nothing; if the first
+//!    fan-out had not finished (the job died half-way), it publishes the unclaimed
+//!    `QUEUED` recipients' jobs again (`db::campaigns::first_fan_out`).
+//! 3. Due `PENDING` recipients (a resume, deferrals, quiet hours) are fanned out in chunks:
+//!    each chunk is marked `QUEUED` and committed, then published. A chunk whose publish
+//!    fails goes back to `PENDING` and the job is retried; a crash between the commit and
+//!    the publish leaves `QUEUED` rows without a job, which the sweep finds
+//!    (`LOST_JOB_MINUTES`) and puts back. A duplicate job is harmless: the send worker
+//!    claims a recipient once.
 //! 4. A campaign with nothing left to send completes at once (zero eligible recipients
 //!    included).
 //!
@@ -28,12 +32,13 @@ pub use events::{EventOutcome, handle_event};
 
 use shared::{
     db::{
-        Pool,
+        Pool, PooledClient,
         campaigns::{self, ResolveOptions, Transition},
         templates,
     },
     domain::{
-        CampaignId, CampaignStatus, TemplateCategory, UserId, campaign::DEFAULT_FREQUENCY_CAP_HOURS,
+        CampaignId, CampaignRecipientId, CampaignStatus, TemplateCategory, UserId,
+        campaign::DEFAULT_FREQUENCY_CAP_HOURS,
     },
     jobs::{
         CampaignStartJob, CampaignStartQueue, JobError, Lifter, LifterConfig, SendJob, SendQueue,
@@ -41,7 +46,7 @@ use shared::{
     },
 };
 
-/// Recipients marked `QUEUED` and published per chunk.
+/// Recipients published (and, for due `PENDING` ones, marked `QUEUED`) per chunk.
 pub const FAN_OUT_CHUNK: i64 = 5_000;
 
 /// What the function needs, built once per execution environment.
@@ -132,14 +137,29 @@ pub async fn handle(
                 .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
         };
         let tx = client.transaction().await?;
-        outcome.resolved = campaigns::resolve(&tx, &campaign, options).await?;
+        let resolved = campaigns::resolve(&tx, &campaign, options).await?;
         tx.commit().await?;
-        if let Some(resolution) = &outcome.resolved {
+        if let Some((resolution, queued)) = resolved {
             tracing::info!(
                 eligible = resolution.eligible,
                 skipped = resolution.skipped.values().sum::<i64>(),
                 "recipients resolved"
             );
+            outcome.resolved = Some(resolution);
+            outcome.published += publish(state, &client, &user, &id, &queued).await?;
+            campaigns::mark_fanned_out(&client, &id).await?;
+        }
+    }
+    if outcome.resolved.is_none() {
+        // A first fan-out that died half-way (this job redelivered): its unclaimed jobs
+        // again.
+        let unfinished = campaigns::first_fan_out(&client, &id).await?;
+        if !unfinished.is_empty() {
+            tracing::warn!(
+                recipients = unfinished.len(),
+                "the first fan-out did not finish; publishing its unclaimed jobs again"
+            );
+            outcome.published += publish(state, &client, &user, &id, &unfinished).await?;
         }
     }
     loop {
@@ -149,19 +169,10 @@ pub async fn handle(
         if queued.is_empty() {
             break;
         }
-        let jobs: Vec<SendJob> = queued
-            .iter()
-            .map(|r| SendJob::new(user.as_str(), id.as_str(), r.as_str()))
-            .collect();
-        if let Err((published, error)) = state.sends.publish_all(&jobs).await {
-            outcome.published += published;
-            campaigns::unqueue(&client, &queued[published.min(queued.len())..]).await?;
-            return Err(JobError::retryable(format!(
-                "send jobs not published: {error}"
-            )));
-        }
-        outcome.published += jobs.len();
+        outcome.published += publish(state, &client, &user, &id, &queued).await?;
     }
+    // Every queued recipient has had its job published.
+    campaigns::mark_fanned_out(&client, &id).await?;
     outcome.completed = campaigns::complete_if_done(&client, &id).await?;
     tracing::info!(
         published = outcome.published,
@@ -169,6 +180,33 @@ pub async fn handle(
         "campaign fanned out"
     );
     Ok(outcome)
+}
+
+/// Publishes the send jobs of `queued` recipients in chunks. What could not be published
+/// goes back to `PENDING` (a later fan-out sends it) and the job is retried.
+async fn publish(
+    state: &CampaignStartState,
+    client: &PooledClient,
+    user: &UserId,
+    campaign: &CampaignId,
+    queued: &[CampaignRecipientId],
+) -> Result<usize, JobError> {
+    let mut published = 0;
+    for chunk in queued.chunks(usize::try_from(FAN_OUT_CHUNK).unwrap_or(5_000)) {
+        let jobs: Vec<SendJob> = chunk
+            .iter()
+            .map(|r| SendJob::new(user.as_str(), campaign.as_str(), r.as_str()))
+            .collect();
+        if let Err((done, error)) = state.sends.publish_all(&jobs).await {
+            published += done;
+            campaigns::unqueue(client, &queued[published.min(queued.len())..]).await?;
+            return Err(JobError::retryable(format!(
+                "send jobs not published: {error}"
+            )));
+        }
+        published += jobs.len();
+    }
+    Ok(published)
 }
 
 /// Rows of each kind one sweep handles.

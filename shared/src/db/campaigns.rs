@@ -601,14 +601,17 @@ fn sample_from_row(row: &Row) -> Result<SampleRecipient, DbError> {
 /// Rows written per `INSERT … SELECT FROM unnest(…)`.
 const RECIPIENT_CHUNK: usize = 10_000;
 
-/// Writes every recipient of a campaign (eligible `PENDING`, the others `SKIPPED` with
-/// their reason) in bulk, and marks the campaign resolved, in the caller's transaction.
-/// A campaign already resolved is left alone (`None`).
+/// Writes every recipient of a campaign in bulk (the eligible ones `QUEUED`, ready for
+/// their send jobs, the others `SKIPPED` with their reason) and marks the campaign
+/// resolved, in the caller's transaction; answers the queued ones. The caller publishes
+/// their jobs after the commit, then [`mark_fanned_out`]: a start job redelivered in
+/// between publishes them again ([`first_fan_out`]). A campaign already resolved is left
+/// alone (`None`).
 pub async fn resolve(
     tx: &Transaction<'_>,
     campaign: &Campaign,
     options: ResolveOptions,
-) -> Result<Option<Resolution>, DbError> {
+) -> Result<Option<(Resolution, Vec<CampaignRecipientId>)>, DbError> {
     let locked = tx
         .query_opt(
             "SELECT recipients_resolved_at FROM campaigns
@@ -665,8 +668,10 @@ pub async fn resolve(
     for start in (0..contact_ids.len()).step_by(RECIPIENT_CHUNK) {
         let end = (start + RECIPIENT_CHUNK).min(contact_ids.len());
         tx.execute(
-            "INSERT INTO campaign_recipients (recipient_id, campaign_id, contact_id, phone, status, skip_reason)
-             SELECT r, $1, c, p, CASE WHEN s IS NULL THEN 'PENDING' ELSE 'SKIPPED' END, s
+            "INSERT INTO campaign_recipients (recipient_id, campaign_id, contact_id, phone, status,
+                                              skip_reason, queued_at)
+             SELECT r, $1, c, p, CASE WHEN s IS NULL THEN 'QUEUED' ELSE 'SKIPPED' END, s,
+                    CASE WHEN s IS NULL THEN now() END
              FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(r, c, p, s)
              ON CONFLICT (campaign_id, contact_id) DO NOTHING",
             &[
@@ -701,7 +706,55 @@ pub async fn resolve(
         },
     )
     .await?;
-    Ok(Some(resolution))
+    let queued = recipient_ids
+        .into_iter()
+        .zip(&reasons)
+        .filter(|(_, reason)| reason.is_none())
+        .map(|(id, _)| CampaignRecipientId::from_trusted(id))
+        .collect();
+    Ok(Some((resolution, queued)))
+}
+
+/// A resolved campaign whose first fan-out never finished (its start job died between the
+/// resolution's commit and [`mark_fanned_out`]): its `QUEUED` recipients not yet claimed,
+/// whose jobs may be lost. Publishing them again is safe (a second job for a recipient
+/// claims nothing). Empty when the first fan-out finished.
+pub async fn first_fan_out(
+    client: &impl GenericClient,
+    campaign: &CampaignId,
+) -> Result<Vec<CampaignRecipientId>, DbError> {
+    let rows = client
+        .query(
+            "SELECT r.recipient_id FROM campaign_recipients r
+               JOIN campaigns c ON c.campaign_id = r.campaign_id
+             WHERE r.campaign_id = $1 AND c.recipients_resolved_at IS NOT NULL
+               AND c.fanned_out_at IS NULL AND r.status = 'QUEUED' AND r.claimed_at IS NULL
+             ORDER BY r.recipient_id",
+            &[&campaign.as_str()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CampaignRecipientId::from_trusted(
+                r.try_get("recipient_id")?,
+            ))
+        })
+        .collect()
+}
+
+/// The first fan-out published every queued recipient's job.
+pub async fn mark_fanned_out(
+    client: &impl GenericClient,
+    campaign: &CampaignId,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE campaigns SET fanned_out_at = now()
+             WHERE campaign_id = $1 AND fanned_out_at IS NULL",
+            &[&campaign.as_str()],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Marks up to `limit` of a RUNNING campaign's due `PENDING` recipients `QUEUED` and

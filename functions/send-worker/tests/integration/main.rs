@@ -872,3 +872,46 @@ async fn a_batch_at_a_low_cap_sends_what_fits_and_keeps_the_later_slots() {
         "the two sends are a slot apart: {times:?}"
     );
 }
+
+#[tokio::test]
+async fn a_start_job_that_died_after_resolving_is_redelivered_and_publishes_once() {
+    let engine = Engine::new().await;
+    engine.meta_accepts().await;
+    let campaign = engine.campaign_to_vips().await;
+    // The first delivery resolved and committed, then died before publishing anything.
+    let stored = engine.campaign(&campaign).await;
+    let mut client = engine.app.db.client().await;
+    let tx = client.transaction().await.expect("tx");
+    let options = campaigns::ResolveOptions {
+        marketing: false,
+        frequency_cap_hours: 0,
+    };
+    let (_, queued) = campaigns::resolve(&tx, &stored, options)
+        .await
+        .expect("resolve")
+        .expect("resolved now");
+    tx.commit().await.expect("commit");
+    assert_eq!(queued.len(), 4);
+    assert!(engine.send_jobs().is_empty(), "no job was published");
+
+    let job = shared::jobs::CampaignStartJob::new(
+        helpers::TENANT,
+        campaign.as_str(),
+        shared::jobs::StartReason::Start,
+    );
+    for _ in 0..3 {
+        campaign_start::handle(&engine.start_state, &job)
+            .await
+            .expect("redelivered");
+    }
+    let jobs = engine.send_jobs();
+    assert_eq!(jobs.len(), 4, "each queued recipient's job once");
+    for job in &jobs {
+        engine.send(job).await;
+    }
+    assert_eq!(engine.meta_sends().await.len(), 4);
+    assert_eq!(
+        engine.campaign(&campaign).await.status,
+        CampaignStatus::Completed
+    );
+}
