@@ -317,6 +317,13 @@ fn trigger_fields(
         .event_config
         .clone()
         .unwrap_or(Value::Object(Default::default()));
+    let has_config = trigger
+        .event_config
+        .as_ref()
+        .is_some_and(|c| !matches!(c, Value::Object(map) if map.is_empty()) && !c.is_null());
+    if has_config && trigger.trigger_type != TriggerType::Event {
+        errors.push("trigger.event_config", "is only for EVENT triggers");
+    }
     match trigger.trigger_type {
         TriggerType::Immediate => {
             if trigger.scheduled_at.is_some() || trigger.event_type.is_some() {
@@ -418,7 +425,7 @@ fn event_config(event: TriggerEvent, config: &Value, errors: &mut FieldErrors) -
 }
 
 /// Every key names a variable of the template, and every literal is one Meta takes.
-fn check_variables(
+pub(crate) fn check_variables(
     template: &Template,
     values: &BTreeMap<String, VariableSource>,
     errors: &mut FieldErrors,
@@ -431,7 +438,13 @@ fn check_variables(
             VariableSource::Contact(_) => None,
         })
         .collect();
-    for key in values.keys() {
+    for (key, value) in values {
+        if matches!(value, VariableSource::Literal(text) if text.trim().is_empty()) {
+            errors.push(
+                &format!("variable_values.{key}"),
+                "must not be empty (leave the variable out to use its default_value)",
+            );
+        }
         let known = content.variables.iter().any(|v| {
             v.variable_name == *key
                 || (v.component_type == ComponentType::Body && v.position.to_string() == *key)

@@ -566,9 +566,20 @@ pub async fn list_recipients(
     {
         return Err(ApiError::invalid("error_code", "must not contain NUL"));
     }
+    if query
+        .error_code
+        .as_deref()
+        .is_some_and(|c| !(1..=50).contains(&c.chars().count()))
+    {
+        return Err(ApiError::invalid(
+            "error_code",
+            "must be 1 to 50 characters",
+        ));
+    }
+    // A cursor belongs to one campaign's list: another campaign's is a 400.
     let paging = Paging::new(
         &state.api.sealing_key,
-        "campaign-recipients",
+        format!("campaign-recipients:{id}"),
         query.limit,
         query.cursor.as_deref(),
     )?;
@@ -737,6 +748,19 @@ pub async fn preview_campaign(
             .ok_or_else(|| ApiError::invalid("template_id", "is not one of your templates"))?,
         ),
     };
+    // The values as a campaign with them would be checked: a 422 now, not a FAILED
+    // recipient later.
+    if !body.variable_values.is_empty() {
+        let mut errors = shared::api::FieldErrors::default();
+        match &template {
+            Some(template) => body::check_variables(template, &body.variable_values, &mut errors),
+            None => errors.push(
+                "variable_values",
+                "needs `template_id`: values are checked against a template",
+            ),
+        }
+        errors.into_result()?;
+    }
     let marketing = template
         .as_ref()
         .is_some_and(|t| t.draft.category == shared::domain::TemplateCategory::Marketing);

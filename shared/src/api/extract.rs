@@ -135,6 +135,17 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             serde_json::error::Category::Data => {
                 ApiError::Validation(vec![field_error(&path, &inner.to_string(), "body")])
             }
+            // serde_json reports a number, boolean, null or array where an enum's string
+            // belongs as a syntax error ("expected value"); the JSON is fine, the type is not.
+            serde_json::error::Category::Syntax
+                if path != "."
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() =>
+            {
+                ApiError::Validation(vec![FieldError::new(
+                    path,
+                    "has the wrong type: expected a string, one of the documented values",
+                )])
+            }
             _ => ApiError::BadRequest {
                 detail: format!(
                     "the body is not valid JSON: {}",
@@ -221,12 +232,33 @@ fn field_error(path: &str, message: &str, whole: &str) -> FieldError {
     FieldError::new(field, message)
 }
 
-/// serde_json appends " at line L column C"; the field path says more to a client.
+/// serde_json appends " at line L column C"; the field path says more to a client. Rust's
+/// type names (`expected i32`, `struct RecipientFilterBody`, `untagged enum
+/// VariableSource`) say nothing to one, so they are said in JSON's words.
 fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(index) => message[..index].to_owned(),
-        None => message.to_owned(),
+    let message = match message.rfind(" at line ") {
+        Some(index) => &message[..index],
+        None => message,
+    };
+    if message.starts_with("data did not match any variant of untagged enum") {
+        return "is none of the accepted forms (see the API document)".to_owned();
     }
+    let Some((found, expected)) = message.split_once(", expected ") else {
+        return message.to_owned();
+    };
+    let words = match expected {
+        e if e.starts_with("struct ") || e.starts_with("a map") => "an object",
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" | "isize" => {
+            "an integer"
+        }
+        "f32" | "f64" => "a number",
+        "a boolean" | "a string" | "a sequence" => match expected {
+            "a sequence" => "an array",
+            other => other,
+        },
+        other => return format!("{found}, expected {other}"),
+    };
+    format!("{found}, expected {words}")
 }
 
 #[cfg(test)]
@@ -391,5 +423,22 @@ mod tests {
         assert!(is_json(&headers));
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().expect("valid"));
         assert!(!is_json(&headers));
+    }
+
+    #[test]
+    fn a_wrong_type_for_an_enum_names_its_field() {
+        let (status, errors) = errors_of(r#"{"name": "a", "platform": 5}"#);
+        assert_eq!(status, 422);
+        assert_eq!(errors[0].field, "platform");
+        let (status, errors) =
+            errors_of(r#"{"name": "a", "platform": "whatsapp", "nested": {"count": "x"}}"#);
+        assert_eq!(status, 422);
+        assert_eq!(errors[0].field, "nested.count");
+        assert_eq!(
+            errors[0].message,
+            "invalid type: string \"x\", expected an integer"
+        );
+        let (status, _) = errors_of(r#"{"name": "a", "platform": 5"#);
+        assert_eq!(status, 400, "broken JSON stays a 400");
     }
 }

@@ -815,9 +815,16 @@ pub async fn complete_if_done(
                AND c.recipients_resolved_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM campaign_triggers t
                                WHERE t.campaign_id = c.campaign_id AND t.trigger_type = 'EVENT')
-               AND NOT EXISTS (SELECT 1 FROM campaign_recipients r
-                               WHERE r.campaign_id = c.campaign_id
-                                 AND r.status IN ('PENDING', 'QUEUED'))",
+               -- The counters first (16 rows): they count every finished recipient at
+               -- least once, so the exact check over the recipients (slow while a
+               -- running campaign's index is full of just-sent rows) runs only near the end.
+               AND CASE WHEN (SELECT COALESCE(sum(k.sent + k.failed + k.skipped), 0)
+                              FROM campaign_counters k
+                              WHERE k.campaign_id = c.campaign_id) >= c.total_recipients
+                        THEN NOT EXISTS (SELECT 1 FROM campaign_recipients r
+                                         WHERE r.campaign_id = c.campaign_id
+                                           AND r.status IN ('PENDING', 'QUEUED'))
+                        ELSE false END",
         &[&campaign.as_str()],
     )
     .await?

@@ -157,10 +157,15 @@ async fn advance_recipient(
     let tenant = channel.user_id.as_str();
     let Some(recipient) = super::query_opt_cached(
         tx,
-        "SELECT r.recipient_id, r.campaign_id, r.status FROM campaign_recipients r
-             JOIN campaigns cm ON cm.campaign_id = r.campaign_id
-             WHERE r.template_send_id = $1 AND cm.user_id = $2
-             FOR UPDATE OF r",
+        // The send's recipient first, by its own index, then the tenant check: with
+        // statistics still counting a fresh campaign as small, a join let the planner
+        // walk the whole campaign's recipients instead.
+        "WITH r AS MATERIALIZED (
+             SELECT recipient_id, campaign_id, status FROM campaign_recipients
+             WHERE template_send_id = $1 FOR UPDATE)
+         SELECT r.recipient_id, r.campaign_id, r.status FROM r
+           JOIN campaigns cm ON cm.campaign_id = r.campaign_id
+         WHERE cm.user_id = $2",
         &[&send_id.as_str(), &tenant],
     )
     .await?

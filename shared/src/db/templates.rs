@@ -783,7 +783,7 @@ pub struct SendItem<'a> {
 /// [`begin_send`] for many customers of one template and agent, in six statements
 /// whatever their number (a campaign's batch): the answer is in `items` order, `None`
 /// where nothing was written (the agent is not the tenant's). Conversations are locked in
-/// id order, so concurrent batches cannot deadlock, and two sends into one conversation
+/// customer order, so concurrent batches cannot deadlock, and two sends into one conversation
 /// take consecutive sequence numbers.
 pub async fn begin_sends(
     tx: &Transaction<'_>,
@@ -795,6 +795,10 @@ pub async fn begin_sends(
         return Ok(Vec::new());
     }
     let customers: Vec<&str> = items.iter().map(|i| i.customer).collect();
+    // Locked in this order: sorted, so two batches sharing customers cannot deadlock.
+    let mut locking = customers.clone();
+    locking.sort_unstable();
+    locking.dedup();
     let candidates: Vec<String> = items
         .iter()
         .map(|_| ConversationId::generate().into())
@@ -816,13 +820,18 @@ pub async fn begin_sends(
     .await?;
     let rows = super::query_cached(
         tx,
-        "SELECT c.conversation_id, c.customer_phone FROM conversations c
-               JOIN agents a ON a.agent_id = c.agent_id
-             WHERE c.agent_id = $1 AND c.customer_phone = ANY($2) AND c.is_active
-               AND a.user_id = $3
-             ORDER BY c.conversation_id
-             FOR UPDATE OF c",
-        &[&batch.agent_id.as_str(), &customers, &user.as_str()],
+        // One probe of the (agent_id, customer_phone) index per customer (LATERAL):
+        // whatever the statistics say of the agent's conversations (a campaign can add
+        // thousands within seconds), never a walk over all of them.
+        "SELECT c.conversation_id, c.customer_phone
+         FROM unnest($2::text[]) AS u(phone)
+           CROSS JOIN LATERAL (
+               SELECT conversation_id, customer_phone, agent_id FROM conversations
+               WHERE agent_id = $1 AND customer_phone = u.phone AND is_active LIMIT 1) c
+           JOIN agents a ON a.agent_id = c.agent_id
+         WHERE a.user_id = $3
+         FOR UPDATE OF c",
+        &[&batch.agent_id.as_str(), &locking, &user.as_str()],
     )
     .await?;
     let mut conversation_of = std::collections::HashMap::with_capacity(rows.len());

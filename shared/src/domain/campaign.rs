@@ -147,13 +147,13 @@ pub enum VariableSource {
     /// The same text for everyone.
     Literal(String),
     /// The recipient's own field; empty falls back to the variable's `default_value`.
-    Contact(ContactSource),
+    Contact(ContactFieldSource),
 }
 
 /// `{"contact_field": "name" | "email" | "company" | "phone"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ContactSource {
+pub struct ContactFieldSource {
     pub contact_field: ContactField,
 }
 
@@ -274,7 +274,7 @@ mod tests {
         let mapping = BTreeMap::from([
             (
                 "1".to_owned(),
-                VariableSource::Contact(ContactSource {
+                VariableSource::Contact(ContactFieldSource {
                     contact_field: ContactField::Name,
                 }),
             ),
@@ -284,7 +284,7 @@ mod tests {
             ),
             (
                 "3".to_owned(),
-                VariableSource::Contact(ContactSource {
+                VariableSource::Contact(ContactFieldSource {
                     contact_field: ContactField::Company,
                 }),
             ),

@@ -127,6 +127,33 @@ impl App {
     fn start_jobs(&self) -> Vec<CampaignStartJob> {
         self.starts.drain()
     }
+
+    /// Runs the start jobs the API published (resolution and fan-out); returns the sends.
+    async fn run_starts(&self) -> LocalQueue<SendJob> {
+        let sends: LocalQueue<SendJob> = LocalQueue::new();
+        let state = campaign_start::CampaignStartState {
+            pool: self.kit.db.pool.clone(),
+            sends: Queue::Local(sends.clone()),
+            starts: Queue::Local(self.starts.clone()),
+            retry_queue: None,
+            events_retry_queue: None,
+            lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
+        };
+        for job in self.start_jobs() {
+            campaign_start::handle(&state, &job).await.expect("start");
+        }
+        sends
+    }
+
+    /// How many campaigns the tenant has.
+    async fn count(&self) -> usize {
+        self.kit
+            .get_as(&self.tenant, "/campaigns")
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
 }
 
 async fn template(
@@ -775,4 +802,94 @@ async fn parallel_starts_of_a_scheduled_campaign_schedule_it_once_and_keep_the_s
         .expect(200)
         .clone();
     assert_eq!(stored["status"], "SCHEDULED");
+}
+
+#[tokio::test]
+async fn wrong_types_empty_values_and_foreign_cursors_are_named_4xx() {
+    let app = App::new().await;
+    let cases = [
+        (
+            json!({"trigger": {"trigger_type": 5}}),
+            "trigger.trigger_type",
+        ),
+        (
+            json!({"trigger": {"trigger_type": "IMMEDIATE", "event_config": {"tag": "x"}}}),
+            "trigger.event_config",
+        ),
+        (json!({"variable_values": {"1": "  "}}), "variable_values.1"),
+    ];
+    for (change, field) in cases {
+        let mut body = app.body(json!({"trigger_type": "IMMEDIATE"}));
+        for (key, value) in change.as_object().into_iter().flatten() {
+            body[key] = value.clone();
+        }
+        let problem = app
+            .kit
+            .post_as(&app.tenant, "/campaigns", &body)
+            .await
+            .expect(422)
+            .clone();
+        assert_eq!(fields(&problem), vec![field.to_owned()], "{problem}");
+    }
+    assert_eq!(app.count().await, 0, "nothing was written");
+
+    // The preview checks values as a campaign would.
+    for (body, field) in [
+        (
+            json!({"template_id": app.template, "variable_values": {"zzz": "x"}}),
+            "variable_values.zzz",
+        ),
+        (json!({"variable_values": {"1": "x"}}), "variable_values"),
+    ] {
+        let problem = app
+            .kit
+            .post_as(&app.tenant, "/campaigns/preview", &body)
+            .await
+            .expect(422)
+            .clone();
+        assert_eq!(fields(&problem), vec![field.to_owned()], "{problem}");
+    }
+
+    // Recipients: the error_code filter's bounds, and a cursor of another campaign.
+    let first = app.create(json!({"trigger_type": "IMMEDIATE"})).await;
+    let second = app.create(json!({"trigger_type": "IMMEDIATE"})).await;
+    let (a, b) = (
+        first["campaign_id"].as_str().expect("id"),
+        second["campaign_id"].as_str().expect("id"),
+    );
+    for bad in ["", &"9".repeat(51)] {
+        app.kit
+            .get_as(
+                &app.tenant,
+                &format!("/campaigns/{a}/recipients?error_code={bad}"),
+            )
+            .await
+            .expect_problem(422, Some("error_code"));
+    }
+    app.kit
+        .post_as(&app.tenant, &format!("/campaigns/{a}/start"), &json!({}))
+        .await
+        .expect(200);
+    app.kit
+        .post_as(&app.tenant, &format!("/campaigns/{b}/start"), &json!({}))
+        .await
+        .expect(200);
+    app.run_starts().await;
+    let page = app
+        .kit
+        .get_as(&app.tenant, &format!("/campaigns/{a}/recipients?limit=1"))
+        .await
+        .expect(200)
+        .clone();
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    app.kit
+        .get_as(
+            &app.tenant,
+            &format!("/campaigns/{b}/recipients?limit=1&cursor={cursor}"),
+        )
+        .await
+        .expect_problem(400, Some("cursor"));
 }
