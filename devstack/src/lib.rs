@@ -249,7 +249,10 @@ impl Stack {
             // The CSV import's own, larger limit sits inside this one and wins.
             .merge(contacts::app(self.api.clone()).layer(api_limit))
             .merge(meetings::app(self.meetings.clone()).layer(api_limit))
-            .merge(campaigns::app(self.campaigns.clone()).layer(api_limit))
+            .merge(
+                campaigns::app(self.campaigns.clone())
+                    .layer(DefaultBodyLimit::max(campaigns::BODY_LIMIT)),
+            )
             .merge(self.google_sim.clone().router())
             .merge(webhook::app(self.webhook.clone()))
             .merge(self.simulators.clone().router())

@@ -109,7 +109,9 @@ pub struct CreateCampaign {
     pub options: OptionsBody,
 }
 
-/// Changes to a DRAFT or SCHEDULED campaign: only the fields given change.
+/// Changes to a DRAFT or SCHEDULED campaign: only the fields given change. Each is
+/// replaced whole: `options`, `trigger`, `recipient_filter` and `variable_values` as given
+/// (give every option to keep along with the one that changes).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCampaign {

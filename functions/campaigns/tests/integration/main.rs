@@ -893,3 +893,26 @@ async fn wrong_types_empty_values_and_foreign_cursors_are_named_4xx() {
         .await
         .expect_problem(400, Some("cursor"));
 }
+
+#[tokio::test]
+async fn a_filter_may_name_ten_thousand_contacts() {
+    let app = App::new().await;
+    let ids: Vec<String> = (0..10_000)
+        .map(|_| shared::domain::ContactId::generate().to_string())
+        .collect();
+    let mut body = app.body(json!({"trigger_type": "IMMEDIATE"}));
+    body["recipient_filter"] = json!({"contactIds": ids});
+    assert!(serde_json::to_vec(&body).expect("json").len() > 256 * 1024);
+    let created = app
+        .kit
+        .post_as(&app.tenant, "/campaigns", &body)
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(
+        created["recipient_filter"]["contactIds"]
+            .as_array()
+            .map(Vec::len),
+        Some(10_000)
+    );
+}
