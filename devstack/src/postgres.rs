@@ -65,15 +65,28 @@ impl LocalPostgres {
                 "-p {port} -k {} -c listen_addresses=127.0.0.1",
                 data.display()
             );
+            let log = root.join("server.log");
             run(
                 owner_command(&bin.join("pg_ctl"), as_root)
                     .arg("-D")
                     .arg(&data)
                     .arg("-l")
-                    .arg(root.join("server.log"))
+                    .arg(&log)
                     .args(["-w", "-t", "60", "start", "-o", &options]),
                 "pg_ctl start",
-            )?;
+            )
+            .with_context(|| {
+                // The usual cause is another PostgreSQL (another devstack) on the port; the
+                // log says so, pg_ctl's own message does not.
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                let last: Vec<&str> = tail.lines().rev().take(5).collect();
+                format!(
+                    "devstack's PostgreSQL did not start on port {port} (another one there? \
+                     set DEVSTACK_PG_PORT to a free port); its log, {}, ends with:\n{}",
+                    log.display(),
+                    last.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })?;
         }
         let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         create_database_if_missing(&bin, &admin_url)?;

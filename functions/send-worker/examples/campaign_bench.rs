@@ -183,6 +183,18 @@ async fn campaign(db: &TestDb, t: &Tenant, tag: &str, rate: Option<i32>) -> Camp
     created.campaign_id
 }
 
+/// Cancels a campaign whose jobs the benchmark dropped, so no later part sends them.
+async fn cancel(db: &TestDb, campaign: &CampaignId) {
+    db.client()
+        .await
+        .execute(
+            "UPDATE campaigns SET status = 'CANCELLED' WHERE campaign_id = $1",
+            &[&campaign.as_str()],
+        )
+        .await
+        .expect("cancel");
+}
+
 fn lifter() -> LifterConfig {
     LifterConfig {
         deadline_margin: Duration::ZERO,
@@ -358,14 +370,57 @@ async fn main() {
             sends.waiting_count()
         );
         sends.drain();
-        db.client()
-            .await
-            .execute(
-                "UPDATE campaigns SET status = 'CANCELLED' WHERE campaign_id = $1",
-                &[&fan_campaign.as_str()],
-            )
-            .await
-            .expect("cancel");
+        cancel(&db, &fan_campaign).await;
+
+        // 1b. Through moto's SQS (a standard queue, SendMessageBatch of ten, eight calls in
+        //     flight), when MOTO_ENDPOINT names its server. moto (Python, one thread) takes
+        //     about two batch calls a second here, so 100,000 jobs would take over an hour:
+        //     2,000 recipients show its rate without waiting on it.
+        if std::env::var("MOTO_ENDPOINT").is_ok() {
+            let moto = tenant(&db, "bench-moto", "106540352242929").await;
+            contacts(&db, &moto.user, "moto", 14_210_000_000, 2_000).await;
+            let client = testkit::moto_sqs_client();
+            let url = client
+                .create_queue()
+                .queue_name(format!("bench-sends-{}", ulid::Ulid::new()))
+                .send()
+                .await
+                .expect("queue")
+                .queue_url
+                .expect("url");
+            let sqs_campaign = campaign(&db, &moto, "moto", None).await;
+            let mut state = start_state(&db, &sends);
+            state.sends = Queue::Sqs(shared::jobs::SqsQueue::new(client.clone(), url.clone()));
+            let job = CampaignStartJob::new(
+                moto.user.as_str(),
+                sqs_campaign.as_str(),
+                StartReason::Start,
+            );
+            let started = Instant::now();
+            campaign_start::handle(&state, &job).await.expect("fan-out");
+            let took = started.elapsed();
+            let waiting = client
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
+                .send()
+                .await
+                .expect("attributes");
+            let count = waiting
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                })
+                .cloned()
+                .unwrap_or_default();
+            println!(
+                "fan-out through moto's SQS: 2,000 recipients written and jobs sent in {:.2} s ({count} messages in the queue)",
+                took.as_secs_f64()
+            );
+            cancel(&db, &sqs_campaign).await;
+        }
     }
     if wants("sends") {
         // 2a. The send path, no cap.
