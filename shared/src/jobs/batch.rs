@@ -182,6 +182,16 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
+    /// Records `record` as failed.
+    fn fail(&mut self, record: Record, (kind, visibility): (FailureKind, Visibility)) {
+        self.failures.push(Failure {
+            message_id: record.message_id,
+            receipt_handle: record.receipt_handle,
+            kind,
+            visibility,
+        });
+    }
+
     /// The failed message ids, in record order (the partial batch failure response).
     pub fn failed_ids(&self) -> Vec<&str> {
         self.failures
@@ -238,12 +248,7 @@ impl Lifter {
         let mut failed_groups: HashSet<String> = HashSet::new();
         let mut stopped = false;
         for record in records {
-            let span = tracing::info_span!(
-                "job",
-                queue = J::QUEUE.name,
-                sqs.message_id = %record.message_id,
-                sqs.receive_count = record.receive_count,
-            );
+            let span = job_span::<J>(&record);
             if !stopped {
                 if let Some(deadline) = deadline {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -281,12 +286,7 @@ impl Lifter {
             if let Some(group) = &record.group_id {
                 failed_groups.insert(group.clone());
             }
-            report.failures.push(Failure {
-                message_id: record.message_id,
-                receipt_handle: record.receipt_handle,
-                kind,
-                visibility,
-            });
+            report.fail(record, (kind, visibility));
         }
         if let Some(sqs) = &self.sqs {
             apply_visibility(sqs, &report).await;
@@ -313,78 +313,53 @@ impl Lifter {
         let too_late = deadline.is_some_and(|deadline| {
             deadline.saturating_duration_since(Instant::now()) < self.config.deadline_margin
         });
-        let mut report = BatchReport::default();
-        let mut outcomes: Vec<Option<Result<(), JobError>>> = Vec::with_capacity(records.len());
+        // The jobs that parse; for each record, why it has none.
         let mut jobs = Vec::with_capacity(records.len());
-        for record in &records {
-            match serde_json::from_str::<J>(&record.body) {
-                Ok(job) if !too_late => {
+        let parsed: Vec<Option<JobError>> = records
+            .iter()
+            .map(|record| match parse::<J>(record) {
+                Ok(job) => {
                     jobs.push(job);
-                    outcomes.push(None);
+                    None
                 }
-                Ok(_) => outcomes.push(None),
-                Err(error) => outcomes.push(Some(Err(JobError::Poison(format!(
-                    "not a {} job of a known version: {error}",
-                    J::QUEUE.name
-                ))))),
-            }
-        }
-        if too_late {
+                Err(poison) => Some(poison),
+            })
+            .collect();
+        let results = if too_late {
             tracing::warn!("near the deadline: the batch goes back to the queue");
-            for (record, outcome) in records.into_iter().zip(outcomes) {
-                let (kind, visibility) = match outcome {
-                    Some(Err(error)) => self
-                        .classify(&record, Err(error))
-                        .unwrap_or((FailureKind::NotStarted, Visibility::QueueDefault)),
-                    _ => (FailureKind::NotStarted, Visibility::After(Duration::ZERO)),
-                };
-                report.failures.push(Failure {
-                    message_id: record.message_id,
-                    receipt_handle: record.receipt_handle,
-                    kind,
-                    visibility,
-                });
-            }
-            if let Some(sqs) = &self.sqs {
-                apply_visibility(sqs, &report).await;
-            }
-            return report;
-        }
-        let count = jobs.len();
-        let results = match deadline {
-            None => handler(jobs).await,
-            Some(deadline) => {
-                let stop = deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline);
-                tokio::time::timeout_at(stop, handler(jobs))
-                    .await
-                    .unwrap_or_default()
+            Vec::new()
+        } else {
+            match deadline {
+                None => handler(jobs).await,
+                // Stopped at the deadline: no answers, so every job is retried.
+                Some(deadline) => {
+                    let stop = deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline);
+                    tokio::time::timeout_at(stop, handler(jobs))
+                        .await
+                        .unwrap_or_default()
+                }
             }
         };
         let mut results = results.into_iter();
-        for (record, outcome) in records.into_iter().zip(outcomes) {
-            let outcome = match outcome {
-                Some(parse_failure) => parse_failure,
-                None => results.next().unwrap_or_else(|| {
-                    Err(JobError::retryable(if count == 0 {
-                        "no answer for this job"
-                    } else {
-                        "stopped at the invocation's deadline while running"
-                    }))
-                }),
+        let mut report = BatchReport::default();
+        for (record, parse_error) in records.into_iter().zip(parsed) {
+            let span = job_span::<J>(&record);
+            let failure = match parse_error {
+                Some(error) => span.in_scope(|| self.classify(&record, Err(error))),
+                None if too_late => {
+                    Some((FailureKind::NotStarted, Visibility::After(Duration::ZERO)))
+                }
+                None => {
+                    let result = results.next().unwrap_or_else(|| {
+                        Err(JobError::retryable(
+                            "stopped at the invocation's deadline while running",
+                        ))
+                    });
+                    span.in_scope(|| self.classify(&record, result))
+                }
             };
-            let span = tracing::info_span!(
-                "job",
-                queue = J::QUEUE.name,
-                sqs.message_id = %record.message_id,
-                sqs.receive_count = record.receive_count,
-            );
-            if let Some((kind, visibility)) = span.in_scope(|| self.classify(&record, outcome)) {
-                report.failures.push(Failure {
-                    message_id: record.message_id,
-                    receipt_handle: record.receipt_handle,
-                    kind,
-                    visibility,
-                });
+            if let Some(failure) = failure {
+                report.fail(record, failure);
             }
         }
         if let Some(sqs) = &self.sqs {
@@ -408,7 +383,7 @@ impl Lifter {
         F: FnMut(J) -> Fut,
         Fut: Future<Output = Result<(), JobError>>,
     {
-        let outcome = match serde_json::from_str::<J>(&record.body) {
+        let outcome = match parse::<J>(record) {
             Ok(job) => match deadline {
                 None => handler(job).await,
                 Some(deadline) => {
@@ -422,10 +397,7 @@ impl Lifter {
                         })
                 }
             },
-            Err(error) => Err(JobError::Poison(format!(
-                "not a {} job of a known version: {error}",
-                J::QUEUE.name
-            ))),
+            Err(poison) => Err(poison),
         };
         self.classify(record, outcome)
     }
@@ -521,6 +493,26 @@ impl Lifter {
         queue.settle(&ids, &report);
         ids.len()
     }
+}
+
+/// The span of one record's job.
+fn job_span<J: Job>(record: &Record) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        queue = J::QUEUE.name,
+        sqs.message_id = %record.message_id,
+        sqs.receive_count = record.receive_count,
+    )
+}
+
+/// A record's job; a body that is no job of a known version is poison.
+fn parse<J: Job>(record: &Record) -> Result<J, JobError> {
+    serde_json::from_str(&record.body).map_err(|error| {
+        JobError::Poison(format!(
+            "not a {} job of a known version: {error}",
+            J::QUEUE.name
+        ))
+    })
 }
 
 async fn apply_visibility(sqs: &SqsQueue, report: &BatchReport) {
