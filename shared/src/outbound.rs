@@ -154,7 +154,6 @@ pub async fn send_many(
     let results = futures_util::future::join_all(attempts).await;
 
     let mut outcomes = Vec::with_capacity(sends.len());
-    let mut customers = Vec::with_capacity(sends.len());
     for (s, result) in sends.iter().zip(results) {
         let outcome = match (text_of(s.message_id), result) {
             (None, _) => SendOutcome::Missing,
@@ -197,17 +196,12 @@ pub async fn send_many(
                 }
             }
         };
-        customers.push(crate::domain::CustomerIdentity::of_conversation(
-            s.destination.platform,
-            &customer_key(s.destination.platform, s.destination.customer),
-        ));
         outcomes.push(outcome);
     }
     let sent: Vec<convo::SentMessage<'_>> = sends
         .iter()
         .zip(&outcomes)
-        .zip(&customers)
-        .filter_map(|((s, outcome), customer)| match outcome {
+        .filter_map(|(s, outcome)| match outcome {
             SendOutcome::Sent {
                 platform_message_id,
                 ..
@@ -215,7 +209,10 @@ pub async fn send_many(
                 user: s.destination.user_id,
                 message_id: s.message_id,
                 platform_message_id,
-                customer,
+                customer: crate::domain::CustomerIdentity::of_conversation(
+                    s.destination.platform,
+                    &customer_key(s.destination.platform, s.destination.customer),
+                ),
             }),
             _ => None,
         })

@@ -215,7 +215,7 @@ async fn another_tenants_id_changes_nothing_in_a_conversation_or_its_messages() 
         .await
         .expect("lock")
         .pop();
-    convo::mark_sent(&tx, other, &reply, "wamid.INTRUDER", &customer_phone())
+    mark_sent(&tx, other, &reply, "wamid.INTRUDER")
         .await
         .expect("mark_sent");
     convo::mark_send_failure(
@@ -267,7 +267,7 @@ async fn another_tenants_id_changes_nothing_in_a_conversation_or_its_messages() 
         .await
         .expect("lock")
         .pop();
-    convo::mark_sent(&tx, &owner.user, &reply, "wamid.OWNER", &customer_phone())
+    mark_sent(&tx, &owner.user, &reply, "wamid.OWNER")
         .await
         .expect("mark_sent");
     tx.commit().await.expect("commit");
@@ -450,7 +450,7 @@ async fn a_status_reported_through_another_tenants_route_moves_nothing() {
     let mut client = db.client().await;
     let reply = pending_reply(&mut client, &owner).await;
     let tx = client.transaction().await.expect("tx");
-    convo::mark_sent(&tx, &owner.user, &reply, "wamid.OUT", &customer_phone())
+    mark_sent(&tx, &owner.user, &reply, "wamid.OUT")
         .await
         .expect("sent");
     tx.commit().await.expect("commit");
@@ -535,6 +535,22 @@ fn the_database_layer_imports_nothing_from_the_provider_clients() {
 }
 
 /// The customer every send in these tests goes to, as the contacts key it.
+/// Records one message as sent to [`customer_phone`].
+async fn mark_sent(
+    tx: &shared::db::Transaction<'_>,
+    user: &UserId,
+    message: &MessageId,
+    platform_message_id: &str,
+) -> Result<(), shared::db::DbError> {
+    let sent = convo::SentMessage {
+        user,
+        message_id: message,
+        platform_message_id,
+        customer: customer_phone(),
+    };
+    convo::mark_sent_many(tx, &[sent]).await
+}
+
 fn customer_phone() -> shared::domain::CustomerIdentity {
     shared::domain::CustomerIdentity::of_conversation(
         shared::domain::Platform::WhatsApp,
@@ -552,7 +568,7 @@ async fn a_sent_message_whose_provider_id_another_message_holds_is_recorded_with
     for reply in [&first, &second] {
         let tx = client.transaction().await.expect("tx");
         // The send happened: recording it must not fail (a retry would send again).
-        convo::mark_sent(&tx, &owner.user, reply, "wamid.SAME", &customer_phone())
+        mark_sent(&tx, &owner.user, reply, "wamid.SAME")
             .await
             .expect("recorded");
         tx.commit().await.expect("commit");

@@ -334,8 +334,13 @@ impl Seed<'_> {
             .transaction()
             .await
             .unwrap_or_else(|e| panic!("seed sent message: {e}"));
-        let customer = CustomerIdentity::of_conversation(Platform::WhatsApp, customer);
-        convo::mark_sent(&tx, user, &id, platform_message_id, &customer)
+        let sent = convo::SentMessage {
+            user,
+            message_id: &id,
+            platform_message_id,
+            customer: CustomerIdentity::of_conversation(Platform::WhatsApp, customer),
+        };
+        convo::mark_sent_many(&tx, &[sent])
             .await
             .unwrap_or_else(|e| panic!("seed sent message: {e}"));
         tx.commit()

@@ -733,6 +733,11 @@ pub async fn first_fan_out(
             &[&campaign.as_str()],
         )
         .await?;
+    recipient_ids(&rows)
+}
+
+/// The `recipient_id` column of `rows`.
+fn recipient_ids(rows: &[Row]) -> Result<Vec<CampaignRecipientId>, DbError> {
     rows.iter()
         .map(|r| {
             Ok(CampaignRecipientId::from_trusted(
@@ -778,13 +783,7 @@ pub async fn queue_due(
             &[&campaign.as_str(), &limit],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(CampaignRecipientId::from_trusted(
-                r.try_get("recipient_id")?,
-            ))
-        })
-        .collect()
+    recipient_ids(&rows)
 }
 
 /// Puts recipients whose jobs could not be published back to `PENDING`.
@@ -982,10 +981,10 @@ pub async fn link_sends(
     Ok(())
 }
 
-/// How a claimed recipient ended.
+/// How a claimed recipient ended without a send (a sent one finishes through
+/// [`finish_sent`], in the send's transaction).
 #[derive(Debug, Clone)]
 pub enum Finish<'a> {
-    Sent,
     Failed {
         code: Option<&'a str>,
         message: &'a str,
@@ -1002,36 +1001,32 @@ pub async fn finish(
     finish: Finish<'_>,
 ) -> Result<bool, DbError> {
     let (status, code, message, reason) = match &finish {
-        Finish::Sent => (RecipientStatus::Sent, None, None, None),
         Finish::Failed { code, message } => (RecipientStatus::Failed, *code, Some(*message), None),
         Finish::Skipped(reason) => (RecipientStatus::Skipped, None, None, Some(reason.as_str())),
     };
-    let changed = super::execute_cached(tx, "UPDATE campaign_recipients SET status = $2::text, error_code = $3,
-                 error_message = $4, skip_reason = $5, claimed_at = NULL,
-                 sent_at = CASE WHEN $2::text = 'SENT' THEN COALESCE(sent_at, now()) ELSE sent_at END
+    let changed = super::execute_cached(
+        tx,
+        "UPDATE campaign_recipients SET status = $2::text, error_code = $3,
+                 error_message = $4, skip_reason = $5, claimed_at = NULL
              WHERE recipient_id = $1 AND status = 'QUEUED'",
-            &[
-                &recipient.as_str(),
-                &status.as_str(),
-                &code,
-                &message.map(|m| crate::domain::replace_nul(m).into_owned()),
-                &reason,
-            ],
-        )
-        .await?;
+        &[
+            &recipient.as_str(),
+            &status.as_str(),
+            &code,
+            &message.map(|m| crate::domain::replace_nul(m).into_owned()),
+            &reason,
+        ],
+    )
+    .await?;
     if changed == 0 {
         return Ok(false);
     }
-    let counts = match status {
-        RecipientStatus::Sent => Counts {
-            sent: 1,
-            ..Counts::default()
-        },
-        RecipientStatus::Failed => Counts {
+    let counts = match finish {
+        Finish::Failed { .. } => Counts {
             failed: 1,
             ..Counts::default()
         },
-        _ => Counts {
+        Finish::Skipped(_) => Counts {
             skipped: 1,
             ..Counts::default()
         },
@@ -1041,7 +1036,7 @@ pub async fn finish(
 }
 
 /// Finishes claimed recipients Meta accepted, `(recipient, when)`, `SENT`, and counts
-/// them, in the caller's transaction: [`finish`]`(Sent)` for many in two statements.
+/// them, in the caller's transaction, in two statements whatever their number.
 /// Returns how many moved.
 pub async fn finish_sent(
     tx: &Transaction<'_>,
@@ -1283,9 +1278,10 @@ pub async fn slow_down(
     client: &impl GenericClient,
     phone_number: &PhoneNumberId,
 ) -> Result<(), DbError> {
+    // Sends in flight together meet the same full window: one halving per two seconds,
+    // not one per refused send.
     super::execute_cached(
-        client, // Sends in flight together meet the same full window: one halving per two
-        // seconds, not one per refused send.
+        client,
         "UPDATE send_throttles SET
                  rate_factor = greatest(0.02,
                      send_rate_factor(rate_factor, slowed_at, clock_timestamp()) / 2),

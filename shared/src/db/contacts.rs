@@ -338,18 +338,9 @@ pub async fn count_received(
     Ok(())
 }
 
-/// Counts a message sent to the tenant's contact with this identity (if there is one):
-/// `total_messages_sent` and `last_contacted_at`.
-pub async fn count_sent(
-    client: &impl GenericClient,
-    user: &UserId,
-    customer: &CustomerIdentity,
-) -> Result<(), DbError> {
-    count_sent_many(client, &[(user, customer)]).await
-}
-
-/// [`count_sent`] for many messages (of any tenants) in at most two statements: one for
-/// phone identities, one for channel identities. A contact sent two of them counts two.
+/// Counts messages sent to the tenants' contacts with these identities (a customer with no
+/// contact: nothing): `total_messages_sent` and `last_contacted_at`, in at most two
+/// statements (phone identities, channel identities). A contact sent two counts two.
 pub async fn count_sent_many(
     client: &impl GenericClient,
     sent: &[(&UserId, &CustomerIdentity)],

@@ -425,36 +425,21 @@ pub async fn lock_outgoing_many(
     .collect()
 }
 
-/// Records that Meta accepted one of the tenant's messages: `sent`, its platform id, a
-/// delivery-status row (`pending` until status webhooks arrive), and the contact's counters.
-pub async fn mark_sent(
-    tx: &Transaction<'_>,
-    user: &UserId,
-    message_id: &MessageId,
-    platform_message_id: &str,
-    customer: &CustomerIdentity,
-) -> Result<(), DbError> {
-    let sent = SentMessage {
-        user,
-        message_id,
-        platform_message_id,
-        customer,
-    };
-    mark_sent_many(tx, &[sent]).await
-}
-
 /// A message Meta accepted ([`mark_sent_many`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SentMessage<'a> {
     /// The tenant: only its message is recorded (and its contact counted).
     pub user: &'a UserId,
     pub message_id: &'a MessageId,
     pub platform_message_id: &'a str,
-    pub customer: &'a CustomerIdentity,
+    /// Whose contact counts the message.
+    pub customer: CustomerIdentity,
 }
 
-/// [`mark_sent`] for many messages in four statements whatever their number. Only messages
-/// still `pending` move (and count).
+/// Records that Meta accepted messages of their tenants: each `sent`, with its platform
+/// id, a delivery-status row (`pending` until status webhooks arrive), and its contact's
+/// counters; four statements whatever their number. Only messages still `pending` move
+/// (and count).
 pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> Result<(), DbError> {
     if sent.is_empty() {
         return Ok(());
@@ -466,7 +451,15 @@ pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> R
     let mut seen = std::collections::HashSet::new();
     let platform_ids: Vec<Option<&str>> = sent
         .iter()
-        .map(|s| storable_platform_id(s.platform_message_id).filter(|id| seen.insert(*id)))
+        .map(|s| {
+            let id = storable_platform_id(s.platform_message_id)?;
+            if seen.insert(id) {
+                Some(id)
+            } else {
+                warn_id_taken(s.message_id.as_str());
+                None
+            }
+        })
         .collect();
     let message_ids: Vec<&str> = sent.iter().map(|s| s.message_id.as_str()).collect();
     let users: Vec<&str> = sent.iter().map(|s| s.user.as_str()).collect();
@@ -490,11 +483,12 @@ pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> R
     for row in &updated {
         let message_id: String = row.try_get("message_id")?;
         let stored: Option<String> = row.try_get("platform_message_id")?;
-        if stored.is_none() {
-            tracing::warn!(
-                message.id = %message_id,
-                "the provider's id of a sent message is already another message's; recorded without it"
-            );
+        let given = sent
+            .iter()
+            .zip(&platform_ids)
+            .any(|(s, id)| s.message_id.as_str() == message_id && id.is_some());
+        if stored.is_none() && given {
+            warn_id_taken(&message_id);
         }
         stored_ids.push(message_id);
         stored_platform_ids.push(stored);
@@ -515,9 +509,16 @@ pub async fn mark_sent_many(tx: &Transaction<'_>, sent: &[SentMessage<'_>]) -> R
     let counted: Vec<(&UserId, &CustomerIdentity)> = sent
         .iter()
         .filter(|s| stored_ids.iter().any(|id| id == s.message_id.as_str()))
-        .map(|s| (s.user, s.customer))
+        .map(|s| (s.user, &s.customer))
         .collect();
     super::contacts::count_sent_many(tx, &counted).await
+}
+
+fn warn_id_taken(message_id: &str) {
+    tracing::warn!(
+        message.id = %message_id,
+        "the provider's id of a sent message is already another message's; recorded without it"
+    );
 }
 
 /// A provider's id for a message we sent, if the columns can hold it.

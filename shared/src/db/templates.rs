@@ -942,7 +942,7 @@ pub async fn finish_send(
 ) -> Result<(), DbError> {
     client
         .execute(
-            // An id another send holds is not stored (see `conversations::mark_sent`): the
+            // An id another send holds is not stored (see `conversations::mark_sent_many`): the
             // send happened, and its recording must not fail.
             "UPDATE template_sends s SET status = $2::varchar,
                  platform_message_id = CASE WHEN EXISTS (
