@@ -16,13 +16,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use shared::{
-    db::{
-        campaigns::{self, EventRecipient, ResolveOptions},
-        templates,
-    },
-    domain::{
-        ContactId, TemplateCategory, TriggerEvent, UserId, campaign::DEFAULT_FREQUENCY_CAP_HOURS,
-    },
+    db::campaigns::{self, EventRecipient},
+    domain::{ContactId, TriggerEvent, UserId},
     events::EventJob,
     jobs::{JobError, SendJob},
 };
@@ -90,20 +85,11 @@ pub async fn handle_event(
         ..EventOutcome::default()
     };
     for campaign in listening {
+        let Some(not_before) = accepts(*event_type, &campaign.trigger.event_config, payload) else {
+            continue;
+        };
+        let options = super::resolve_options(&client, &campaign).await?;
         for contact in &contacts {
-            let Some(not_before) = accepts(*event_type, &campaign.trigger.event_config, payload)
-            else {
-                continue;
-            };
-            let template = templates::get(&client, &user, &campaign.template_id).await?;
-            let options = ResolveOptions {
-                marketing: template
-                    .as_ref()
-                    .is_some_and(|t| t.draft.category == TemplateCategory::Marketing),
-                frequency_cap_hours: campaign
-                    .frequency_cap_hours
-                    .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
-            };
             let tx = client.transaction().await?;
             let added =
                 campaigns::add_event_recipient(&tx, &campaign, contact, options, not_before)

@@ -126,16 +126,7 @@ pub async fn handle(
     if campaign.recipients_resolved_at.is_none()
         && campaign.trigger.trigger_type != shared::domain::TriggerType::Event
     {
-        let template = templates::get(&client, &user, &campaign.template_id).await?;
-        let marketing = template
-            .as_ref()
-            .is_some_and(|t| t.draft.category == TemplateCategory::Marketing);
-        let options = ResolveOptions {
-            marketing,
-            frequency_cap_hours: campaign
-                .frequency_cap_hours
-                .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
-        };
+        let options = resolve_options(&client, &campaign).await?;
         let tx = client.transaction().await?;
         let resolved = campaigns::resolve(&tx, &campaign, options).await?;
         tx.commit().await?;
@@ -180,6 +171,21 @@ pub async fn handle(
         "campaign fanned out"
     );
     Ok(outcome)
+}
+
+/// How the campaign's recipients are resolved: a MARKETING template honours marketing
+/// opt-outs and the frequency cap.
+async fn resolve_options(
+    client: &PooledClient,
+    campaign: &campaigns::Campaign,
+) -> Result<ResolveOptions, JobError> {
+    let template = templates::get(client, &campaign.user_id, &campaign.template_id).await?;
+    Ok(ResolveOptions {
+        marketing: template.is_some_and(|t| t.draft.category == TemplateCategory::Marketing),
+        frequency_cap_hours: campaign
+            .frequency_cap_hours
+            .unwrap_or(DEFAULT_FREQUENCY_CAP_HOURS),
+    })
 }
 
 /// Publishes the send jobs of `queued` recipients in chunks. What could not be published
