@@ -236,10 +236,7 @@ async fn run(
             db::complete_if_done(&client, &campaign_id).await?;
         }
     }
-    // Not claimed: nothing to do.
-    for (index, _, _) in wanted {
-        results[index].get_or_insert(Ok(Outcome::Nothing));
-    }
+    // A job left without a result was not claimed: `handle_many` answers it `Nothing`.
     Ok(())
 }
 
@@ -463,7 +460,8 @@ async fn schedule(
         let recipient = &r.member.claimed.recipient_id;
         let Some(slot) = slot else {
             // The number's slots are taken for hours ahead: back when the first one frees.
-            let free_at = block.map_or(now, |b| b.first) - chrono::Duration::hours(6);
+            let ahead = chrono::Duration::from_std(MAX_RESERVE_AHEAD).unwrap_or_default();
+            let free_at = block.map_or(now, |b| b.first) - ahead;
             let wait = (free_at - now).to_std().unwrap_or_default();
             db::release(&*client, recipient, release_to(RecipientStatus::Queued)).await?;
             let error = JobError::retry_after(
@@ -589,7 +587,6 @@ async fn send_ready(
         .collect();
     let tx = client.transaction().await?;
     let outcomes = send_many(&tx, &state.graph, &state.sealing_key, &outgoing).await?;
-    drop(outgoing);
     let mut accepted_sends = Vec::new();
     let mut accepted = Vec::new();
     for ((r, send_id, _), outcome) in sending.iter().zip(&outcomes) {

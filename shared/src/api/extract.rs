@@ -149,7 +149,7 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             _ => ApiError::BadRequest {
                 detail: format!(
                     "the body is not valid JSON: {}",
-                    strip_position(&inner.to_string())
+                    client_message(&inner.to_string())
                 ),
                 errors: vec![],
             },
@@ -158,7 +158,7 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
     deserializer.end().map_err(|error| ApiError::BadRequest {
         detail: format!(
             "the body is not valid JSON: {}",
-            strip_position(&error.to_string())
+            client_message(&error.to_string())
         ),
         errors: vec![],
     })?;
@@ -204,7 +204,7 @@ where
 /// reported by serde at the parent's path with the name in the message; they are moved into
 /// the path. An error of the whole is named `whole` (`body`, or `query` for parameters).
 fn field_error(path: &str, message: &str, whole: &str) -> FieldError {
-    let message = strip_position(message);
+    let message = client_message(message);
     let parent = if path == "." { "" } else { path };
     for prefix in ["unknown field `", "missing field `", "duplicate field `"] {
         if let Some(rest) = message.strip_prefix(prefix) {
@@ -235,7 +235,7 @@ fn field_error(path: &str, message: &str, whole: &str) -> FieldError {
 /// serde_json appends " at line L column C"; the field path says more to a client. Rust's
 /// type names (`expected i32`, `struct RecipientFilterBody`, `untagged enum
 /// VariableSource`) say nothing to one, so they are said in JSON's words.
-fn strip_position(message: &str) -> String {
+fn client_message(message: &str) -> String {
     let message = match message.rfind(" at line ") {
         Some(index) => &message[..index],
         None => message,
@@ -252,11 +252,8 @@ fn strip_position(message: &str) -> String {
             "an integer"
         }
         "f32" | "f64" => "a number",
-        "a boolean" | "a string" | "a sequence" => match expected {
-            "a sequence" => "an array",
-            other => other,
-        },
-        other => return format!("{found}, expected {other}"),
+        "a sequence" => "an array",
+        other => other,
     };
     format!("{found}, expected {words}")
 }
