@@ -14,19 +14,6 @@ use shared::{
 };
 use testkit::TestDb;
 
-async fn tenant(db: &TestDb) -> UserId {
-    let user = UserId::parse(&format!("t-{}", ulid::Ulid::new())).expect("user id");
-    db.client()
-        .await
-        .execute(
-            "INSERT INTO users (user_id, email) VALUES ($1, $2)",
-            &[&user.as_str(), &format!("{user}@example.test")],
-        )
-        .await
-        .expect("user");
-    user
-}
-
 fn row(phone: &str, tags: &[&str]) -> ImportRow {
     ImportRow {
         phone: PhoneE164::parse(phone).expect("phone"),
@@ -61,7 +48,7 @@ const C: &str = "+14155550003";
 #[tokio::test]
 async fn an_import_records_one_tag_added_per_contact_and_tag_it_gained_in_file_order() {
     let db = TestDb::new().await;
-    let user = tenant(&db).await;
+    let user = db.seed().tenant("importer").await;
     let mut client = db.client().await;
 
     let tx = client.transaction().await.expect("tx");
@@ -144,7 +131,7 @@ async fn an_import_records_one_tag_added_per_contact_and_tag_it_gained_in_file_o
 #[tokio::test]
 async fn an_imports_tag_added_lists_at_most_200_contacts_in_file_order_and_is_found_by_each() {
     let db = TestDb::new().await;
-    let user = tenant(&db).await;
+    let user = db.seed().tenant("importer").await;
     let mut client = db.client().await;
     let phones: Vec<String> = (0..450).map(|i| format!("+1415555{i:04}")).collect();
     let rows: Vec<ImportRow> = phones.iter().map(|p| row(p, &["vip"])).collect();
@@ -221,7 +208,7 @@ async fn an_imports_tag_added_lists_at_most_200_contacts_in_file_order_and_is_fo
 #[tokio::test]
 async fn two_imports_of_one_tenant_at_once_record_each_gained_tag_once() {
     let db = TestDb::new().await;
-    let user = tenant(&db).await;
+    let user = db.seed().tenant("importer").await;
     let mut first_client = db.client().await;
     let first = first_client.transaction().await.expect("tx");
     contacts::import(&first, &user, &[row(A, &["x", "y"]), row(B, &["x"])])
@@ -279,7 +266,7 @@ async fn two_imports_of_one_tenant_at_once_record_each_gained_tag_once() {
 #[tokio::test]
 async fn imported_contacts_arrive_opted_out_when_suppressed_and_suppress_nothing_otherwise() {
     let db = TestDb::new().await;
-    let user = tenant(&db).await;
+    let user = db.seed().tenant("importer").await;
     let mut client = db.client().await;
     // A customer who said STOP on Instagram and whose contact was erased since.
     client
@@ -348,7 +335,7 @@ async fn imported_contacts_arrive_opted_out_when_suppressed_and_suppress_nothing
 #[tokio::test]
 async fn a_contact_inserted_opted_out_suppresses_every_identity_it_holds() {
     let db = TestDb::new().await;
-    let user = tenant(&db).await;
+    let user = db.seed().tenant("importer").await;
     let client = db.client().await;
     // The phone is suppressed; the contact written with it also carries an Instagram id,
     // arrives opted out (the BEFORE trigger), and the AFTER INSERT trigger (V19: only for

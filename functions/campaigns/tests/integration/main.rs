@@ -128,17 +128,35 @@ impl App {
         self.starts.drain()
     }
 
-    /// Runs the start jobs the API published (resolution and fan-out); returns the sends.
-    async fn run_starts(&self) -> LocalQueue<SendJob> {
-        let sends: LocalQueue<SendJob> = LocalQueue::new();
-        let state = campaign_start::CampaignStartState {
+    /// The `campaign-start` function's state, publishing its send jobs to `sends`.
+    fn start_state(&self, sends: &LocalQueue<SendJob>) -> campaign_start::CampaignStartState {
+        campaign_start::CampaignStartState {
             pool: self.kit.db.pool.clone(),
             sends: Queue::Local(sends.clone()),
             starts: Queue::Local(self.starts.clone()),
             retry_queue: None,
             events_retry_queue: None,
             lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
-        };
+        }
+    }
+
+    /// The `send-worker`'s state, sending to the Meta fake.
+    fn send_state(&self) -> send_worker::SendState {
+        send_worker::SendState {
+            pool: self.kit.db.pool.clone(),
+            graph: self.kit.graph(),
+            sealing_key: testkit::test_sealing_key(),
+            config: send_worker::SendConfig::default(),
+            retry_queue: None,
+            lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
+            contexts: Default::default(),
+        }
+    }
+
+    /// Runs the start jobs the API published (resolution and fan-out); returns the sends.
+    async fn run_starts(&self) -> LocalQueue<SendJob> {
+        let sends: LocalQueue<SendJob> = LocalQueue::new();
+        let state = self.start_state(&sends);
         for job in self.start_jobs() {
             campaign_start::handle(&state, &job).await.expect("start");
         }
@@ -442,26 +460,11 @@ async fn an_immediate_campaign_runs_to_completion_and_each_illegal_move_says_the
     let jobs = app.start_jobs();
     assert_eq!(jobs.len(), 1);
     let sends: LocalQueue<SendJob> = LocalQueue::new();
-    let start_state = campaign_start::CampaignStartState {
-        pool: app.kit.db.pool.clone(),
-        sends: Queue::Local(sends.clone()),
-        starts: Queue::Local(app.starts.clone()),
-        retry_queue: None,
-        events_retry_queue: None,
-        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
-    };
+    let start_state = app.start_state(&sends);
     campaign_start::handle(&start_state, &jobs[0])
         .await
         .expect("start");
-    let send_state = send_worker::SendState {
-        pool: app.kit.db.pool.clone(),
-        graph: app.kit.graph(),
-        sealing_key: testkit::test_sealing_key(),
-        config: send_worker::SendConfig::default(),
-        retry_queue: None,
-        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
-        contexts: Default::default(),
-    };
+    let send_state = app.send_state();
     for job in sends.drain() {
         send_worker::handle(&send_state, &job).await.expect("send");
     }
@@ -577,14 +580,7 @@ async fn a_scheduled_campaign_creates_moves_and_deletes_its_schedule() {
 
     // The old time's job, arriving after the reschedule, does not start it early.
     let early_sends: LocalQueue<SendJob> = LocalQueue::new();
-    let early_state = campaign_start::CampaignStartState {
-        pool: app.kit.db.pool.clone(),
-        sends: Queue::Local(early_sends.clone()),
-        starts: Queue::Local(app.starts.clone()),
-        retry_queue: None,
-        events_retry_queue: None,
-        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
-    };
+    let early_state = app.start_state(&early_sends);
     let early = campaign_start::handle(&early_state, &job)
         .await
         .expect("early fire");
@@ -608,14 +604,7 @@ async fn a_scheduled_campaign_creates_moves_and_deletes_its_schedule() {
 
     // A schedule that fires for a cancelled campaign does nothing.
     let sends: LocalQueue<SendJob> = LocalQueue::new();
-    let start_state = campaign_start::CampaignStartState {
-        pool: app.kit.db.pool.clone(),
-        sends: Queue::Local(sends.clone()),
-        starts: Queue::Local(app.starts.clone()),
-        retry_queue: None,
-        events_retry_queue: None,
-        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
-    };
+    let start_state = app.start_state(&sends);
     let outcome = campaign_start::handle(&start_state, &job)
         .await
         .expect("fires");
@@ -733,14 +722,7 @@ async fn a_due_schedule_starts_the_campaign_once() {
         .expect("time passes");
     let job: CampaignStartJob = serde_json::from_str(&schedule.input).expect("job");
     let sends: LocalQueue<SendJob> = LocalQueue::new();
-    let start_state = campaign_start::CampaignStartState {
-        pool: app.kit.db.pool.clone(),
-        sends: Queue::Local(sends.clone()),
-        starts: Queue::Local(app.starts.clone()),
-        retry_queue: None,
-        events_retry_queue: None,
-        lifter: shared::jobs::LifterConfig::from_env().expect("lifter"),
-    };
+    let start_state = app.start_state(&sends);
     for _ in 0..2 {
         campaign_start::handle(&start_state, &job)
             .await

@@ -111,6 +111,20 @@ impl Engine {
         }
     }
 
+    /// Sets the channel's messages-per-second cap.
+    pub async fn messages_per_second(&self, cap: i32) {
+        self.app
+            .db
+            .client()
+            .await
+            .execute(
+                "UPDATE phone_numbers SET messages_per_second = $2 WHERE id = $1",
+                &[&self.channel.as_str(), &cap],
+            )
+            .await
+            .expect("cap");
+    }
+
     pub async fn seed_tenant(&self, user: &str) {
         self.app.db.seed().tenant(user).await;
     }

@@ -598,17 +598,7 @@ async fn vip_ids(engine: &Engine) -> Vec<String> {
 async fn a_cancel_during_a_send_slot_wait_stops_that_send() {
     let engine = Engine::new().await;
     engine.meta_accepts().await;
-    engine
-        .app
-        .db
-        .client()
-        .await
-        .execute(
-            "UPDATE phone_numbers SET messages_per_second = 1 WHERE id = $1",
-            &[&engine.channel.as_str()],
-        )
-        .await
-        .expect("1 message/s");
+    engine.messages_per_second(1).await;
     let campaign = engine.campaign_to_vips().await;
     engine.start(&campaign).await;
     let jobs = engine.send_jobs();
@@ -805,17 +795,7 @@ async fn batches_with_duplicates_forgeries_and_a_refusal_send_each_recipient_onc
 async fn a_batch_at_a_low_cap_sends_what_fits_and_keeps_the_later_slots() {
     let engine = Engine::new().await;
     engine.meta_accepts().await;
-    engine
-        .app
-        .db
-        .client()
-        .await
-        .execute(
-            "UPDATE phone_numbers SET messages_per_second = 1 WHERE id = $1",
-            &[&engine.channel.as_str()],
-        )
-        .await
-        .expect("1 message/s");
+    engine.messages_per_second(1).await;
     let campaign = engine.campaign_to_vips().await;
     engine.start(&campaign).await;
     let jobs = engine.send_jobs();
