@@ -608,6 +608,23 @@ mod tests {
         }
     }
 
+    /// What a test job does.
+    async fn perform(act: Act) -> Result<(), JobError> {
+        match act {
+            Act::Succeed => Ok(()),
+            Act::Fail => Err(JobError::retryable("fake failure")),
+            Act::FailAfter(seconds) => Err(JobError::retry_after(
+                "rate limited",
+                Duration::from_secs(seconds),
+            )),
+            Act::Poison => Err(JobError::Poison("fake poison".to_owned())),
+            Act::TakeSeconds(seconds) => {
+                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Runs `records` through a fake handler; returns the report and the ids it started.
     async fn run(records: Vec<Record>, deadline: Option<Instant>) -> (BatchReport, Vec<String>) {
         let started = Arc::new(Mutex::new(Vec::new()));
@@ -618,19 +635,7 @@ mod tests {
                 async move {
                     let TestJob::V1 { id, act, .. } = job;
                     started.lock().expect("lock").push(id);
-                    match act {
-                        Act::Succeed => Ok(()),
-                        Act::Fail => Err(JobError::retryable("fake failure")),
-                        Act::FailAfter(seconds) => Err(JobError::retry_after(
-                            "rate limited",
-                            Duration::from_secs(seconds),
-                        )),
-                        Act::Poison => Err(JobError::Poison("fake poison".to_owned())),
-                        Act::TakeSeconds(seconds) => {
-                            tokio::time::sleep(Duration::from_secs(seconds)).await;
-                            Ok(())
-                        }
-                    }
+                    perform(act).await
                 }
             })
             .await;
@@ -858,19 +863,7 @@ mod tests {
                     batches.lock().expect("lock").push(ids);
                     let mut results = Vec::new();
                     for TestJob::V1 { act, .. } in jobs {
-                        results.push(match act {
-                            Act::Succeed => Ok(()),
-                            Act::FailAfter(seconds) => Err(JobError::retry_after(
-                                "rate limited",
-                                Duration::from_secs(seconds),
-                            )),
-                            Act::Poison => Err(JobError::Poison("fake poison".to_owned())),
-                            Act::TakeSeconds(seconds) => {
-                                tokio::time::sleep(Duration::from_secs(seconds)).await;
-                                Ok(())
-                            }
-                            Act::Fail => Err(JobError::retryable("fake failure")),
-                        });
+                        results.push(perform(act).await);
                     }
                     results
                 }
