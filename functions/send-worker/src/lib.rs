@@ -16,14 +16,15 @@
 //!    defaults and Meta's rules (`templates::payload`); a recipient left without a value is
 //!    `FAILED` with the variable named, never sent with a hole.
 //! 4. **Throughput**: the batch's send slots from the number's shared limiter in one call
-//!    (`db::campaigns::reserve_slots`), at 97 % of the number's cap (Meta counts on its
+//!    (`db::campaigns::reserve_slots`), at 96 % of the number's cap (Meta counts on its
 //!    side of the network: the margin absorbs our jitter). Slots within `max_slot_wait`
-//!    are sent in this invocation, each at its instant; a later slot is kept on the
-//!    recipient (`not_before`) and its job comes back just before it (visibility), so each
-//!    job waits at most once (a slot missed by more than `LATE_SLOT` is given up for a new
-//!    one). After waiting for the first slot the campaign's status is read again: a pause
-//!    or a cancel during the wait wins. Meta's 130429 halves the number's rate, which then
-//!    recovers over two minutes (`db::campaigns::slow_down`).
+//!    (and any close behind them) are sent in this invocation, each `SEND_LEAD` after its
+//!    slot: the batch wakes at its first slot, writes, then sends on time; a later slot
+//!    is kept on the recipient (`not_before`) and its job comes back before it
+//!    (visibility), so each job waits at most once (a slot missed by more than `LATE_SLOT`
+//!    is given up for a new one). After waiting for the first slot the campaign's status
+//!    is read again: a pause or a cancel during the wait wins. Meta's 130429 halves the
+//!    number's rate, which then recovers over two minutes (`db::campaigns::slow_down`).
 //! 5. **Send and record**: the batch's conversations, agent messages and `template_sends`
 //!    rows are written in bulk (`templates::begin_sends`), then, in one transaction, the
 //!    messages are sent through the one send path (`shared::outbound::send_many`) and the
@@ -133,6 +134,16 @@ const MAX_RESERVE_AHEAD: Duration = Duration::from_secs(6 * 3600);
 /// back late, and the slots since are other sends': sending now would burst past the
 /// number's rate): a new one is reserved. Within it the send goes at once.
 const LATE_SLOT: chrono::Duration = chrono::Duration::milliseconds(10);
+
+/// Every send leaves this long after its slot (all of them: the number's spacing holds),
+/// so a batch writes its rows between its first slot and its first send instead of
+/// sending its first slots late, in a burst (measured: the first batches' writes took up
+/// to 160 ms, and their late sends met the next second's on-time ones: 130429).
+const SEND_LEAD: Duration = Duration::from_millis(200);
+/// A job sent back to the queue for a later slot becomes visible when its batch ends
+/// (`SEND_LEAD` after the batch's last slot) and needs this long to be received and
+/// worked before its slot; a slot closer than that is sent in the batch instead.
+const RETURN_MARGIN: Duration = Duration::from_millis(500);
 
 /// Handles one send job: a batch of one.
 pub async fn handle(state: &SendState, job: &SendJob) -> JobResult {
@@ -343,9 +354,10 @@ async fn send_group(
     }
     if state.config.throttle {
         ready = schedule(state, client, &campaign, &context, ready, &mut out).await?;
+        // Wake at the first slot and write; the sends leave `SEND_LEAD` after their slots.
         let first = ready.iter().filter_map(|r| r.not_before).min();
         if let Some(first) = first {
-            tokio::time::sleep_until(first).await;
+            tokio::time::sleep_until(first.checked_sub(SEND_LEAD).unwrap_or(first)).await;
         }
         // The first slot may have been a wait: a pause or cancel during it wins.
         let now = db::get(&*client, user, campaign_id)
@@ -446,9 +458,10 @@ async fn schedule(
         let phone = &campaign.phone_number_id;
         Some(db::reserve_slots(&*client, phone, rate, wanted, MAX_RESERVE_AHEAD).await?)
     };
+    // Each recipient's slot: its kept one, else the block's next.
     let mut next = 0;
-    let mut sending = Vec::with_capacity(ready.len());
-    for mut r in ready {
+    let mut slotted = Vec::with_capacity(ready.len());
+    for r in ready {
         let slot = match (kept(&r), block) {
             (Some(at), _) => Some(at),
             (None, Some(block)) if block.granted > next => {
@@ -457,30 +470,44 @@ async fn schedule(
             }
             _ => None,
         };
-        let recipient = &r.member.claimed.recipient_id;
-        let Some(slot) = slot else {
-            // The number's slots are taken for hours ahead: back when the first one frees.
-            let ahead = chrono::Duration::from_std(MAX_RESERVE_AHEAD).unwrap_or_default();
-            let free_at = block.map_or(now, |b| b.first) - ahead;
-            let wait = (free_at - now).to_std().unwrap_or_default();
-            db::release(&*client, recipient, release_to(RecipientStatus::Queued)).await?;
-            let error = JobError::retry_after(
-                "the number's send slots are taken for hours ahead",
-                wait.max(Duration::from_secs(60)),
-            );
-            out.push((r.member.index, Err(error)));
-            continue;
-        };
+        match slot {
+            Some(slot) => slotted.push((r, slot)),
+            None => {
+                // The number's slots are taken for hours ahead: back when the first frees.
+                let ahead = chrono::Duration::from_std(MAX_RESERVE_AHEAD).unwrap_or_default();
+                let free_at = block.map_or(now, |b| b.first) - ahead;
+                let wait = (free_at - now).to_std().unwrap_or_default();
+                let recipient = &r.member.claimed.recipient_id;
+                db::release(&*client, recipient, release_to(RecipientStatus::Queued)).await?;
+                let error = JobError::retry_after(
+                    "the number's send slots are taken for hours ahead",
+                    wait.max(Duration::from_secs(60)),
+                );
+                out.push((r.member.index, Err(error)));
+            }
+        }
+    }
+    slotted.sort_by_key(|(_, slot)| *slot);
+
+    // Sent now: the slots within `max_slot_wait`, and any slot too close after one of them
+    // to go back and return in time (the queue hides a released job only when the whole
+    // batch ends, after its last send).
+    let sent_within = chrono::Duration::from_std(state.config.max_slot_wait).unwrap_or_default();
+    let back_in_time = chrono::Duration::from_std(SEND_LEAD + RETURN_MARGIN).unwrap_or_default();
+    let mut horizon = now + sent_within;
+    let mut sending = Vec::with_capacity(slotted.len());
+    for (mut r, slot) in slotted {
         let wait = (slot - Utc::now()).to_std().unwrap_or_default();
-        if wait <= state.config.max_slot_wait {
-            r.not_before = Some(tokio::time::Instant::now() + wait);
+        if slot <= horizon {
+            horizon = horizon.max(slot + back_in_time);
+            r.not_before = Some(tokio::time::Instant::now() + wait + SEND_LEAD);
             sending.push(r);
         } else {
             let release = Release {
                 not_before: Some(slot),
                 ..release_to(RecipientStatus::Queued)
             };
-            db::release(&*client, recipient, release).await?;
+            db::release(&*client, &r.member.claimed.recipient_id, release).await?;
             // Back well before the slot (SQS rounds visibility up to whole seconds, and a
             // busy consumer picks it up late), to wait the rest here and send on time.
             let early = state

@@ -51,14 +51,16 @@ pub struct Record {
 /// Why a job did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// Try again later: after `delay` when given, else after the lifter's backoff for the
+    /// Try again later: at `not_before` when given, else after the lifter's backoff for the
     /// message's receive count. The queue moves it to its DLQ after `maxReceiveCount`.
     #[error("retryable: {reason}")]
     Retryable {
         /// What failed.
         reason: String,
-        /// How long to wait before the next attempt, when the failure says (`Retry-After`).
-        delay: Option<Duration>,
+        /// The next attempt's earliest instant, when the failure says (`Retry-After`, a
+        /// send slot). An instant, not a delay: a batch's failures are settled when the
+        /// whole batch ends, and the message's visibility counts from then.
+        not_before: Option<Instant>,
     },
     /// The job itself is broken; retrying cannot help.
     #[error("poison: {0}")]
@@ -70,15 +72,20 @@ impl JobError {
     pub fn retryable(reason: impl Into<String>) -> Self {
         Self::Retryable {
             reason: reason.into(),
-            delay: None,
+            not_before: None,
         }
     }
 
-    /// A retryable failure to try again after `delay`.
+    /// A retryable failure to try again `delay` from now.
     pub fn retry_after(reason: impl Into<String>, delay: Duration) -> Self {
+        Self::retry_at(reason, Instant::now() + delay)
+    }
+
+    /// A retryable failure to try again at `at`.
+    pub fn retry_at(reason: impl Into<String>, at: Instant) -> Self {
         Self::Retryable {
             reason: reason.into(),
-            delay: Some(delay),
+            not_before: Some(at),
         }
     }
 }
@@ -411,8 +418,11 @@ impl Lifter {
     ) -> Option<(FailureKind, Visibility)> {
         match outcome {
             Ok(()) => None,
-            Err(JobError::Retryable { reason, delay }) => {
-                let delay = delay.unwrap_or_else(|| self.config.backoff(record.receive_count));
+            Err(JobError::Retryable { reason, not_before }) => {
+                let delay = not_before.map_or_else(
+                    || self.config.backoff(record.receive_count),
+                    |at| at.saturating_duration_since(Instant::now()),
+                );
                 tracing::warn!(
                     error = %reason,
                     retry_in_s = delay.as_secs(),
@@ -687,7 +697,7 @@ mod tests {
         assert_eq!(report.failures[3].kind, FailureKind::HeldBack);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_retryable_failure_is_hidden_for_its_backoff_or_the_delay_it_asked_for() {
         let mut second_receive = record("a1", "a", Act::Fail);
         second_receive.receive_count = 3;
@@ -873,7 +883,7 @@ mod tests {
         (report, batches)
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_batch_run_together_reports_each_record_by_its_own_result() {
         let mut unparsable = record("x1", "x", Act::Succeed);
         unparsable.body = "{not json".to_owned();
@@ -916,6 +926,28 @@ mod tests {
                     Visibility::QueueDefault
                 ),
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delay_asked_for_in_a_batch_counts_from_when_it_was_asked() {
+        // The batch is settled when its last job ends, 3 s after b1 asked for 7 s: b1 is
+        // hidden for the 4 s left, not for 7 s more.
+        let (report, _) = run_together(
+            vec![
+                record("b1", "b", Act::FailAfter(7)),
+                record("a1", "a", Act::TakeSeconds(3)),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(
+            kinds(&report),
+            [(
+                "b1",
+                &FailureKind::Retryable("rate limited".to_owned()),
+                Visibility::After(Duration::from_secs(4))
+            )]
         );
     }
 
