@@ -499,12 +499,10 @@ async fn main() {
             let route = route.clone();
             writers.push(tokio::spawn(async move {
                 for update in chunk {
-                    let mut client = pool.get().await.expect("client");
-                    let tx = client.transaction().await.expect("tx");
-                    shared::db::delivery::apply(&tx, &route, &update)
+                    let client = pool.get().await.expect("client");
+                    shared::db::delivery::apply(&client, &route, &update)
                         .await
                         .expect("status");
-                    tx.commit().await.expect("commit");
                 }
             }));
         }

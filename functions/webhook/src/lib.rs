@@ -526,7 +526,7 @@ async fn handle_template(
 }
 
 async fn handle_status(state: &WebhookState, update: &StatusUpdate) -> Result<(), EventError> {
-    let mut client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await.map_err(DbError::from)?;
     let Some(channel) = db::inbound::route(
         &client,
         shared::domain::Platform::WhatsApp,
@@ -537,9 +537,7 @@ async fn handle_status(state: &WebhookState, update: &StatusUpdate) -> Result<()
         tracing::warn!("status for an unknown channel");
         return Ok(());
     };
-    let tx = client.transaction().await.map_err(DbError::from)?;
-    let outcome = db::delivery::apply(&tx, &channel, update).await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let outcome = db::delivery::apply(&client, &channel, update).await?;
     tracing::info!(
         channel.id = %channel.phone_number_id,
         status = %update.status,

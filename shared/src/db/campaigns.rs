@@ -1148,25 +1148,41 @@ async fn count_skipped(
     Ok(())
 }
 
-/// Counts a recipient's move from `before` to `after` (a status webhook): a jump from
-/// SENT to READ counts delivered and read once each.
-pub async fn count_move(
-    tx: &Transaction<'_>,
-    campaign: &CampaignId,
-    recipient: &CampaignRecipientId,
-    before: RecipientStatus,
-    after: RecipientStatus,
-) -> Result<(), DbError> {
-    let (from, to) = (before.step(), after.step());
-    let reached = |level| i32::from(DeliveryStep::reaches(from, to, level));
-    let counts = Counts {
-        sent: reached(DeliveryStep::Sent),
-        delivered: reached(DeliveryStep::Delivered),
-        read: reached(DeliveryStep::Read),
-        failed: i32::from(after == RecipientStatus::Failed && before != RecipientStatus::Failed),
-        skipped: 0,
-    };
-    add_counts(tx, campaign, shard_of(recipient.as_str()), counts).await
+/// What a recipient's move to one status counts, for each status it may come from
+/// (columns, as a status webhook's statement takes them: `db::delivery::apply`): a jump
+/// from SENT to READ counts delivered and read once each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedMoves {
+    pub previous: Vec<&'static str>,
+    pub sent: Vec<i32>,
+    pub delivered: Vec<i32>,
+    pub read: Vec<i32>,
+    pub failed: Vec<i32>,
+}
+
+impl CountedMoves {
+    /// The moves to `after` from every recipient status.
+    pub fn to(after: RecipientStatus) -> Self {
+        let mut moves = Self {
+            previous: Vec::new(),
+            sent: Vec::new(),
+            delivered: Vec::new(),
+            read: Vec::new(),
+            failed: Vec::new(),
+        };
+        for &before in RecipientStatus::ALL {
+            let (from, to) = (before.step(), after.step());
+            let reached = |level| i32::from(DeliveryStep::reaches(from, to, level));
+            moves.previous.push(before.as_str());
+            moves.sent.push(reached(DeliveryStep::Sent));
+            moves.delivered.push(reached(DeliveryStep::Delivered));
+            moves.read.push(reached(DeliveryStep::Read));
+            moves.failed.push(i32::from(
+                after == RecipientStatus::Failed && before != RecipientStatus::Failed,
+            ));
+        }
+        moves
+    }
 }
 
 /// A campaign's counters: the sum of its shards.

@@ -9,12 +9,9 @@
 //! phone_number_id` of the webhook): a tenant's other channels are never touched, even if
 //! an id matched there. Every statement filters by the channel's tenant.
 
-use tokio_postgres::types::ToSql;
-
-use super::{DbError, Transaction, enum_column, inbound::ChannelRoute};
+use super::{DbError, GenericClient, campaigns, inbound::ChannelRoute};
 use crate::domain::{
-    CampaignId, CampaignRecipientId, DeliveryOrdered, DeliveryStatus, DeliveryStep, MessageId,
-    RecipientStatus, StatusUpdate, TemplateSendId, TemplateSendStatus,
+    DeliveryOrdered, DeliveryStep, RecipientStatus, StatusUpdate, TemplateSendStatus,
 };
 
 /// What a status changed.
@@ -26,174 +23,128 @@ pub struct StatusOutcome {
     pub template_send_updated: bool,
 }
 
-/// The start of a status update of a template send or a campaign recipient (the row is `x`):
-/// the status (`$2`), and the timestamps of every step it reaches (`sent_at`,
-/// `delivered_at`, `read_at`, each set once, to `$3`, when `$4`, `$5`, `$6` say it reaches
-/// them). `$1` is the row's id; the statement goes on from `$7`.
-const SET_STATUS_AND_STEPS: &str = "SET status = $2,
-     sent_at = CASE WHEN $4 THEN COALESCE(x.sent_at, $3) ELSE x.sent_at END,
-     delivered_at = CASE WHEN $5 THEN COALESCE(x.delivered_at, $3) ELSE x.delivered_at END,
-     read_at = CASE WHEN $6 THEN COALESCE(x.read_at, $3) ELSE x.read_at END";
+/// One status, in one statement (its own atomic unit: no transaction needed around it):
+/// - `msg`: the conversation message's delivery status moves forward; on `failed`,
+///   `failed_msg` marks the message too;
+/// - `ts`: the template send moves forward (no lock first: the conditional UPDATE is the
+///   lock, and two statuses of one send queue on it);
+/// - `r`: the send's campaign recipient, locked, by its own index first (with statistics
+///   still counting a fresh campaign as small, a join let the planner walk the whole
+///   campaign's recipients instead); locking returns its latest version, so `previous` is
+///   the status the move really starts from, even right after a concurrent status;
+/// - `moved`: the recipient moves forward, only if its send did;
+/// - `counted`: the move counted on a counter shard, with the counts the caller computed
+///   for each status the recipient may have come from (`$17`…`$21`: a jump from SENT to
+///   READ counts delivered and read once each).
+///
+/// `$3`…`$5` and `$9`…`$11` say which steps (sent, delivered, read) the template send and
+/// the recipient reach, each timestamp set once to `$12`.
+const APPLY: &str = "WITH msg AS (
+         UPDATE message_delivery_status d
+         SET status = $2, error_message = COALESCE($13, d.error_message), updated_at = CURRENT_TIMESTAMP
+         FROM messages m
+         JOIN conversations c ON c.conversation_id = m.conversation_id
+         JOIN agents a ON a.agent_id = c.agent_id
+         WHERE d.platform_message_id = $1 AND m.message_id = d.message_id AND a.user_id = $15
+           AND a.phone_number_id = $16 AND delivery_status_advances(d.status, $2)
+         RETURNING d.message_id),
+     failed_msg AS (
+         UPDATE messages m SET status = 'failed', error_code = $14
+         FROM msg WHERE $2 = 'failed' AND m.message_id = msg.message_id
+         RETURNING m.message_id),
+     ts AS (
+         UPDATE template_sends x SET status = $6,
+             sent_at = CASE WHEN $3 THEN COALESCE(x.sent_at, $12) ELSE x.sent_at END,
+             delivered_at = CASE WHEN $4 THEN COALESCE(x.delivered_at, $12) ELSE x.delivered_at END,
+             read_at = CASE WHEN $5 THEN COALESCE(x.read_at, $12) ELSE x.read_at END,
+             error_message = COALESCE($13, x.error_message),
+             error_code = COALESCE($14, x.error_code)
+         FROM templates t
+         WHERE x.platform_message_id = $1 AND t.template_id = x.template_id
+           AND t.user_id = $15 AND t.phone_number_id = $16
+           AND delivery_status_advances(x.status, $6)
+         RETURNING x.send_id),
+     r AS MATERIALIZED (
+         SELECT recipient_id, campaign_id, status FROM campaign_recipients
+         WHERE template_send_id IN (SELECT send_id FROM ts)
+         FOR UPDATE),
+     moved AS (
+         UPDATE campaign_recipients x SET status = $7,
+             sent_at = CASE WHEN $9 THEN COALESCE(x.sent_at, $12) ELSE x.sent_at END,
+             delivered_at = CASE WHEN $10 THEN COALESCE(x.delivered_at, $12) ELSE x.delivered_at END,
+             read_at = CASE WHEN $11 THEN COALESCE(x.read_at, $12) ELSE x.read_at END,
+             error_message = COALESCE($13, x.error_message)
+         FROM r JOIN campaigns cm ON cm.campaign_id = r.campaign_id
+         WHERE x.recipient_id = r.recipient_id AND cm.user_id = $15
+           AND delivery_status_advances(x.status, $7)
+         RETURNING x.campaign_id, r.status AS previous),
+     counted AS (
+         INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
+         SELECT moved.campaign_id, $8::smallint, n.sent, n.delivered, n.read, n.failed, 0
+         FROM moved
+         JOIN unnest($17::text[], $18::int[], $19::int[], $20::int[], $21::int[])
+             AS n (previous, sent, delivered, read, failed) ON n.previous = moved.previous
+         ON CONFLICT (campaign_id, shard) DO UPDATE SET
+             sent = k.sent + EXCLUDED.sent, delivered = k.delivered + EXCLUDED.delivered,
+             read = k.read + EXCLUDED.read, failed = k.failed + EXCLUDED.failed
+         RETURNING 1)
+     SELECT EXISTS (SELECT 1 FROM msg) AS message_updated,
+            EXISTS (SELECT 1 FROM ts) AS template_send_updated";
 
-/// Runs a statement that starts with [`SET_STATUS_AND_STEPS`] for the row `id` moving to
-/// `status` at `update`'s time, with `rest` as `$7`, `$8`, …; returns the rows changed.
-async fn set_status_and_steps(
-    tx: &Transaction<'_>,
-    statement: &str,
-    id: &str,
-    status: impl DeliveryOrdered,
-    update: &StatusUpdate,
-    rest: &[&(dyn ToSql + Sync)],
-) -> Result<u64, DbError> {
-    let steps = [
+/// Which of the steps sent, delivered and read a move to `status` reaches.
+fn steps_reached(status: impl DeliveryOrdered) -> [bool; 3] {
+    [
         DeliveryStep::Sent,
         DeliveryStep::Delivered,
         DeliveryStep::Read,
-    ];
-    let [sent, delivered, read] =
-        steps.map(|level| DeliveryStep::reaches(None, status.step(), level));
-    let status = status.status_str();
-    let mut params: Vec<&(dyn ToSql + Sync)> =
-        vec![&id, &status, &update.timestamp, &sent, &delivered, &read];
-    params.extend_from_slice(rest);
-    super::execute_cached(tx, statement, &params).await
+    ]
+    .map(|level| DeliveryStep::reaches(None, status.step(), level))
 }
 
 /// Applies one status, to messages and template sends of `channel` only (and so of its
-/// tenant only).
+/// tenant only), in one statement ([`APPLY`]).
 pub async fn apply(
-    tx: &Transaction<'_>,
+    client: &impl GenericClient,
     channel: &ChannelRoute,
     update: &StatusUpdate,
 ) -> Result<StatusOutcome, DbError> {
-    let tenant = channel.user_id.as_str();
-    let channel_id = channel.phone_number_id.as_str();
-    let error_text = update.error_text();
-    let error_code = update.error_code();
-
-    let message_rows = super::query_cached(tx, "UPDATE message_delivery_status d
-             SET status = $2, error_message = COALESCE($3, d.error_message), updated_at = CURRENT_TIMESTAMP
-             FROM messages m
-             JOIN conversations c ON c.conversation_id = m.conversation_id
-             JOIN agents a ON a.agent_id = c.agent_id
-             WHERE d.platform_message_id = $1 AND m.message_id = d.message_id AND a.user_id = $4
-               AND a.phone_number_id = $5
-               AND delivery_status_advances(d.status, $2)
-             RETURNING d.message_id",
-            &[
-                &update.platform_message_id,
-                &update.status.as_str(),
-                &error_text,
-                &tenant,
-                &channel_id,
-            ],
-        )
-        .await?;
-    if update.status == DeliveryStatus::Failed {
-        for row in &message_rows {
-            let message_id = MessageId::from_trusted(row.try_get("message_id")?);
-            super::execute_cached(
-                tx,
-                "UPDATE messages m SET status = 'failed', error_code = $2
-                 FROM conversations c, agents a
-                 WHERE m.message_id = $1 AND c.conversation_id = m.conversation_id
-                   AND a.agent_id = c.agent_id AND a.user_id = $3",
-                &[&message_id.as_str(), &error_code, &tenant],
-            )
-            .await?;
-        }
-    }
-
     let send_status = TemplateSendStatus::from(update.status);
-    let send = super::query_opt_cached(
-        tx,
-        "SELECT ts.send_id FROM template_sends ts
-             JOIN templates t ON t.template_id = ts.template_id
-             WHERE ts.platform_message_id = $1 AND t.user_id = $2 AND t.phone_number_id = $3
-             FOR UPDATE OF ts",
-        &[&update.platform_message_id, &tenant, &channel_id],
+    let recipient_status = RecipientStatus::from(update.status);
+    let [send_sent, send_delivered, send_read] = steps_reached(send_status);
+    let [sent, delivered, read] = steps_reached(recipient_status);
+    // What the recipient's move counts, for each status it may come from.
+    let moves = campaigns::CountedMoves::to(recipient_status);
+    let row = super::query_one_cached(
+        client,
+        APPLY,
+        &[
+            &update.platform_message_id,
+            &update.status.as_str(),
+            &send_sent,
+            &send_delivered,
+            &send_read,
+            &send_status.as_str(),
+            &recipient_status.as_str(),
+            // Any shard counts (counters are read as sums); the id spreads the statuses.
+            &campaigns::shard_of(&update.platform_message_id),
+            &sent,
+            &delivered,
+            &read,
+            &update.timestamp,
+            &update.error_text(),
+            &update.error_code(),
+            &channel.user_id.as_str(),
+            &channel.phone_number_id.as_str(),
+            &moves.previous,
+            &moves.sent,
+            &moves.delivered,
+            &moves.read,
+            &moves.failed,
+        ],
     )
     .await?;
-    let mut template_send_updated = false;
-    if let Some(send) = send {
-        let send_id = TemplateSendId::from_trusted(send.try_get("send_id")?);
-        let changed = set_status_and_steps(
-            tx,
-            &format!(
-                "UPDATE template_sends x {SET_STATUS_AND_STEPS},
-                     error_message = COALESCE($7, x.error_message),
-                     error_code = COALESCE($9, x.error_code)
-                 FROM templates t
-                 WHERE x.send_id = $1 AND t.template_id = x.template_id AND t.user_id = $8
-                   AND delivery_status_advances(x.status, $2)"
-            ),
-            send_id.as_str(),
-            send_status,
-            update,
-            &[&error_text, &tenant, &error_code],
-        )
-        .await?;
-        template_send_updated = changed == 1;
-        if template_send_updated {
-            advance_recipient(tx, channel, &send_id, update, error_text.as_deref()).await?;
-        }
-    }
     Ok(StatusOutcome {
-        message_updated: !message_rows.is_empty(),
-        template_send_updated,
+        message_updated: row.try_get("message_updated")?,
+        template_send_updated: row.try_get("template_send_updated")?,
     })
-}
-
-/// Moves the campaign recipient of a template send forward and counts the move in its
-/// campaign's counter shard (`db::campaigns::count_move`): a jump from SENT to READ counts
-/// as delivered and read.
-async fn advance_recipient(
-    tx: &Transaction<'_>,
-    channel: &ChannelRoute,
-    send_id: &TemplateSendId,
-    update: &StatusUpdate,
-    error_text: Option<&str>,
-) -> Result<(), DbError> {
-    let tenant = channel.user_id.as_str();
-    let Some(recipient) = super::query_opt_cached(
-        tx,
-        // The send's recipient first, by its own index, then the tenant check: with
-        // statistics still counting a fresh campaign as small, a join let the planner
-        // walk the whole campaign's recipients instead.
-        "WITH r AS MATERIALIZED (
-             SELECT recipient_id, campaign_id, status FROM campaign_recipients
-             WHERE template_send_id = $1 FOR UPDATE)
-         SELECT r.recipient_id, r.campaign_id, r.status FROM r
-           JOIN campaigns cm ON cm.campaign_id = r.campaign_id
-         WHERE cm.user_id = $2",
-        &[&send_id.as_str(), &tenant],
-    )
-    .await?
-    else {
-        return Ok(());
-    };
-    let recipient_id = CampaignRecipientId::from_trusted(recipient.try_get("recipient_id")?);
-    let campaign_id = CampaignId::from_trusted(recipient.try_get("campaign_id")?);
-    let previous: RecipientStatus = enum_column(&recipient, "status")?;
-    let status = RecipientStatus::from(update.status);
-    let changed = set_status_and_steps(
-        tx,
-        &format!(
-            "UPDATE campaign_recipients x {SET_STATUS_AND_STEPS},
-                 error_message = COALESCE($7, x.error_message)
-             FROM campaigns cm
-             WHERE x.recipient_id = $1 AND cm.campaign_id = x.campaign_id AND cm.user_id = $8
-               AND delivery_status_advances(x.status, $2)"
-        ),
-        recipient_id.as_str(),
-        status,
-        update,
-        &[&error_text, &tenant],
-    )
-    .await?;
-    if changed == 0 {
-        return Ok(());
-    }
-    super::campaigns::count_move(tx, &campaign_id, &recipient_id, previous, status).await?;
-    Ok(())
 }
