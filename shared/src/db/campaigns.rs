@@ -1492,9 +1492,13 @@ pub async fn breakdown(
 /// Claims older than this are sends whose worker died: their outcome is unknown.
 pub const STALE_CLAIM_MINUTES: i32 = 15;
 /// `QUEUED` recipients unclaimed for this long lost their job (the fan-out died between its
-/// commit and the publish): they go back to `PENDING`. Well above the longest wait a job
-/// spends hidden for its send slot.
+/// commit and the publish, or the job ran out of receives): they go back to `PENDING`. Well
+/// above the time a big backlog takes to be received once.
 pub const LOST_JOB_MINUTES: i32 = 60;
+/// A recipient keeping a send slot (`not_before`) lost its job when the job has not come
+/// back this long after the slot (it comes back 1.5 s before it). Its slot may be hours
+/// ahead at a low rate: it is counted from the slot, not from the fan-out.
+pub const LOST_SLOT_MINUTES: i32 = 5;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1544,12 +1548,15 @@ pub async fn sweep(client: &mut super::PooledClient, limit: i64) -> Result<Sweep
     outcome.stale_claims_failed = stale.len() as u64;
     outcome.lost_jobs_requeued = tx
         .execute(
-            "UPDATE campaign_recipients SET status = 'PENDING', queued_at = NULL
+            "UPDATE campaign_recipients SET status = 'PENDING', queued_at = NULL, not_before = NULL
              WHERE recipient_id IN (SELECT recipient_id FROM campaign_recipients
                                      WHERE status = 'QUEUED' AND claimed_at IS NULL
-                                       AND queued_at < now() - make_interval(mins => $1)
+                                       AND CASE WHEN not_before IS NULL
+                                           THEN queued_at < now() - make_interval(mins => $1)
+                                           ELSE not_before < now() - make_interval(mins => $3)
+                                           END
                                      LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            &[&LOST_JOB_MINUTES, &limit],
+            &[&LOST_JOB_MINUTES, &limit, &LOST_SLOT_MINUTES],
         )
         .await?;
     tx.commit().await?;

@@ -1008,3 +1008,112 @@ async fn a_start_job_that_died_after_resolving_is_redelivered_and_publishes_once
         CampaignStatus::Completed
     );
 }
+
+#[tokio::test]
+async fn the_sweep_heals_lost_jobs_and_dead_claims_and_leaves_kept_slots_alone() {
+    let engine = Engine::new().await;
+    let campaign = engine.campaign_to_vips().await;
+    engine.start(&campaign).await;
+    drop(engine.send_jobs());
+    let client = engine.app.db.client().await;
+    let queued: Vec<String> = client
+        .query(
+            "SELECT recipient_id FROM campaign_recipients WHERE campaign_id = $1
+               AND status = 'QUEUED' ORDER BY recipient_id",
+            &[&campaign.as_str()],
+        )
+        .await
+        .expect("recipients")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(queued.len(), 4);
+    let set = |sql: &'static str, id: &String| {
+        let client = &client;
+        let id = id.clone();
+        async move { client.execute(sql, &[&id]).await.expect("set") }
+    };
+    // Its job never came back (published an hour ago, never received).
+    set(
+        "UPDATE campaign_recipients SET queued_at = now() - interval '61 minutes' WHERE recipient_id = $1",
+        &queued[0],
+    )
+    .await;
+    // Published long ago, but its kept slot is two hours ahead (a slow number's backlog).
+    set(
+        "UPDATE campaign_recipients SET queued_at = now() - interval '90 minutes',
+             not_before = now() + interval '2 hours' WHERE recipient_id = $1",
+        &queued[1],
+    )
+    .await;
+    // Its kept slot passed ten minutes ago and its job did not come back for it.
+    set(
+        "UPDATE campaign_recipients SET not_before = now() - interval '10 minutes' WHERE recipient_id = $1",
+        &queued[2],
+    )
+    .await;
+    // Claimed 16 minutes ago by a worker that never finished: the send may have gone out.
+    set(
+        "UPDATE campaign_recipients SET claimed_at = now() - interval '16 minutes' WHERE recipient_id = $1",
+        &queued[3],
+    )
+    .await;
+
+    let due = engine.sweep_due().await;
+
+    let status_of = |id: &String| {
+        let client = &client;
+        let id = id.clone();
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT status, error_code, not_before FROM campaign_recipients WHERE recipient_id = $1",
+                    &[&id],
+                )
+                .await
+                .expect("status");
+            (
+                row.get::<_, String>(0),
+                row.get::<_, Option<String>>(1),
+                row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(2)
+                    .is_some(),
+            )
+        }
+    };
+    assert_eq!(
+        status_of(&queued[0]).await,
+        ("PENDING".to_owned(), None, false)
+    );
+    assert_eq!(
+        status_of(&queued[1]).await,
+        ("QUEUED".to_owned(), None, true),
+        "a slot hours ahead is not a lost job"
+    );
+    assert_eq!(
+        status_of(&queued[2]).await,
+        ("PENDING".to_owned(), None, false),
+        "due again at once"
+    );
+    assert_eq!(
+        status_of(&queued[3]).await,
+        (
+            "FAILED".to_owned(),
+            Some("outcome_unknown".to_owned()),
+            false
+        )
+    );
+    assert!(
+        due.contains(&campaign),
+        "the two lost ones are due: {due:?}"
+    );
+    let counters = campaigns::counters(&client, &campaign)
+        .await
+        .expect("counters");
+    assert_eq!(
+        counters,
+        campaigns::counted_from_rows(&client, &campaign)
+            .await
+            .expect("rows")
+    );
+    assert_eq!(counters.failed, 1);
+}
