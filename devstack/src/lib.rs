@@ -18,7 +18,8 @@ use secrecy::SecretString;
 use shared::{
     api::{ApiState, layers},
     jobs::{
-        ExtractionJob, ExtractionQueue, Lifter, LifterConfig, LocalQueue, ReplyJob, ReplyQueue,
+        ExtractionJob, ExtractionQueue, Lifter, LifterConfig, LocalQueue, Queue, ReplyJob,
+        ReplyQueue,
     },
     meta::graph::{Graph, GraphConfig},
     openai::{OpenAi, OpenAiConfig},
@@ -94,11 +95,13 @@ pub struct Stack {
     pub extraction_queue: LocalQueue<ExtractionJob>,
     pub extraction: ExtractionState,
     pub meetings: meetings::MeetingsState,
-    /// Campaigns: the API, the start and send queues, the engine, and the local scheduler
-    /// that fires SCHEDULED campaigns at their time.
+    /// Campaigns: the API, the start and send queues (in-process, or SQS with
+    /// [`Stack::with_campaign_sqs`]), the engine, and the local scheduler that fires
+    /// SCHEDULED campaigns at their time (unless [`Stack::with_campaign_scheduler`] gives
+    /// them to EventBridge Scheduler).
     pub campaigns: campaigns::CampaignsState,
-    pub campaign_starts: LocalQueue<shared::jobs::CampaignStartJob>,
-    pub campaign_sends: LocalQueue<shared::jobs::SendJob>,
+    pub campaign_starts: Queue<shared::jobs::CampaignStartJob>,
+    pub campaign_sends: Queue<shared::jobs::SendJob>,
     pub campaign_start: campaign_start::CampaignStartState,
     pub send_worker: send_worker::SendState,
     pub scheduler: shared::scheduler::LocalScheduler,
@@ -174,18 +177,18 @@ impl Stack {
             google: Some(google),
             graph,
         };
-        let campaign_starts = LocalQueue::new();
-        let campaign_sends = LocalQueue::new();
+        let campaign_starts = Queue::Local(LocalQueue::new());
+        let campaign_sends = Queue::Local(LocalQueue::new());
         let scheduler = shared::scheduler::LocalScheduler::new();
         let campaigns = campaigns::CampaignsState {
             api: api.clone(),
-            starts: shared::jobs::Queue::Local(campaign_starts.clone()),
+            starts: campaign_starts.clone(),
             scheduler: shared::scheduler::CampaignScheduler::Local(scheduler.clone()),
         };
         let campaign_start = campaign_start::CampaignStartState {
             pool: api.pool.clone(),
-            sends: shared::jobs::Queue::Local(campaign_sends.clone()),
-            starts: shared::jobs::Queue::Local(campaign_starts.clone()),
+            sends: campaign_sends.clone(),
+            starts: campaign_starts.clone(),
             retry_queue: None,
             events_retry_queue: None,
             lifter: devstack_lifter(),
@@ -234,6 +237,36 @@ impl Stack {
     pub fn with_sqs(mut self, queue: shared::jobs::SqsQueue) -> Self {
         self.webhook.queue = ReplyQueue::Sqs(queue.clone());
         self.worker.retry_queue = Some(queue);
+        self
+    }
+
+    /// Uses real SQS queues (or moto's) for the campaign engine: the campaigns API and the
+    /// sweep publish start jobs to `starts` (FIFO), the fan-out publishes send jobs to
+    /// `sends` (standard, a message group per tenant), and [`Stack::spawn_campaigns`] polls
+    /// both like Lambda's event source mappings.
+    pub fn with_campaign_sqs(
+        mut self,
+        starts: shared::jobs::SqsQueue,
+        sends: shared::jobs::SqsQueue,
+    ) -> Self {
+        self.campaign_starts = Queue::Sqs(starts.clone());
+        self.campaign_sends = Queue::Sqs(sends.clone());
+        self.campaigns.starts = self.campaign_starts.clone();
+        self.campaign_start.starts = self.campaign_starts.clone();
+        self.campaign_start.sends = self.campaign_sends.clone();
+        self.campaign_start.retry_queue = Some(starts);
+        self.send_worker.retry_queue = Some(sends);
+        self
+    }
+
+    /// Gives SCHEDULED campaigns to `scheduler` (EventBridge Scheduler, or moto's): its
+    /// schedules fire into the campaign-start queue in AWS, not in devstack, so use it
+    /// with [`Stack::with_campaign_sqs`] on the queue the schedules target.
+    pub fn with_campaign_scheduler(
+        mut self,
+        scheduler: shared::scheduler::CampaignScheduler,
+    ) -> Self {
+        self.campaigns.scheduler = scheduler;
         self
     }
 
@@ -353,11 +386,12 @@ impl Stack {
             let lifter = Lifter::new(start_state.lifter.clone(), None);
             let state = &start_state;
             loop {
-                lifter
-                    .poll_local(&starts, |job: shared::jobs::CampaignStartJob| async move {
+                let polled = lifter
+                    .poll(&starts, |job: shared::jobs::CampaignStartJob| async move {
                         campaign_start::handle(state, &job).await.map(|_| ())
                     })
                     .await;
+                pause_after_queue_error(polled).await;
             }
         });
         for _ in 0..send_consumers.max(1) {
@@ -367,9 +401,10 @@ impl Stack {
                 let lifter = Lifter::new(send_state.lifter.clone(), None);
                 let state = &send_state;
                 loop {
-                    lifter
-                        .poll_local_together(&sends, |jobs| send_worker::run_jobs(state, jobs))
+                    let polled = lifter
+                        .poll_together(&sends, |jobs| send_worker::run_jobs(state, jobs))
                         .await;
+                    pause_after_queue_error(polled).await;
                 }
             });
         }
@@ -397,10 +432,7 @@ impl Stack {
                 for schedule in scheduler.due(chrono::Utc::now()) {
                     match serde_json::from_str::<shared::jobs::CampaignStartJob>(&schedule.input) {
                         Ok(job) => {
-                            if let Err(error) = shared::jobs::Queue::Local(starts.clone())
-                                .publish(&job)
-                                .await
-                            {
+                            if let Err(error) = starts.publish(&job).await {
                                 tracing::warn!(%error, schedule = %schedule.name, "a fired schedule could not publish");
                             }
                         }
@@ -431,6 +463,14 @@ impl Stack {
                 tokio::time::sleep(Duration::from_secs(60)).await;
             }
         })
+    }
+}
+
+/// A queue that could not be reached is polled again a second later (logged once per try).
+async fn pause_after_queue_error(polled: Result<usize, shared::jobs::QueueError>) {
+    if let Err(error) = polled {
+        tracing::warn!(%error, "could not poll a campaign queue; trying again in 1 s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

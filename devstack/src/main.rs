@@ -228,6 +228,7 @@ async fn run() -> anyhow::Result<()> {
             url,
         ));
     }
+    stack = with_campaign_aws(stack).await?;
     stack.spawn_worker();
     stack.spawn_events_sweep(
         shared::events::EventQueue::Local(stack.events_queue.clone()),
@@ -275,6 +276,35 @@ async fn run() -> anyhow::Result<()> {
         postgres.stop();
     }
     Ok(())
+}
+
+/// The campaign engine on real AWS services (or moto's) when their variables are set:
+/// `CAMPAIGN_START_QUEUE_URL` and `SEND_QUEUE_URL` (both or neither) for the queues, and
+/// `CAMPAIGN_SCHEDULE_GROUP` with `CAMPAIGN_START_QUEUE_ARN` and `SCHEDULER_ROLE_ARN` for
+/// EventBridge Scheduler (the functions' own variables; `AWS_ENDPOINT_URL` points the SDK
+/// at moto or LocalStack).
+async fn with_campaign_aws(mut stack: devstack::Stack) -> anyhow::Result<devstack::Stack> {
+    let starts = optional_var("CAMPAIGN_START_QUEUE_URL")?;
+    let sends = optional_var("SEND_QUEUE_URL")?;
+    match (starts, sends) {
+        (Some(starts), Some(sends)) => {
+            println!("campaign jobs go through SQS: {starts} and {sends}");
+            let client = shared::jobs::client_from_env().await?;
+            stack = stack.with_campaign_sqs(
+                shared::jobs::SqsQueue::new(client.clone(), starts),
+                shared::jobs::SqsQueue::new(client, sends),
+            );
+        }
+        (None, None) => {}
+        _ => anyhow::bail!(
+            "set both CAMPAIGN_START_QUEUE_URL and SEND_QUEUE_URL (or neither, for the in-process queues)"
+        ),
+    }
+    if optional_var("CAMPAIGN_SCHEDULE_GROUP")?.is_some() {
+        println!("scheduled campaigns go to EventBridge Scheduler");
+        stack = stack.with_campaign_scheduler(shared::scheduler::from_env().await?);
+    }
+    Ok(stack)
 }
 
 /// The operators' secret devstack uses when `ADMIN_API_SECRET` is unset.

@@ -62,6 +62,40 @@ pub async fn create_fifo_queue(client: &Client, label: &str) -> String {
         .unwrap_or_else(|| panic!("queue {name} has no URL"))
 }
 
+/// Creates a standard queue with a unique name and returns its URL.
+pub async fn create_queue(client: &Client, label: &str) -> String {
+    let name = format!("{label}-{}", ulid::Ulid::new().to_string().to_lowercase());
+    client
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating queue {name}: {e:?}"))
+        .queue_url
+        .unwrap_or_else(|| panic!("queue {name} has no URL"))
+}
+
+/// How many messages a queue holds, visible or in flight (moto counts them exactly).
+pub async fn queue_depth(client: &Client, url: &str) -> i64 {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("reading the attributes of {url}: {e:?}"))
+        .attributes
+        .unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|name| attributes.get(name)?.parse::<i64>().ok())
+    .sum()
+}
+
 /// The ARN of a queue (`QueueArn`), to name it as a target (EventBridge Scheduler).
 pub async fn queue_arn(client: &Client, url: &str) -> String {
     client

@@ -20,8 +20,8 @@ pub use seed::{ChannelSeed, ConversationSeed, Seed};
 pub use simulators::Simulators;
 
 pub use aws::{
-    create_fifo_queue, create_schedule_group, create_secret, moto_scheduler_client,
-    moto_sdk_config, moto_secrets_client, moto_sqs_client, queue_arn,
+    create_fifo_queue, create_queue, create_schedule_group, create_secret, moto_scheduler_client,
+    moto_sdk_config, moto_secrets_client, moto_sqs_client, queue_arn, queue_depth,
 };
 pub use db::TestDb;
 pub use http::{TestClient, TestResponse, request};

@@ -23,7 +23,7 @@ use std::{collections::HashSet, future::Future, time::Duration};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Job, LocalQueue, QueueError, SqsQueue};
+use super::{Job, LocalQueue, Queue, QueueError, SqsQueue};
 use crate::{
     config::{ConfigError, parsed_var},
     db::DbError,
@@ -441,8 +441,9 @@ impl Lifter {
     }
 
     /// Receives one batch (up to 10) from `sqs` and runs it, deleting what succeeded and
-    /// leaving the rest to SQS: what Lambda's event source mapping does in AWS, for devstack
-    /// with a real (or moto's) queue. Returns how many messages were received.
+    /// hiding each retry for its delay: what Lambda's event source mapping does in AWS (with
+    /// `ReportBatchItemFailures`), for devstack with a real (or moto's) queue. Returns how
+    /// many messages were received.
     pub async fn poll_sqs<J, F, Fut>(
         &self,
         sqs: &SqsQueue,
@@ -454,24 +455,60 @@ impl Lifter {
         F: FnMut(J) -> Fut,
         Fut: Future<Output = Result<(), JobError>>,
     {
-        let records: Vec<Record> = sqs
-            .receive(10, 1)
-            .await?
-            .into_iter()
-            .map(Record::from)
-            .collect();
-        let received = records.len();
-        let handles: Vec<(String, Option<String>)> = records
-            .iter()
-            .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
-            .collect();
+        let records = receive_sqs(sqs).await?;
+        let handles = receipts(&records);
         let report = self.run(records, deadline, handler).await;
-        for (message_id, receipt) in handles {
-            if let (false, Some(receipt)) = (report.failed(&message_id), receipt) {
-                sqs.delete(&receipt).await?;
-            }
+        settle_sqs(sqs, handles, &report).await
+    }
+
+    /// [`Lifter::poll_sqs`] for a consumer that runs its batch together
+    /// ([`Lifter::run_together`]).
+    pub async fn poll_sqs_together<J, F, Fut>(
+        &self,
+        sqs: &SqsQueue,
+        deadline: Option<Instant>,
+        handler: F,
+    ) -> Result<usize, QueueError>
+    where
+        J: Job,
+        F: FnOnce(Vec<J>) -> Fut,
+        Fut: Future<Output = Vec<Result<(), JobError>>>,
+    {
+        let records = receive_sqs(sqs).await?;
+        let handles = receipts(&records);
+        let report = self.run_together(records, deadline, handler).await;
+        settle_sqs(sqs, handles, &report).await
+    }
+
+    /// One batch from `queue`, whichever it is ([`Lifter::poll_local`] or
+    /// [`Lifter::poll_sqs`]): how many records ran.
+    pub async fn poll<J, F, Fut>(&self, queue: &Queue<J>, handler: F) -> Result<usize, QueueError>
+    where
+        J: Job,
+        F: FnMut(J) -> Fut,
+        Fut: Future<Output = Result<(), JobError>>,
+    {
+        match queue {
+            Queue::Local(local) => Ok(self.poll_local(local, handler).await),
+            Queue::Sqs(sqs) => self.poll_sqs(sqs, None, handler).await,
         }
-        Ok(received)
+    }
+
+    /// [`Lifter::poll`] for a consumer that runs its batch together.
+    pub async fn poll_together<J, F, Fut>(
+        &self,
+        queue: &Queue<J>,
+        handler: F,
+    ) -> Result<usize, QueueError>
+    where
+        J: Job,
+        F: FnOnce(Vec<J>) -> Fut,
+        Fut: Future<Output = Vec<Result<(), JobError>>>,
+    {
+        match queue {
+            Queue::Local(local) => Ok(self.poll_local_together(local, handler).await),
+            Queue::Sqs(sqs) => self.poll_sqs_together(sqs, None, handler).await,
+        }
     }
 
     /// Waits for the next batch of the in-process queue and runs it; the queue then hides
@@ -503,6 +540,40 @@ impl Lifter {
         queue.settle(&ids, &report);
         ids.len()
     }
+}
+
+/// One receive of up to 10 messages (long polling, 1 s).
+async fn receive_sqs(sqs: &SqsQueue) -> Result<Vec<Record>, QueueError> {
+    Ok(sqs
+        .receive(10, 1)
+        .await?
+        .into_iter()
+        .map(Record::from)
+        .collect())
+}
+
+/// Each record's message id and receipt handle.
+fn receipts(records: &[Record]) -> Vec<(String, Option<String>)> {
+    records
+        .iter()
+        .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
+        .collect()
+}
+
+/// Deletes what succeeded and hides each retry for its delay; how many were received.
+async fn settle_sqs(
+    sqs: &SqsQueue,
+    handles: Vec<(String, Option<String>)>,
+    report: &BatchReport,
+) -> Result<usize, QueueError> {
+    let received = handles.len();
+    for (message_id, receipt) in handles {
+        if let (false, Some(receipt)) = (report.failed(&message_id), receipt) {
+            sqs.delete(&receipt).await?;
+        }
+    }
+    apply_visibility(sqs, report).await;
+    Ok(received)
 }
 
 /// The span of one record's job.
