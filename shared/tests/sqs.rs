@@ -154,3 +154,74 @@ async fn the_lifter_deletes_successes_hides_a_retry_for_its_delay_and_leaves_poi
         .collect();
     assert_eq!(bodies, [ReplyJob::new("wamid.RETRY", "pn_1", "2")]);
 }
+
+#[tokio::test]
+async fn a_throttled_job_comes_back_as_a_new_message_without_using_up_its_receives() {
+    use std::time::Duration;
+
+    use shared::jobs::{JobError, Lifter, LifterConfig, Queue, SendJob};
+
+    // A standard queue with a message group per tenant, as the send queue.
+    let client = testkit::moto_sqs_client();
+    let url = testkit::create_queue(&client, "sends").await;
+    let sqs = SqsQueue::new(client.clone(), &url);
+    let waiting = SendJob::new("usr_a", "cmp_1", "rcp_waiting");
+    let queue = Queue::Sqs(sqs.clone());
+    for job in [&waiting, &SendJob::new("usr_a", "cmp_1", "rcp_done")] {
+        queue.publish(job).await.expect("publish");
+    }
+    let lifter = Lifter::new(
+        LifterConfig {
+            deadline_margin: Duration::ZERO,
+            backoff_base: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(900),
+        },
+        None,
+    );
+    let throttle_waiting = |jobs: Vec<SendJob>| async move {
+        jobs.iter()
+            .map(|job| {
+                if job.recipient_id() == "rcp_waiting" {
+                    let back = tokio::time::Instant::now() + Duration::from_secs(1);
+                    Err(JobError::throttled("waiting for a send slot", back))
+                } else {
+                    Ok(())
+                }
+            })
+            .collect()
+    };
+
+    // Three turns to wait in a row: each time a new message, received for the first time.
+    let mut message_ids = Vec::new();
+    for turn in 0..3 {
+        let mut received = 0;
+        for _ in 0..5 {
+            received += lifter
+                .poll_sqs_together(&sqs, None, throttle_waiting)
+                .await
+                .expect("poll");
+            if received > 0 {
+                break;
+            }
+        }
+        assert_eq!(received, if turn == 0 { 2 } else { 1 });
+        assert!(
+            sqs.receive(10, 0).await.expect("receive").is_empty(),
+            "the original is gone and the copy is hidden for its delay"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let back = sqs.receive(10, 0).await.expect("receive");
+        assert_eq!(back.len(), 1);
+        let job: SendJob = serde_json::from_str(&back[0].body).expect("a job");
+        assert_eq!(job, waiting);
+        assert_eq!(back[0].receive_count.as_deref(), Some("1"));
+        assert_eq!(back[0].group_id, waiting.group_id(), "its tenant's group");
+        message_ids.push(back[0].message_id.clone());
+        // Let the next poll receive it.
+        sqs.change_visibility(&[(back[0].receipt_handle.as_str(), 0)])
+            .await
+            .expect("visible");
+    }
+    message_ids.dedup();
+    assert_eq!(message_ids.len(), 3, "a new message each time");
+}

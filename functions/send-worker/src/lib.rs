@@ -31,8 +31,9 @@
 //!    accepted ones recorded (message, `template_sends`, recipient, counters, contact)
 //!    before it commits. The campaign completes when nothing is left.
 //!
-//! Meta's errors, by code: 130429 slows the number down and retries later; 131056 (pair
-//! rate) retries this recipient after six seconds; 131057 and 5xx retry with backoff;
+//! Meta's errors, by code: 130429 slows the number down and retries two seconds later;
+//! 131056 (pair rate) retries this recipient after six seconds (both, like a slot wait,
+//! are `JobError::Throttled`: turns to wait, which do not use up the job's receives); 131057 and 5xx retry with backoff;
 //! 131049 defers the recipient 24 hours (within `deferral_window`, then `FAILED`); 131050
 //! skips it and marks the contact's marketing opt-out; 132015/132016 pause every running
 //! campaign of the template; anything else is `FAILED` with Meta's code and message.
@@ -125,6 +126,9 @@ fn poison(what: &str) -> JobError {
 const MARKETING_LIMIT_RETRY: chrono::Duration = chrono::Duration::hours(24);
 /// Meta's pair rate: one message per six seconds to one customer.
 const PAIR_RATE_RETRY: Duration = Duration::from_secs(6);
+/// After Meta's 130429 the job takes a new slot at the number's halved rate this much later
+/// (the rate halves at most once per 2 s).
+const THROUGHPUT_RETRY: Duration = Duration::from_secs(2);
 /// The share of a number's cap the worker uses (Meta counts arrivals; our sends leave
 /// with a few milliseconds of jitter).
 const CAP_HEADROOM: f64 = 0.96;
@@ -479,9 +483,9 @@ async fn schedule(
                 let wait = (free_at - now).to_std().unwrap_or_default();
                 let recipient = &r.member.claimed.recipient_id;
                 db::release(&*client, recipient, release_to(RecipientStatus::Queued)).await?;
-                let error = JobError::retry_after(
+                let error = JobError::throttled(
                     "the number's send slots are taken for hours ahead",
-                    wait.max(Duration::from_secs(60)),
+                    tokio::time::Instant::now() + wait.max(Duration::from_secs(60)),
                 );
                 out.push((r.member.index, Err(error)));
             }
@@ -515,7 +519,8 @@ async fn schedule(
                 .max_slot_wait
                 .saturating_sub(Duration::from_millis(500));
             let back_in = wait.saturating_sub(early);
-            let error = JobError::retry_after("waiting for the number's send slot", back_in);
+            let back_at = tokio::time::Instant::now() + back_in;
+            let error = JobError::throttled("waiting for the number's send slot", back_at);
             out.push((r.member.index, Err(error)));
         }
     }
@@ -741,18 +746,20 @@ async fn record(
             Ok(Outcome::Failed(message))
         }
         SendOutcome::Retryable { code, reason, .. } => {
-            let delay = match code {
+            // Meta's rate limits are turns to wait, not failed attempts: they come back
+            // without using up the job's receives. Anything else retries with backoff.
+            let turn = match code {
                 Some(130_429) => {
                     db::slow_down(&*client, &campaign.phone_number_id).await?;
-                    None
+                    Some(THROUGHPUT_RETRY)
                 }
                 Some(131_056) => Some(PAIR_RATE_RETRY),
                 _ => None,
             };
             db::release(&*client, recipient, release_to(RecipientStatus::Queued)).await?;
             let reason = format!("Meta: {reason}");
-            Err(match delay {
-                Some(delay) => JobError::retry_after(reason, delay),
+            Err(match turn {
+                Some(wait) => JobError::throttled(reason, tokio::time::Instant::now() + wait),
                 None => JobError::retryable(reason),
             })
         }

@@ -62,6 +62,16 @@ pub enum JobError {
         /// whole batch ends, and the message's visibility counts from then.
         not_before: Option<Instant>,
     },
+    /// Not done yet, by design: the job waits its turn (a send slot, a rate limit). It comes
+    /// back at `not_before`, as a new message where the queue allows it, so waiting does
+    /// not use up the receives that send a failing job to its dead letters.
+    #[error("throttled: {reason}")]
+    Throttled {
+        /// Why it waits.
+        reason: String,
+        /// When it may run again.
+        not_before: Instant,
+    },
     /// The job itself is broken; retrying cannot help.
     #[error("poison: {0}")]
     Poison(String),
@@ -86,6 +96,14 @@ impl JobError {
         Self::Retryable {
             reason: reason.into(),
             not_before: Some(at),
+        }
+    }
+
+    /// A job that waits its turn until `at` ([`JobError::Throttled`]).
+    pub fn throttled(reason: impl Into<String>, at: Instant) -> Self {
+        Self::Throttled {
+            reason: reason.into(),
+            not_before: at,
         }
     }
 }
@@ -162,6 +180,9 @@ pub enum FailureKind {
     Retryable(String),
     /// The body or the job cannot succeed.
     Poison(String),
+    /// The job waits its turn ([`JobError::Throttled`]): on a standard SQS queue it is
+    /// published again with a delay (and the record deleted), so it does not count.
+    Throttled(String),
     /// An earlier record of its FIFO group failed in this batch; not started.
     HeldBack,
     /// Too close to the deadline; not started.
@@ -251,6 +272,7 @@ impl Lifter {
         F: FnMut(J) -> Fut,
         Fut: Future<Output = Result<(), JobError>>,
     {
+        let copies = Copies::of(&records);
         let mut report = BatchReport::default();
         let mut failed_groups: HashSet<String> = HashSet::new();
         let mut stopped = false;
@@ -296,6 +318,7 @@ impl Lifter {
             report.fail(record, (kind, visibility));
         }
         if let Some(sqs) = &self.sqs {
+            requeue_throttled::<J>(sqs, &copies, &mut report).await;
             apply_visibility(sqs, &report).await;
         }
         report
@@ -320,6 +343,7 @@ impl Lifter {
         let too_late = deadline.is_some_and(|deadline| {
             deadline.saturating_duration_since(Instant::now()) < self.config.deadline_margin
         });
+        let copies = Copies::of(&records);
         // The jobs that parse; for each record, why it has none.
         let mut jobs = Vec::with_capacity(records.len());
         let parsed: Vec<Option<JobError>> = records
@@ -370,6 +394,7 @@ impl Lifter {
             }
         }
         if let Some(sqs) = &self.sqs {
+            requeue_throttled::<J>(sqs, &copies, &mut report).await;
             apply_visibility(sqs, &report).await;
         }
         report
@@ -430,6 +455,15 @@ impl Lifter {
                 );
                 Some((FailureKind::Retryable(reason), Visibility::After(delay)))
             }
+            Err(JobError::Throttled { reason, not_before }) => {
+                let delay = not_before.saturating_duration_since(Instant::now());
+                tracing::info!(
+                    reason = %reason,
+                    back_in_ms = delay.as_millis() as u64,
+                    "job waits its turn"
+                );
+                Some((FailureKind::Throttled(reason), Visibility::After(delay)))
+            }
             Err(JobError::Poison(reason)) => {
                 tracing::error!(
                     error = %reason,
@@ -457,7 +491,9 @@ impl Lifter {
     {
         let records = receive_sqs(sqs).await?;
         let handles = receipts(&records);
-        let report = self.run(records, deadline, handler).await;
+        let copies = Copies::of(&records);
+        let mut report = self.run(records, deadline, handler).await;
+        requeue_throttled::<J>(sqs, &copies, &mut report).await;
         settle_sqs(sqs, handles, &report).await
     }
 
@@ -476,7 +512,9 @@ impl Lifter {
     {
         let records = receive_sqs(sqs).await?;
         let handles = receipts(&records);
-        let report = self.run_together(records, deadline, handler).await;
+        let copies = Copies::of(&records);
+        let mut report = self.run_together(records, deadline, handler).await;
+        requeue_throttled::<J>(sqs, &copies, &mut report).await;
         settle_sqs(sqs, handles, &report).await
     }
 
@@ -558,6 +596,61 @@ fn receipts(records: &[Record]) -> Vec<(String, Option<String>)> {
         .iter()
         .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
         .collect()
+}
+
+/// What republishing a record needs: its message id, body and group.
+struct Copies(Vec<(String, String, Option<String>)>);
+
+impl Copies {
+    fn of(records: &[Record]) -> Self {
+        Self(
+            records
+                .iter()
+                .map(|r| (r.message_id.clone(), r.body.clone(), r.group_id.clone()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, message_id: &str) -> Option<(&str, Option<&str>)> {
+        self.0
+            .iter()
+            .find(|(id, _, _)| id == message_id)
+            .map(|(_, body, group)| (body.as_str(), group.as_deref()))
+    }
+}
+
+/// Publishes each throttled record again as a new message hidden until its time, and takes
+/// it out of the report (so it is deleted as done): waiting for a turn does not use up
+/// receives. A FIFO queue takes no per-message delay, and a copy that cannot be published
+/// stays a failure: either way the record comes back by its visibility instead.
+async fn requeue_throttled<J: Job>(sqs: &SqsQueue, copies: &Copies, report: &mut BatchReport) {
+    if J::QUEUE.fifo {
+        return;
+    }
+    let failures = std::mem::take(&mut report.failures);
+    let republished = futures_util::future::join_all(failures.iter().map(|failure| async {
+        let (FailureKind::Throttled(_), Visibility::After(delay)) =
+            (&failure.kind, failure.visibility)
+        else {
+            return false;
+        };
+        let Some((body, group)) = copies.get(&failure.message_id) else {
+            return false;
+        };
+        match sqs.republish(body, group, delay).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "could not republish a throttled job; it comes back by its visibility");
+                false
+            }
+        }
+    }))
+    .await;
+    report.failures = failures
+        .into_iter()
+        .zip(republished)
+        .filter_map(|(failure, done)| (!done).then_some(failure))
+        .collect();
 }
 
 /// Deletes what succeeded and hides each retry for its delay; how many were received.

@@ -12,7 +12,7 @@ use tokio::{sync::Notify, time::Instant};
 
 use super::{
     Job, QueueError,
-    batch::{BatchReport, Record, Visibility},
+    batch::{BatchReport, FailureKind, Record, Visibility},
 };
 
 /// How long a poison message stays hidden in the in-process queue (SQS: the queue's
@@ -274,6 +274,11 @@ impl<J: Job> LocalQueue<J> {
             else {
                 return false; // succeeded: deleted
             };
+            // Waiting its turn is no failed attempt (SQS: a new message, see
+            // `requeue_throttled`).
+            if matches!(failure.kind, FailureKind::Throttled(_)) {
+                message.receives = message.receives.saturating_sub(1);
+            }
             if message.receives >= max_receives {
                 tracing::error!(
                     message_id = %message.message_id,
@@ -368,6 +373,41 @@ mod tests {
 
         assert_eq!(queue.dead_letters().len(), 1);
         assert!(queue.receive(10).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_waiting_its_turn_is_never_dead_lettered_and_comes_back_on_time() {
+        use crate::jobs::SendJob;
+        let queue = LocalQueue::<SendJob>::new();
+        queue
+            .publish(&SendJob::new("usr_a", "cmp_1", "rcp_1"))
+            .expect("publish");
+        let turns = Arc::new(AtomicUsize::new(0));
+        let handler = |jobs: Vec<SendJob>| {
+            let turns = turns.clone();
+            async move {
+                let back = Instant::now() + Duration::from_secs(3);
+                jobs.iter()
+                    .map(|_| match turns.fetch_add(1, Ordering::SeqCst) {
+                        0..10 => Err(JobError::throttled("waiting for a send slot", back)),
+                        _ => Ok(()),
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+
+        let started = Instant::now();
+        for _ in 0..11 {
+            assert_eq!(lifter().poll_local_together(&queue, handler).await, 1);
+        }
+
+        assert_eq!(turns.load(Ordering::SeqCst), 11);
+        assert!(
+            queue.dead_letters().is_empty(),
+            "ten turns, five receives allowed"
+        );
+        assert_eq!(Instant::now() - started, Duration::from_secs(30));
+        assert!(queue.receive(10).is_empty(), "done and deleted");
     }
 
     #[test]

@@ -29,6 +29,28 @@ impl SqsQueue {
         &self.url
     }
 
+    /// Publishes `body` again as a new message of `group_id`, hidden for `delay` (at most
+    /// SQS's 15 minutes): a throttled job that comes back with a fresh receive count. On a
+    /// standard queue only (FIFO queues take no per-message delay).
+    pub(super) async fn republish(
+        &self,
+        body: &str,
+        group_id: Option<&str>,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        let seconds = i32::try_from(delay.as_millis().div_ceil(1000).min(900)).unwrap_or(900);
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .set_message_group_id(group_id.map(str::to_owned))
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
     pub(super) async fn publish<J: Job>(&self, job: &J) -> Result<(), QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
         self.client

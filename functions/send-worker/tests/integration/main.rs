@@ -536,9 +536,15 @@ async fn meta_130429_sends_the_job_back_and_the_retry_sends_once() {
     engine.start(&campaign).await;
     let jobs = engine.send_jobs();
     let first = engine.try_send(&jobs[0]).await;
+    let back_in = match &first {
+        Err(shared::jobs::JobError::Throttled { not_before, .. }) => {
+            not_before.saturating_duration_since(tokio::time::Instant::now())
+        }
+        other => panic!("130429 is a turn to wait, not a failed attempt: {other:?}"),
+    };
     assert!(
-        matches!(first, Err(shared::jobs::JobError::Retryable { .. })),
-        "130429 is retried later: {first:?}"
+        back_in > std::time::Duration::from_secs(1),
+        "back after the number slowed down: {back_in:?}"
     );
     assert_eq!(
         engine
@@ -898,10 +904,9 @@ async fn a_batch_at_a_low_cap_sends_what_fits_and_keeps_the_later_slots() {
     let mut back: Vec<_> = results
         .iter()
         .filter_map(|r| match r {
-            Err(shared::jobs::JobError::Retryable {
-                not_before: Some(at),
-                ..
-            }) => Some(at.saturating_duration_since(tokio::time::Instant::now())),
+            Err(shared::jobs::JobError::Throttled { not_before, .. }) => {
+                Some(not_before.saturating_duration_since(tokio::time::Instant::now()))
+            }
             _ => None,
         })
         .collect();
