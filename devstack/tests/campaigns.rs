@@ -4,7 +4,8 @@
 //! A channel, an agent and a template approved in the simulator (a signed status webhook);
 //! tagged contacts; a preview; an IMMEDIATE campaign started, fanned out through SQS, sent
 //! once each and moved to READ by the simulator's status webhooks; a SCHEDULED one whose
-//! schedule targets the start queue, fired as Scheduler fires it.
+//! schedule targets the start queue, fired as Scheduler fires it, sending at 1/s (its
+//! statuses arrive before its batch is recorded, and wait for it).
 
 mod common;
 
@@ -289,6 +290,9 @@ async fn a_campaign_runs_through_sqs_and_a_scheduled_one_through_eventbridge_sch
             Some(json!({
                 "name": "Later", "template_id": template_id, "phone_number_id": channel["id"],
                 "recipient_filter": { "tags": ["later"] }, "variable_values": values,
+                // One a second: both go in one batch, whose transaction is still open when
+                // Meta reports the first send's statuses (they wait for its commit).
+                "options": { "send_rate_per_second": 1 },
                 "trigger": {
                     // Reykjavik's wall time is UTC's all year (no daylight saving).
                     "trigger_type": "SCHEDULED", "timezone": "Atlantic/Reykjavik",
@@ -337,6 +341,11 @@ async fn a_campaign_runs_through_sqs_and_a_scheduled_one_through_eventbridge_sch
     })
     .await;
     assert_eq!(fired["counters"]["sent"], 2, "{fired}");
+    let read = wait_for(&api, &format!("/campaigns/{later}/stats"), |s| {
+        s["counters"]["read"] == 2
+    })
+    .await;
+    assert_eq!(read["counters"]["delivered"], 2, "{read}");
     let meta: Value = http
         .get(format!("{base}/_sim/meta/stats"))
         .send()

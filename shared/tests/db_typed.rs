@@ -487,6 +487,134 @@ async fn a_status_reported_through_another_tenants_route_moves_nothing() {
     assert_eq!(message_row(&db, &reply).await.0, "failed");
 }
 
+/// The delivery status `message_delivery_status` holds for a message.
+async fn delivery_status(db: &TestDb, id: &MessageId) -> String {
+    db.client()
+        .await
+        .query_one(
+            "SELECT status FROM message_delivery_status WHERE message_id = $1",
+            &[&id.as_str()],
+        )
+        .await
+        .expect("delivery status")
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_status_that_arrives_before_its_send_is_recorded_waits_for_it() {
+    let db = TestDb::new().await;
+    let owner = seed(&db, "owner", "1001").await;
+    let intruder = seed(&db, "intruder", "2002").await;
+    let mut client = db.client().await;
+    let status = |wamid: &str, status| StatusUpdate {
+        channel_key: "1001".to_owned(),
+        platform_message_id: wamid.to_owned(),
+        status,
+        timestamp: Utc::now(),
+        recipient_id: None,
+        errors: Vec::new(),
+    };
+
+    // Meta reports delivered, then read, while the send's transaction is still open; and
+    // another tenant's route reports a failure for the same id.
+    let early = pending_reply(&mut client, &owner).await;
+    for update in [
+        status("wamid.EARLY", DeliveryStatus::Delivered),
+        status("wamid.EARLY", DeliveryStatus::Read),
+    ] {
+        let outcome = delivery::apply(&client, &owner.route, &update)
+            .await
+            .expect("apply");
+        assert!(outcome.parked && !outcome.message_updated, "{outcome:?}");
+    }
+    let forged_route = ChannelRoute {
+        user_id: intruder.user.clone(),
+        phone_number_id: intruder.route.phone_number_id.clone(),
+        ..owner.route.clone()
+    };
+    delivery::apply(
+        &client,
+        &forged_route,
+        &status("wamid.EARLY", DeliveryStatus::Failed),
+    )
+    .await
+    .expect("apply");
+    let tx = client.transaction().await.expect("tx");
+    mark_sent(&tx, &owner.user, &early, "wamid.EARLY")
+        .await
+        .expect("sent");
+    tx.commit().await.expect("commit");
+
+    // The send's commit applies what waited, in the order it happened, the tenant's only.
+    let applied = delivery::apply_parked(&mut client, &["wamid.EARLY"])
+        .await
+        .expect("apply parked");
+    assert_eq!(applied, 3);
+    assert_eq!(delivery_status(&db, &early).await, "read");
+    assert_eq!(
+        message_row(&db, &early).await.0,
+        "sent",
+        "not the intruder's failure"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM parked_statuses", &[]).await,
+        0
+    );
+
+    // A duplicate of a known id is not parked.
+    let again = delivery::apply(
+        &client,
+        &owner.route,
+        &status("wamid.EARLY", DeliveryStatus::Delivered),
+    )
+    .await
+    .expect("apply");
+    assert_eq!(again, delivery::StatusOutcome::default());
+
+    // Parked while the send committed (the send's own pass missed it): the sweep applies
+    // it. Parked for a wamid nobody sent: the sweep forgets it after a day.
+    let raced = pending_reply(&mut client, &owner).await;
+    delivery::apply(
+        &client,
+        &owner.route,
+        &status("wamid.RACED", DeliveryStatus::Delivered),
+    )
+    .await
+    .expect("apply");
+    let tx = client.transaction().await.expect("tx");
+    mark_sent(&tx, &owner.user, &raced, "wamid.RACED")
+        .await
+        .expect("sent");
+    tx.commit().await.expect("commit");
+    for (wamid, hours) in [("wamid.NEVER", 25), ("wamid.NOT_YET", 1)] {
+        delivery::apply(&client, &owner.route, &status(wamid, DeliveryStatus::Sent))
+            .await
+            .expect("apply");
+        client
+            .execute(
+                "UPDATE parked_statuses SET parked_at = now() - make_interval(hours => $2)
+                 WHERE platform_message_id = $1",
+                &[&wamid, &hours],
+            )
+            .await
+            .expect("age");
+    }
+    let (applied, forgotten) = delivery::sweep_parked(&mut client, 100)
+        .await
+        .expect("sweep");
+    assert_eq!((applied, forgotten), (1, 1));
+    assert_eq!(delivery_status(&db, &raced).await, "delivered");
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM parked_statuses WHERE platform_message_id = 'wamid.NOT_YET'",
+            &[]
+        )
+        .await,
+        1,
+        "still waiting for its send"
+    );
+}
+
 #[tokio::test]
 async fn the_rust_delivery_order_and_the_sql_function_agree_on_every_pair_of_statuses() {
     let db = TestDb::new().await;

@@ -24,7 +24,9 @@
 //!
 //! [`sweep`] runs on a schedule: it fails sends whose worker died after claiming them
 //! (outcome unknown: never resent blindly), requeues lost jobs, fans out campaigns whose
-//! deferred recipients are due (quiet hours, 131049), and completes finished campaigns.
+//! deferred recipients are due (quiet hours, 131049), completes finished campaigns, and
+//! applies the status webhooks parked before their sends were recorded
+//! (`db::delivery::sweep_parked`).
 
 mod events;
 
@@ -222,6 +224,9 @@ const SWEEP_LIMIT: i64 = 1_000;
 pub async fn sweep(state: &CampaignStartState) -> Result<campaigns::SweepOutcome, JobError> {
     let mut client = state.pool.get().await?;
     let outcome = campaigns::sweep(&mut client, SWEEP_LIMIT).await?;
+    // Statuses parked while their send was being recorded, and those nobody sent.
+    let (parked_applied, parked_forgotten) =
+        shared::db::delivery::sweep_parked(&mut client, SWEEP_LIMIT).await?;
     for (user, campaign) in &outcome.due {
         let job = CampaignStartJob::new(user.as_str(), campaign.as_str(), StartReason::Sweep);
         if let Err(error) = state.starts.publish(&job).await {
@@ -233,6 +238,8 @@ pub async fn sweep(state: &CampaignStartState) -> Result<campaigns::SweepOutcome
         lost_jobs_requeued = outcome.lost_jobs_requeued,
         due = outcome.due.len(),
         completed = outcome.completed,
+        parked_applied,
+        parked_forgotten,
         "campaign sweep"
     );
     Ok(outcome)

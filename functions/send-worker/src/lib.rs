@@ -642,6 +642,12 @@ async fn send_ready(
     templates::finish_sends_sent(&tx, &accepted_sends).await?;
     db::finish_sent(&tx, &campaign.campaign_id, &accepted).await?;
     tx.commit().await?;
+    // Statuses Meta reported before this commit waited for it (`parked_statuses`).
+    let wamids: Vec<&str> = accepted_sends
+        .iter()
+        .filter_map(|(_, wamid, _)| *wamid)
+        .collect();
+    shared::db::delivery::apply_parked(client, &wamids).await?;
 
     for ((r, send_id, _), outcome) in sending.into_iter().zip(outcomes) {
         let result = match outcome {

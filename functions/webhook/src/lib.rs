@@ -543,6 +543,7 @@ async fn handle_status(state: &WebhookState, update: &StatusUpdate) -> Result<()
         status = %update.status,
         message_updated = outcome.message_updated,
         template_send_updated = outcome.template_send_updated,
+        parked = outcome.parked,
         "status applied"
     );
     Ok(())

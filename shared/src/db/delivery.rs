@@ -11,7 +11,8 @@
 
 use super::{DbError, GenericClient, campaigns, inbound::ChannelRoute};
 use crate::domain::{
-    DeliveryOrdered, DeliveryStep, RecipientStatus, StatusUpdate, TemplateSendStatus,
+    DeliveryOrdered, DeliveryStatus, DeliveryStep, PhoneNumberId, Platform, RecipientStatus,
+    StatusError, StatusUpdate, TemplateSendStatus,
 };
 
 /// What a status changed.
@@ -21,6 +22,8 @@ pub struct StatusOutcome {
     pub message_updated: bool,
     /// A template send (and its campaign recipient, if any) moved forward.
     pub template_send_updated: bool,
+    /// No send has this wamid yet: the status waits for it (`parked_statuses`).
+    pub parked: bool,
 }
 
 /// One status, in one statement (its own atomic unit: no transaction needed around it):
@@ -36,6 +39,9 @@ pub struct StatusOutcome {
 /// - `counted`: the move counted on a counter shard, with the counts the caller computed
 ///   for each status the recipient may have come from (`$17`…`$21`: a jump from SENT to
 ///   READ counts delivered and read once each).
+///
+/// - `parked`: a status for a wamid no table knows yet (its send is not recorded yet: see
+///   V22) is kept, when `$23` says so, with its errors (`$22`), for [`apply_parked`].
 ///
 /// `$3`…`$5` and `$9`…`$11` say which steps (sent, delivered, read) the template send and
 /// the recipient reach, each timestamp set once to `$12`.
@@ -73,7 +79,8 @@ const APPLY: &str = "WITH msg AS (
              sent_at = CASE WHEN $9 THEN COALESCE(x.sent_at, $12) ELSE x.sent_at END,
              delivered_at = CASE WHEN $10 THEN COALESCE(x.delivered_at, $12) ELSE x.delivered_at END,
              read_at = CASE WHEN $11 THEN COALESCE(x.read_at, $12) ELSE x.read_at END,
-             error_message = COALESCE($13, x.error_message)
+             error_message = COALESCE($13, x.error_message),
+             error_code = COALESCE($14, x.error_code)
          FROM r JOIN campaigns cm ON cm.campaign_id = r.campaign_id
          WHERE x.recipient_id = r.recipient_id AND cm.user_id = $15
            AND delivery_status_advances(x.status, $7)
@@ -87,9 +94,18 @@ const APPLY: &str = "WITH msg AS (
          ON CONFLICT (campaign_id, shard) DO UPDATE SET
              sent = k.sent + EXCLUDED.sent, delivered = k.delivered + EXCLUDED.delivered,
              read = k.read + EXCLUDED.read, failed = k.failed + EXCLUDED.failed
+         RETURNING 1),
+     parked AS (
+         INSERT INTO parked_statuses
+             (platform_message_id, user_id, phone_number_id, status, occurred_at, errors)
+         SELECT $1, $15, $16, $2, $12, $22::jsonb
+         WHERE $23
+           AND NOT EXISTS (SELECT 1 FROM message_delivery_status WHERE platform_message_id = $1)
+           AND NOT EXISTS (SELECT 1 FROM template_sends WHERE platform_message_id = $1)
          RETURNING 1)
      SELECT EXISTS (SELECT 1 FROM msg) AS message_updated,
-            EXISTS (SELECT 1 FROM ts) AS template_send_updated";
+            EXISTS (SELECT 1 FROM ts) AS template_send_updated,
+            EXISTS (SELECT 1 FROM parked) AS parked";
 
 /// Which of the steps sent, delivered and read a move to `status` reaches.
 fn steps_reached(status: impl DeliveryOrdered) -> [bool; 3] {
@@ -102,11 +118,21 @@ fn steps_reached(status: impl DeliveryOrdered) -> [bool; 3] {
 }
 
 /// Applies one status, to messages and template sends of `channel` only (and so of its
-/// tenant only), in one statement ([`APPLY`]).
+/// tenant only), in one statement ([`APPLY`]); a status for a wamid not recorded yet is
+/// parked for [`apply_parked`].
 pub async fn apply(
     client: &impl GenericClient,
     channel: &ChannelRoute,
     update: &StatusUpdate,
+) -> Result<StatusOutcome, DbError> {
+    apply_or_park(client, channel, update, true).await
+}
+
+async fn apply_or_park(
+    client: &impl GenericClient,
+    channel: &ChannelRoute,
+    update: &StatusUpdate,
+    park: bool,
 ) -> Result<StatusOutcome, DbError> {
     let send_status = TemplateSendStatus::from(update.status);
     let recipient_status = RecipientStatus::from(update.status);
@@ -140,11 +166,133 @@ pub async fn apply(
             &moves.delivered,
             &moves.read,
             &moves.failed,
+            &errors_json(&update.errors),
+            &park,
         ],
     )
     .await?;
     Ok(StatusOutcome {
         message_updated: row.try_get("message_updated")?,
         template_send_updated: row.try_get("template_send_updated")?,
+        parked: row.try_get("parked")?,
     })
+}
+
+/// How long a parked status waits for its send before the sweep forgets it.
+pub const PARKED_STATUS_HOURS: i32 = 24;
+
+/// Applies, in the order they happened, the statuses parked for `wamids` (their sends are
+/// now recorded), and forgets them; how many were applied. One transaction: a status is
+/// never both forgotten and unapplied.
+pub async fn apply_parked(
+    client: &mut super::PooledClient,
+    wamids: &[&str],
+) -> Result<usize, DbError> {
+    if wamids.is_empty() {
+        return Ok(0);
+    }
+    let tx = client.transaction().await?;
+    let rows = super::query_cached(
+        &tx,
+        "DELETE FROM parked_statuses WHERE platform_message_id = ANY($1)
+         RETURNING platform_message_id, user_id, phone_number_id, status, occurred_at, errors, parked_id",
+        &[&wamids],
+    )
+    .await?;
+    let applied = apply_rows(&tx, rows).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// The sweep's part: applies up to `limit` parked statuses whose sends are recorded by
+/// now (a send recorded while its status was being parked), and forgets those parked
+/// longer than [`PARKED_STATUS_HOURS`] (a wamid we never sent). Returns (applied,
+/// forgotten).
+pub async fn sweep_parked(
+    client: &mut super::PooledClient,
+    limit: i64,
+) -> Result<(usize, u64), DbError> {
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "DELETE FROM parked_statuses WHERE parked_id IN (
+                 SELECT p.parked_id FROM parked_statuses p
+                 WHERE EXISTS (SELECT 1 FROM message_delivery_status d
+                               WHERE d.platform_message_id = p.platform_message_id)
+                    OR EXISTS (SELECT 1 FROM template_sends ts
+                               WHERE ts.platform_message_id = p.platform_message_id)
+                 LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING platform_message_id, user_id, phone_number_id, status, occurred_at, errors, parked_id",
+            &[&limit],
+        )
+        .await?;
+    let applied = apply_rows(&tx, rows).await?;
+    let forgotten = tx
+        .execute(
+            "DELETE FROM parked_statuses
+             WHERE parked_at < now() - make_interval(hours => $1)",
+            &[&PARKED_STATUS_HOURS],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((applied, forgotten))
+}
+
+/// Applies parked statuses (rows of `parked_statuses`) in the order they happened.
+async fn apply_rows(
+    tx: &super::Transaction<'_>,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<usize, DbError> {
+    let mut parked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let status: String = row.try_get("status")?;
+        let Ok(status) = status.parse::<DeliveryStatus>() else {
+            continue;
+        };
+        let route = ChannelRoute {
+            phone_number_id: PhoneNumberId::from_trusted(row.try_get("phone_number_id")?),
+            user_id: super::user_column(&row, "user_id")?,
+            platform: Platform::WhatsApp,
+        };
+        let update = StatusUpdate {
+            channel_key: String::new(),
+            platform_message_id: row.try_get("platform_message_id")?,
+            status,
+            timestamp: row.try_get("occurred_at")?,
+            recipient_id: None,
+            errors: errors_from_json(&row.try_get("errors")?),
+        };
+        let order: i64 = row.try_get("parked_id")?;
+        parked.push((update.timestamp, order, route, update));
+    }
+    parked.sort_by_key(|(at, order, _, _)| (*at, *order));
+    for (_, _, route, update) in &parked {
+        apply_or_park(tx, route, update, false).await?;
+    }
+    Ok(parked.len())
+}
+
+fn errors_json(errors: &[StatusError]) -> serde_json::Value {
+    errors
+        .iter()
+        .map(|e| serde_json::json!({ "code": e.code, "title": e.title, "details": e.details }))
+        .collect()
+}
+
+fn errors_from_json(errors: &serde_json::Value) -> Vec<StatusError> {
+    errors
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| {
+                    Some(StatusError {
+                        code: e["code"].as_i64()?,
+                        title: e["title"].as_str().unwrap_or_default().to_owned(),
+                        details: e["details"].as_str().map(str::to_owned),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
