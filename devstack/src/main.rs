@@ -229,6 +229,15 @@ async fn run() -> anyhow::Result<()> {
         ));
     }
     stack = with_campaign_aws(stack).await?;
+    if matches!(
+        stack.campaigns.scheduler,
+        shared::scheduler::CampaignScheduler::Local(_)
+    ) {
+        // The in-process scheduler starts empty: arm the SCHEDULED campaigns kept in the
+        // database (one whose time passed while devstack was down fires at once).
+        let armed = campaigns::rearm_schedules(&stack.campaigns).await?;
+        tracing::info!(armed, "scheduled campaigns armed");
+    }
     stack.spawn_worker();
     stack.spawn_events_sweep(
         shared::events::EventQueue::Local(stack.events_queue.clone()),

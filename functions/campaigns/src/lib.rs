@@ -12,6 +12,8 @@ mod body;
 mod routes;
 mod schedule;
 
+pub use schedule::rearm_all as rearm_schedules;
+
 use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};

@@ -66,3 +66,20 @@ pub async fn delete(state: &CampaignsState, campaign: &CampaignId) -> Result<(),
     let name = OneTimeSchedule::campaign_name(campaign.as_str()).map_err(unavailable)?;
     state.scheduler.delete(&name).await.map_err(unavailable)
 }
+
+/// Arms every SCHEDULED campaign's schedule again: for an in-process scheduler (devstack),
+/// which forgets its schedules when it stops while the campaigns stay SCHEDULED. A
+/// schedule whose time passed meanwhile fires at once. Returns how many were armed.
+pub async fn rearm_all(state: &CampaignsState) -> Result<usize, ApiError> {
+    let client = state
+        .api
+        .pool
+        .get()
+        .await
+        .map_err(shared::db::DbError::from)?;
+    let scheduled = shared::db::campaigns::all_scheduled(&client, 10_000).await?;
+    for campaign in &scheduled {
+        upsert(state, &client, campaign).await?;
+    }
+    Ok(scheduled.len())
+}

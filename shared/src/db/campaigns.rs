@@ -294,6 +294,26 @@ pub async fn get(
     .transpose()
 }
 
+/// Every tenant's SCHEDULED campaigns (at most `limit`, soonest first): what an in-process
+/// scheduler that restarted must arm again (EventBridge Scheduler keeps its own).
+pub async fn all_scheduled(
+    client: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<Campaign>, DbError> {
+    client
+        .query(
+            &format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGN_FROM}
+                 WHERE c.status = 'SCHEDULED' ORDER BY t.scheduled_at LIMIT $1"
+            ),
+            &[&limit],
+        )
+        .await?
+        .iter()
+        .map(campaign_from_row)
+        .collect()
+}
+
 /// The tenant's campaigns, newest first, one keyset page.
 pub async fn list(
     client: &impl GenericClient,

@@ -522,6 +522,46 @@ async fn an_immediate_campaign_runs_to_completion_and_each_illegal_move_says_the
 }
 
 #[tokio::test]
+async fn a_restarted_in_process_scheduler_arms_the_scheduled_campaigns_again() {
+    let app = App::new().await;
+    let at = (Utc::now() + Duration::days(2))
+        .format("%Y-%m-%dT09:00")
+        .to_string();
+    let trigger =
+        json!({"trigger_type": "SCHEDULED", "scheduled_at": at, "timezone": "Europe/Madrid"});
+    let armed = app.create(trigger.clone()).await;
+    let armed = armed["campaign_id"].as_str().expect("id").to_owned();
+    app.kit
+        .post_as(
+            &app.tenant,
+            &format!("/campaigns/{armed}/start"),
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    let draft = app.create(trigger).await;
+
+    // devstack restarts: its scheduler is empty, the campaign still SCHEDULED.
+    let restarted = LocalScheduler::new();
+    let state = CampaignsState {
+        api: app.kit.api_state(),
+        starts: Queue::Local(app.starts.clone()),
+        scheduler: CampaignScheduler::Local(restarted.clone()),
+    };
+    assert_eq!(campaigns::rearm_schedules(&state).await.expect("rearm"), 1);
+
+    let schedules = restarted.schedules();
+    assert_eq!(schedules.len(), 1, "the DRAFT has none");
+    assert_eq!(
+        schedules[0].name,
+        OneTimeSchedule::campaign_name(&armed).expect("name")
+    );
+    assert_eq!(schedules[0].time_zone, "Europe/Madrid");
+    assert_eq!(schedules[0].at.format("%H:%M").to_string(), "09:00");
+    assert!(draft["campaign_id"] != armed);
+}
+
+#[tokio::test]
 async fn a_scheduled_campaign_creates_moves_and_deletes_its_schedule() {
     let app = App::new().await;
     let at = (Utc::now() + Duration::days(2))
