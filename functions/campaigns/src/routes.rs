@@ -220,9 +220,14 @@ pub async fn delete_campaign(
     match campaigns::delete_draft(&client, &tenant.user_id, &id).await? {
         None => Err(not_found()),
         Some(Edit::Done(_)) => Ok(StatusCode::NO_CONTENT),
-        Some(Edit::NotEditable(status)) => Err(ApiError::Conflict(format!(
-            "the campaign is {status}: only a DRAFT campaign can be deleted (cancel it instead)"
-        ))),
+        Some(Edit::NotEditable(status)) => Err(ApiError::Conflict(match status {
+            CampaignStatus::Completed | CampaignStatus::Cancelled => format!(
+                "the campaign is {status}: only a DRAFT campaign can be deleted (a finished one is kept for its statistics)"
+            ),
+            _ => format!(
+                "the campaign is {status}: only a DRAFT campaign can be deleted (cancel it instead)"
+            ),
+        })),
     }
 }
 
