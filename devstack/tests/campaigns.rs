@@ -18,7 +18,6 @@ use shared::{
 };
 use testkit::{TestDb, TestTenant};
 
-const META_NUMBER: &str = "106540352242922";
 const ROLE: &str = "arn:aws:iam::123456789012:role/salesagent-test-CampaignSchedulerRole";
 
 /// The queues and scheduler a deployed stack has, on moto.
@@ -39,32 +38,18 @@ async fn serve(db: &TestDb) -> (devstack::Stack, String, Aws) {
     let config = SchedulerConfig::new(&group, &testkit::queue_arn(&sqs, &starts).await, ROLE, None)
         .expect("a valid scheduler config");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let stack = devstack::Stack::new(
-        testkit::api_state(db),
-        reqwest::Client::new(),
-        &base_url,
-        devstack::Providers::simulated(&base_url),
-    )
-    .with_campaign_sqs(
-        SqsQueue::new(sqs.clone(), starts.clone()),
-        SqsQueue::new(sqs.clone(), sends.clone()),
-    )
-    .with_campaign_scheduler(CampaignScheduler::Sdk(SdkScheduler::new(
-        scheduler_client,
-        config,
-    )));
-    let app = stack.app();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let (stack, base_url) = common::serve_stack(db, |stack| {
+        stack
+            .with_campaign_sqs(
+                SqsQueue::new(sqs.clone(), starts.clone()),
+                SqsQueue::new(sqs.clone(), sends.clone()),
+            )
+            .with_campaign_scheduler(CampaignScheduler::Sdk(SdkScheduler::new(
+                scheduler_client,
+                config,
+            )))
+    })
+    .await;
     (stack, base_url, Aws { sqs, starts, sends })
 }
 
@@ -97,25 +82,7 @@ async fn a_campaign_runs_through_sqs_and_a_scheduled_one_through_eventbridge_sch
     let post = reqwest::Method::POST;
 
     // A channel, its agent, and an approved template with one variable.
-    let (status, channel) = api
-        .call(
-            post.clone(),
-            "/phone-numbers",
-            Some(json!({
-                "platform": "whatsapp", "meta_phone_number_id": META_NUMBER,
-                "access_token": "EAAG-dev", "waba_id": "10654035224292"
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{channel}");
-    let (status, _) = api
-        .call(
-            post.clone(),
-            "/agents",
-            Some(json!({ "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava" })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let channel = api.connect_whatsapp().await;
     let (status, template) = api
         .call(
             post.clone(),
@@ -247,14 +214,7 @@ async fn a_campaign_runs_through_sqs_and_a_scheduled_one_through_eventbridge_sch
     .await;
     assert_eq!(read["counters"]["delivered"], 3, "{read}");
     assert_eq!(read["skipped_by_reason"]["OPTED_OUT"], 1, "{read}");
-    let meta: Value = http
-        .get(format!("{base}/_sim/meta/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let meta = common::meta_stats(&http, &base).await;
     assert_eq!(meta["duplicates"], 0, "{meta}");
     let sent_texts: Vec<String> = http
         .get(format!("{base}/_sim/meta/requests"))
@@ -346,13 +306,6 @@ async fn a_campaign_runs_through_sqs_and_a_scheduled_one_through_eventbridge_sch
     })
     .await;
     assert_eq!(read["counters"]["delivered"], 2, "{read}");
-    let meta: Value = http
-        .get(format!("{base}/_sim/meta/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let meta = common::meta_stats(&http, &base).await;
     assert_eq!(meta["duplicates"], 0, "{meta}");
 }

@@ -26,27 +26,7 @@ async fn a_template_is_authored_submitted_approved_sent_and_clicked_through_the_
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
 
-    let (status, channel) = api
-        .call(
-            post.clone(),
-            "/phone-numbers",
-            Some(json!({
-                "platform": "whatsapp", "meta_phone_number_id": "106540352242922",
-                "access_token": "EAAG-dev", "waba_id": "10654035224292"
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{channel}");
-    let (status, _) = api
-        .call(
-            post.clone(),
-            "/agents",
-            Some(json!({
-                "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava"
-            })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let channel = api.connect_whatsapp().await;
 
     let (status, template) = api.call(post.clone(), "/templates", Some(json!({
         "phone_number_id": channel["id"],

@@ -35,18 +35,29 @@ pub async fn grant_credits(http: &reqwest::Client, base_url: &str, user: &str, a
 /// extraction sweep every 100 ms); returns its base URL.
 #[allow(dead_code, reason = "not every test binary serves a whole stack")]
 pub async fn serve(db: &testkit::TestDb) -> String {
+    let (stack, base_url) = serve_stack(db, |stack| stack).await;
+    stack.spawn_worker();
+    stack.spawn_extraction(std::time::Duration::from_millis(100));
+    base_url
+}
+
+/// A devstack, as `configure` makes it, serving on a real loopback port (nothing spawned
+/// yet); the stack and its base URL.
+#[allow(dead_code, reason = "not every test binary serves a whole stack")]
+pub async fn serve_stack(
+    db: &testkit::TestDb,
+    configure: impl FnOnce(devstack::Stack) -> devstack::Stack,
+) -> (devstack::Stack, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let stack = devstack::Stack::new(
+    let stack = configure(devstack::Stack::new(
         testkit::api_state(db),
         reqwest::Client::new(),
         &base_url,
         devstack::Providers::simulated(&base_url),
-    );
-    stack.spawn_worker();
-    stack.spawn_extraction(std::time::Duration::from_millis(100));
+    ));
     let app = stack.app();
     tokio::spawn(async move {
         axum::serve(
@@ -55,7 +66,19 @@ pub async fn serve(db: &testkit::TestDb) -> String {
         )
         .await
     });
-    base_url
+    (stack, base_url)
+}
+
+/// The Meta simulator's send counts (`GET /_sim/meta/stats`).
+#[allow(dead_code, reason = "not every test binary sends templates")]
+pub async fn meta_stats(http: &reqwest::Client, base_url: &str) -> serde_json::Value {
+    http.get(format!("{base_url}/_sim/meta/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// A tenant's calls to a served devstack.
@@ -88,5 +111,31 @@ impl Api<'_> {
             status,
             response.json().await.unwrap_or(serde_json::Value::Null),
         )
+    }
+    /// Connects the walkthrough's WhatsApp number (`106540352242922` of WABA
+    /// `10654035224292`) and links an agent to it; the channel.
+    pub async fn connect_whatsapp(&self) -> serde_json::Value {
+        let (status, channel) = self
+            .call(
+                reqwest::Method::POST,
+                "/phone-numbers",
+                Some(json!({
+                    "platform": "whatsapp", "meta_phone_number_id": "106540352242922",
+                    "access_token": "EAAG-dev", "waba_id": "10654035224292"
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{channel}");
+        let (status, agent) = self
+            .call(
+                reqwest::Method::POST,
+                "/agents",
+                Some(json!({
+                    "phone_number_id": channel["id"], "prompt_id": "pmpt_demo", "name": "Ava"
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{agent}");
+        channel
     }
 }

@@ -351,6 +351,67 @@ impl Engine {
             .expect("the send job finishes")
     }
 
+    /// A started campaign to the VIPs, each sent once; the campaign and its sends' wamids
+    /// in send order.
+    pub async fn sent_campaign(&self) -> (CampaignId, Vec<String>) {
+        self.meta_accepts().await;
+        let campaign = self.campaign_to_vips().await;
+        self.start(&campaign).await;
+        for job in self.send_jobs() {
+            self.send(&job).await;
+        }
+        let wamids = self
+            .column(
+                "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1 ORDER BY send_id",
+                &[&campaign.as_str()],
+            )
+            .await;
+        (campaign, wamids)
+    }
+
+    /// The route the engine's channel reports statuses through.
+    pub fn route(&self) -> shared::db::inbound::ChannelRoute {
+        shared::db::inbound::ChannelRoute {
+            phone_number_id: self.channel.clone(),
+            user_id: self.user.clone(),
+            platform: shared::domain::Platform::WhatsApp,
+        }
+    }
+
+    /// A status of one of the engine's sends, reported now.
+    pub fn status(
+        &self,
+        wamid: &str,
+        status: shared::domain::DeliveryStatus,
+    ) -> shared::domain::StatusUpdate {
+        shared::domain::StatusUpdate {
+            channel_key: "106540352242922".to_owned(),
+            platform_message_id: wamid.to_owned(),
+            status,
+            timestamp: chrono::Utc::now(),
+            recipient_id: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The first column of every row `sql` returns.
+    pub async fn column<T: tokio_postgres::types::FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Vec<T> {
+        self.app
+            .db
+            .client()
+            .await
+            .query(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// The campaigns the sweep finds due.
     pub async fn sweep_due(&self) -> Vec<CampaignId> {
         let outcome = campaign_start::sweep(&self.start_state)

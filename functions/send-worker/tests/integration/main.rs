@@ -352,37 +352,11 @@ async fn a_conversation_ended_trigger_waits_for_its_inactive_minutes() {
 
 #[tokio::test]
 async fn concurrent_statuses_of_one_send_count_it_once() {
-    use shared::{
-        db::{delivery, inbound::ChannelRoute},
-        domain::{DeliveryStatus, Platform, StatusUpdate},
-    };
+    use shared::{db::delivery, domain::DeliveryStatus};
     let engine = Engine::new().await;
-    engine.meta_accepts().await;
-    let campaign = engine.campaign_to_vips().await;
-    engine.start(&campaign).await;
-    for job in engine.send_jobs() {
-        engine.send(&job).await;
-    }
-    let wamids: Vec<String> = engine
-        .app
-        .db
-        .client()
-        .await
-        .query(
-            "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1",
-            &[&campaign.as_str()],
-        )
-        .await
-        .expect("sends")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let (campaign, wamids) = engine.sent_campaign().await;
     assert_eq!(wamids.len(), 4);
-    let route = ChannelRoute {
-        phone_number_id: engine.channel.clone(),
-        user_id: engine.user.clone(),
-        platform: Platform::WhatsApp,
-    };
+    let route = engine.route();
     // Each send's sent, delivered and read, three times each, all at once on their own
     // connections: each status queues on the send it moves, and each move counts once.
     let statuses = [
@@ -396,14 +370,7 @@ async fn concurrent_statuses_of_one_send_count_it_once() {
     let mut tasks = Vec::new();
     for wamid in &wamids {
         for status in statuses.iter().cycle().take(9) {
-            let update = StatusUpdate {
-                channel_key: "106540352242922".to_owned(),
-                platform_message_id: wamid.clone(),
-                status: *status,
-                timestamp: chrono::Utc::now(),
-                recipient_id: None,
-                errors: Vec::new(),
-            };
+            let update = engine.status(wamid, *status);
             let (pool, route, start) = (pool.clone(), route.clone(), start.clone());
             tasks.push(tokio::spawn(async move {
                 let client = pool.get().await.expect("client");
@@ -440,31 +407,9 @@ async fn concurrent_statuses_of_one_send_count_it_once() {
 
 #[tokio::test]
 async fn counters_equal_the_rows_after_shuffled_and_duplicated_status_webhooks() {
-    use shared::{
-        db::{delivery, inbound::ChannelRoute},
-        domain::{DeliveryStatus, Platform, StatusUpdate},
-    };
+    use shared::{db::delivery, domain::DeliveryStatus};
     let engine = Engine::new().await;
-    engine.meta_accepts().await;
-    let campaign = engine.campaign_to_vips().await;
-    engine.start(&campaign).await;
-    for job in engine.send_jobs() {
-        engine.send(&job).await;
-    }
-    let wamids: Vec<String> = engine
-        .app
-        .db
-        .client()
-        .await
-        .query(
-            "SELECT platform_message_id FROM template_sends WHERE campaign_id = $1 ORDER BY send_id",
-            &[&campaign.as_str()],
-        )
-        .await
-        .expect("sends")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let (campaign, wamids) = engine.sent_campaign().await;
     assert_eq!(wamids.len(), 4);
     // Every status twice, reads before deliveries, one message failed after it was sent.
     let mut updates = Vec::new();
@@ -481,22 +426,11 @@ async fn counters_equal_the_rows_after_shuffled_and_duplicated_status_webhooks()
             &[DeliveryStatus::Delivered, DeliveryStatus::Sent]
         };
         for status in steps.iter().chain(steps.iter()) {
-            updates.push(StatusUpdate {
-                channel_key: "106540352242922".to_owned(),
-                platform_message_id: wamid.clone(),
-                status: *status,
-                timestamp: chrono::Utc::now(),
-                recipient_id: None,
-                errors: Vec::new(),
-            });
+            updates.push(engine.status(wamid, *status));
         }
     }
     updates.rotate_left(5);
-    let route = ChannelRoute {
-        phone_number_id: engine.channel.clone(),
-        user_id: engine.user.clone(),
-        platform: Platform::WhatsApp,
-    };
+    let route = engine.route();
     for update in &updates {
         let client = engine.app.db.client().await;
         delivery::apply(&client, &route, update)
@@ -914,21 +848,13 @@ async fn a_batch_at_a_low_cap_sends_what_fits_and_keeps_the_later_slots() {
     assert_eq!((sent, back.len()), (2, 2), "{results:?}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     let kept: Vec<chrono::DateTime<chrono::Utc>> = engine
-        .app
-        .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT not_before FROM campaign_recipients WHERE campaign_id = $1
                AND status = 'QUEUED' AND claimed_at IS NULL AND not_before > now()
              ORDER BY not_before",
             &[&campaign.as_str()],
         )
-        .await
-        .expect("kept")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(
         kept.len(),
         2,
@@ -950,20 +876,12 @@ async fn a_batch_at_a_low_cap_sends_what_fits_and_keeps_the_later_slots() {
         "the last slot is ~2 s away"
     );
     let times: Vec<chrono::DateTime<chrono::Utc>> = engine
-        .app
-        .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT sent_at FROM campaign_recipients WHERE campaign_id = $1 AND sent_at IS NOT NULL
              ORDER BY sent_at",
             &[&campaign.as_str()],
         )
-        .await
-        .expect("times")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(times.len(), 2);
     assert!(
         times[1] - times[0] >= chrono::Duration::milliseconds(900),
@@ -1021,17 +939,13 @@ async fn the_sweep_heals_lost_jobs_and_dead_claims_and_leaves_kept_slots_alone()
     engine.start(&campaign).await;
     drop(engine.send_jobs());
     let client = engine.app.db.client().await;
-    let queued: Vec<String> = client
-        .query(
+    let queued: Vec<String> = engine
+        .column(
             "SELECT recipient_id FROM campaign_recipients WHERE campaign_id = $1
                AND status = 'QUEUED' ORDER BY recipient_id",
             &[&campaign.as_str()],
         )
-        .await
-        .expect("recipients")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(queued.len(), 4);
     let set = |sql: &'static str, id: &String| {
         let client = &client;
