@@ -484,7 +484,8 @@ pub struct CountersResponse {
     pub delivery_rate: f64,
     /// read / delivered.
     pub read_rate: f64,
-    /// failed / (sent + failed).
+    /// failed / the recipients a send was attempted for (sent, and failed before Meta
+    /// accepted them; `sent` includes those Meta accepted and then reported failed).
     pub failure_rate: f64,
 }
 
@@ -507,7 +508,9 @@ impl CountersResponse {
             skipped: c.skipped,
             delivery_rate: ratio(c.delivered, c.sent),
             read_rate: ratio(c.read, c.delivered),
-            failure_rate: ratio(c.failed, c.sent + c.failed),
+            // Of the recipients a send was attempted for (a failure Meta had accepted is
+            // in `sent` already).
+            failure_rate: ratio(c.failed, c.sent + c.failed - c.failed_after_sent),
         }
     }
 }
@@ -580,5 +583,33 @@ impl CampaignResponse {
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_rate_counts_each_attempted_recipient_once() {
+        // Five sent, four of them reported failed afterwards: 4 of 5.
+        let after = Counts {
+            sent: 5,
+            failed: 4,
+            failed_after_sent: 4,
+            ..Counts::default()
+        };
+        assert_eq!(CountersResponse::new(5, after).failure_rate, 0.8);
+        // Three sent, two refused before Meta accepted them: 2 of 5.
+        let before = Counts {
+            sent: 3,
+            failed: 2,
+            ..Counts::default()
+        };
+        assert_eq!(CountersResponse::new(5, before).failure_rate, 0.4);
+        assert_eq!(
+            CountersResponse::new(0, Counts::default()).failure_rate,
+            0.0
+        );
     }
 }

@@ -1105,6 +1105,8 @@ pub struct Counts {
     pub read: i32,
     pub failed: i32,
     pub skipped: i32,
+    /// Of `failed`, those Meta had accepted (counted in `sent` too).
+    pub failed_after_sent: i32,
 }
 
 /// The counter shard of a recipient: a stable hash of its id.
@@ -1124,23 +1126,28 @@ async fn add_counts(
     if c == Counts::default() {
         return Ok(());
     }
-    super::execute_cached(client, "INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+    super::execute_cached(
+        client,
+        "INSERT INTO campaign_counters AS k
+                 (campaign_id, shard, sent, delivered, read, failed, skipped, failed_after_sent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (campaign_id, shard) DO UPDATE SET
                  sent = k.sent + EXCLUDED.sent, delivered = k.delivered + EXCLUDED.delivered,
                  read = k.read + EXCLUDED.read, failed = k.failed + EXCLUDED.failed,
-                 skipped = k.skipped + EXCLUDED.skipped",
-            &[
-                &campaign.as_str(),
-                &shard,
-                &c.sent,
-                &c.delivered,
-                &c.read,
-                &c.failed,
-                &c.skipped,
-            ],
-        )
-        .await?;
+                 skipped = k.skipped + EXCLUDED.skipped,
+                 failed_after_sent = k.failed_after_sent + EXCLUDED.failed_after_sent",
+        &[
+            &campaign.as_str(),
+            &shard,
+            &c.sent,
+            &c.delivered,
+            &c.read,
+            &c.failed,
+            &c.skipped,
+            &c.failed_after_sent,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -1178,6 +1185,7 @@ pub struct CountedMoves {
     pub delivered: Vec<i32>,
     pub read: Vec<i32>,
     pub failed: Vec<i32>,
+    pub failed_after_sent: Vec<i32>,
 }
 
 impl CountedMoves {
@@ -1189,6 +1197,7 @@ impl CountedMoves {
             delivered: Vec::new(),
             read: Vec::new(),
             failed: Vec::new(),
+            failed_after_sent: Vec::new(),
         };
         for &before in RecipientStatus::ALL {
             let (from, to) = (before.step(), after.step());
@@ -1197,9 +1206,12 @@ impl CountedMoves {
             moves.sent.push(reached(DeliveryStep::Sent));
             moves.delivered.push(reached(DeliveryStep::Delivered));
             moves.read.push(reached(DeliveryStep::Read));
-            moves.failed.push(i32::from(
-                after == RecipientStatus::Failed && before != RecipientStatus::Failed,
-            ));
+            let fails = after == RecipientStatus::Failed && before != RecipientStatus::Failed;
+            moves.failed.push(i32::from(fails));
+            // `failed` replaces SENT at most: Meta had accepted it.
+            moves
+                .failed_after_sent
+                .push(i32::from(fails && before == RecipientStatus::Sent));
         }
         moves
     }
@@ -1214,7 +1226,8 @@ pub async fn counters(
         .query_one(
             "SELECT COALESCE(sum(sent), 0)::int AS sent, COALESCE(sum(delivered), 0)::int AS delivered,
                     COALESCE(sum(read), 0)::int AS read, COALESCE(sum(failed), 0)::int AS failed,
-                    COALESCE(sum(skipped), 0)::int AS skipped
+                    COALESCE(sum(skipped), 0)::int AS skipped,
+                    COALESCE(sum(failed_after_sent), 0)::int AS failed_after_sent
              FROM campaign_counters WHERE campaign_id = $1",
             &[&campaign.as_str()],
         )
@@ -1225,6 +1238,7 @@ pub async fn counters(
         read: row.try_get("read")?,
         failed: row.try_get("failed")?,
         skipped: row.try_get("skipped")?,
+        failed_after_sent: row.try_get("failed_after_sent")?,
     })
 }
 
@@ -1241,7 +1255,9 @@ pub async fn counted_from_rows(
                                      OR (status = 'FAILED' AND delivered_at IS NOT NULL))::int AS delivered,
                     count(*) FILTER (WHERE status = 'READ' OR read_at IS NOT NULL)::int AS read,
                     count(*) FILTER (WHERE status = 'FAILED')::int AS failed,
-                    count(*) FILTER (WHERE status = 'SKIPPED')::int AS skipped
+                    count(*) FILTER (WHERE status = 'SKIPPED')::int AS skipped,
+                    count(*) FILTER (WHERE status = 'FAILED' AND sent_at IS NOT NULL)::int
+                        AS failed_after_sent
              FROM campaign_recipients WHERE campaign_id = $1",
             &[&campaign.as_str()],
         )
@@ -1252,6 +1268,7 @@ pub async fn counted_from_rows(
         read: row.try_get("read")?,
         failed: row.try_get("failed")?,
         skipped: row.try_get("skipped")?,
+        failed_after_sent: row.try_get("failed_after_sent")?,
     })
 }
 

@@ -37,8 +37,8 @@ pub struct StatusOutcome {
 ///   the status the move really starts from, even right after a concurrent status;
 /// - `moved`: the recipient moves forward, only if its send did;
 /// - `counted`: the move counted on a counter shard, with the counts the caller computed
-///   for each status the recipient may have come from (`$17`…`$21`: a jump from SENT to
-///   READ counts delivered and read once each).
+///   for each status the recipient may have come from (`$17`…`$21`, `$24`: a jump from
+///   SENT to READ counts delivered and read once each).
 ///
 /// - `parked`: a status for a wamid no table knows yet (its send is not recorded yet: see
 ///   V22) is kept, when `$23` says so, with its errors (`$22`), for [`apply_parked`].
@@ -86,14 +86,18 @@ const APPLY: &str = "WITH msg AS (
            AND delivery_status_advances(x.status, $7)
          RETURNING x.campaign_id, r.status AS previous),
      counted AS (
-         INSERT INTO campaign_counters AS k (campaign_id, shard, sent, delivered, read, failed, skipped)
-         SELECT moved.campaign_id, $8::smallint, n.sent, n.delivered, n.read, n.failed, 0
+         INSERT INTO campaign_counters AS k
+             (campaign_id, shard, sent, delivered, read, failed, skipped, failed_after_sent)
+         SELECT moved.campaign_id, $8::smallint, n.sent, n.delivered, n.read, n.failed, 0,
+                n.failed_after_sent
          FROM moved
-         JOIN unnest($17::text[], $18::int[], $19::int[], $20::int[], $21::int[])
-             AS n (previous, sent, delivered, read, failed) ON n.previous = moved.previous
+         JOIN unnest($17::text[], $18::int[], $19::int[], $20::int[], $21::int[], $24::int[])
+             AS n (previous, sent, delivered, read, failed, failed_after_sent)
+             ON n.previous = moved.previous
          ON CONFLICT (campaign_id, shard) DO UPDATE SET
              sent = k.sent + EXCLUDED.sent, delivered = k.delivered + EXCLUDED.delivered,
-             read = k.read + EXCLUDED.read, failed = k.failed + EXCLUDED.failed
+             read = k.read + EXCLUDED.read, failed = k.failed + EXCLUDED.failed,
+             failed_after_sent = k.failed_after_sent + EXCLUDED.failed_after_sent
          RETURNING 1),
      parked AS (
          INSERT INTO parked_statuses
@@ -168,6 +172,7 @@ async fn apply_or_park(
             &moves.failed,
             &errors_json(&update.errors),
             &park,
+            &moves.failed_after_sent,
         ],
     )
     .await?;

@@ -458,6 +458,10 @@ async fn counters_equal_the_rows_after_shuffled_and_duplicated_status_webhooks()
         ),
         (4, 3, 2, 1, 1)
     );
+    assert_eq!(
+        counters.failed_after_sent, 1,
+        "the one failed after Meta accepted it"
+    );
 }
 
 #[tokio::test]
