@@ -186,12 +186,14 @@ fn hh_mm(raw: &str) -> Result<NaiveTime, String> {
 }
 
 /// Checks a request against the tenant's data and turns it into a draft, or a 422 naming
-/// every problem.
+/// every problem. A scheduled time is checked against `now` (at least a minute ahead, at
+/// most `MAX_SCHEDULE_DAYS_AHEAD`) when given: `None` when the trigger is kept as it is (a
+/// PATCH without `trigger` in a SCHEDULED campaign's last minute; starting checks the time).
 pub async fn draft(
     client: &impl GenericClient,
     user: &UserId,
     body: &CreateCampaign,
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
 ) -> Result<(CampaignDraft, Template), ApiError> {
     let mut errors = FieldErrors::default();
     let name = body.name.trim();
@@ -312,7 +314,7 @@ pub async fn draft(
 fn trigger_fields(
     trigger: &TriggerBody,
     zone: Option<TenantTimeZone>,
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
     errors: &mut FieldErrors,
 ) -> (Option<DateTime<Utc>>, Option<TriggerEvent>, Value) {
     let config = trigger
@@ -350,7 +352,7 @@ fn trigger_fields(
                 }
                 (Some(_), None) => None,
             };
-            if let Some(at) = at {
+            if let (Some(at), Some(now)) = (at, now) {
                 if at < now + Duration::minutes(1) {
                     errors.push("trigger.scheduled_at", "must be at least a minute from now");
                 } else if at > now + Duration::days(MAX_SCHEDULE_DAYS_AHEAD) {

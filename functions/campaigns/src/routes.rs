@@ -73,7 +73,7 @@ pub async fn create_campaign(
     Json(body): Json<CreateCampaign>,
 ) -> Result<(StatusCode, axum::Json<CampaignResponse>), ApiError> {
     let mut client = state.api.pool.get().await?;
-    let (draft, _) = body::draft(&client, &tenant.user_id, &body, Utc::now()).await?;
+    let (draft, _) = body::draft(&client, &tenant.user_id, &body, Some(Utc::now())).await?;
     let tx = client.transaction().await?;
     let campaign = campaigns::create(&tx, &tenant.user_id, &draft).await?;
     tx.commit().await?;
@@ -178,8 +178,10 @@ pub async fn patch_campaign(
     if !EDITABLE.contains(&current.status) {
         return Err(illegal("change", current.status, EDITABLE));
     }
+    // A trigger the PATCH does not give is kept: its time is not checked again.
+    let now = patch.trigger.is_some().then(Utc::now);
     let merged = patch.apply(&body::as_request(&current));
-    let (draft, _) = body::draft(&client, &tenant.user_id, &merged, Utc::now()).await?;
+    let (draft, _) = body::draft(&client, &tenant.user_id, &merged, now).await?;
     if current.status == CampaignStatus::Scheduled && draft.trigger_type != TriggerType::Scheduled {
         return Err(ApiError::Conflict(
             "the campaign is SCHEDULED: cancel it to change its trigger type".to_owned(),
@@ -193,7 +195,8 @@ pub async fn patch_campaign(
         Edit::Done(campaign) => campaign,
         Edit::NotEditable(status) => return Err(illegal("change", status, EDITABLE)),
     };
-    if campaign.status == CampaignStatus::Scheduled {
+    // The schedule moves with a new trigger only (its input names the campaign alone).
+    if campaign.status == CampaignStatus::Scheduled && now.is_some() {
         schedule::upsert(&state, &tx, &campaign).await?;
     }
     tx.commit().await?;

@@ -522,6 +522,51 @@ async fn an_immediate_campaign_runs_to_completion_and_each_illegal_move_says_the
 }
 
 #[tokio::test]
+async fn a_scheduled_campaign_in_its_last_minute_can_be_renamed_but_not_rescheduled() {
+    let app = App::new().await;
+    let at = (Utc::now() + Duration::seconds(62))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let trigger = json!({"trigger_type": "SCHEDULED", "scheduled_at": at, "timezone": "UTC"});
+    let created = app.create(trigger.clone()).await;
+    let id = created["campaign_id"].as_str().expect("id").to_owned();
+    app.kit
+        .post_as(&app.tenant, &format!("/campaigns/{id}/start"), &json!({}))
+        .await
+        .expect(200);
+    let name = OneTimeSchedule::campaign_name(&id).expect("name");
+    let armed = app.scheduler.get(&name).expect("armed");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    // Under a minute to go: a PATCH that keeps the trigger is not refused for it.
+    for patch in [json!({}), json!({"name": "Spring sale, final"})] {
+        app.kit
+            .patch_as(&app.tenant, &format!("/campaigns/{id}"), &patch)
+            .await
+            .expect(200);
+    }
+    assert_eq!(
+        app.scheduler.get(&name),
+        Some(armed),
+        "the schedule is untouched"
+    );
+    let refused = app
+        .kit
+        .patch_as(
+            &app.tenant,
+            &format!("/campaigns/{id}"),
+            &json!({ "trigger": trigger }),
+        )
+        .await
+        .expect(422)
+        .clone();
+    assert_eq!(
+        refused["errors"][0]["field"], "trigger.scheduled_at",
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn a_restarted_in_process_scheduler_arms_the_scheduled_campaigns_again() {
     let app = App::new().await;
     let at = (Utc::now() + Duration::days(2))
