@@ -53,10 +53,10 @@ async fn serve(db: &TestDb) -> (devstack::Stack, String, Aws) {
     (stack, base_url, Aws { sqs, starts, sends })
 }
 
-/// Polls `GET path` until `done` says so (at most 30 s); the last body.
+/// Polls `GET path` until `done` says so (at most 60 s); the last body.
 async fn wait_for(api: &common::Api<'_>, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
-    for _ in 0..300 {
+    for _ in 0..600 {
         let (_, body) = api.call(reqwest::Method::GET, path, None).await;
         if done(&body) {
             return body;
@@ -65,6 +65,122 @@ async fn wait_for(api: &common::Api<'_>, path: &str, done: impl Fn(&Value) -> bo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{path} never got there: {last}");
+}
+
+/// The walkthrough's UTILITY template with one variable (`first_name`), submitted and
+/// approved in the simulator (its signed status webhook); its id.
+async fn approved_template(api: &common::Api<'_>, channel: &Value) -> String {
+    let post = reqwest::Method::POST;
+    let (status, template) = api
+        .call(
+            post.clone(),
+            "/templates",
+            Some(json!({
+                "phone_number_id": channel["id"], "name": "order_update", "category": "UTILITY",
+                "language": "en_US",
+                "body": { "text": "Hi {{1}}, your order shipped." },
+                "variables": [{ "variable_name": "first_name", "position": 1, "sample_value": "Maria" }]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{template}");
+    let template_id = template["template_id"].as_str().expect("id").to_owned();
+    let (status, submitted) = api
+        .call(post, format!("/templates/{template_id}/submit"), None)
+        .await;
+    assert_eq!(status, 200, "{submitted}");
+    let meta_template = submitted["meta_template_id"].as_str().expect("meta id");
+    let reviewed: Value = api
+        .http
+        .post(format!(
+            "{}/_sim/meta/templates/{meta_template}/review",
+            api.base_url
+        ))
+        .json(&json!({ "event": "APPROVED" }))
+        .send()
+        .await
+        .expect("review")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(reviewed["webhook_status"], 200, "{reviewed}");
+    template_id
+}
+
+#[tokio::test]
+async fn a_number_meta_limits_below_its_cap_still_completes_its_campaign_once_each() {
+    // In-process queues: a job refused 130429 again and again must not run out of receives.
+    let db = TestDb::new().await;
+    let (stack, base) = common::serve_stack(&db, |stack| stack).await;
+    let http = reqwest::Client::new();
+    let token = TestTenant::new("slow").token();
+    let api = common::Api {
+        http: &http,
+        base_url: &base,
+        token: &token,
+    };
+    let channel = api.connect_whatsapp().await;
+    let template_id = approved_template(&api, &channel).await;
+    for i in 0..60 {
+        let (status, body) = api
+            .call(
+                reqwest::Method::POST,
+                "/contacts",
+                Some(json!({ "phone": format!("+1415555{:04}", 3000 + i), "name": "Lee", "tags": ["all"] })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Meta takes 5 a second from this number; we believe 80.
+    let limited = http
+        .post(format!("{base}/_sim/meta/behaviour"))
+        .json(&json!({ "mps": { "106540352242922": 5 } }))
+        .send()
+        .await
+        .expect("behaviour");
+    assert!(limited.status().is_success());
+    let (status, campaign) = api
+        .call(
+            reqwest::Method::POST,
+            "/campaigns",
+            Some(json!({
+                "name": "Everyone", "template_id": template_id, "phone_number_id": channel["id"],
+                "recipient_filter": { "tags": ["all"] },
+                "variable_values": { "first_name": { "contact_field": "name" } },
+                "trigger": { "trigger_type": "IMMEDIATE" }
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["campaign_id"].as_str().expect("id").to_owned();
+    stack.spawn_campaigns(Duration::from_secs(3600), 4);
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            format!("/campaigns/{id}/start"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let done = wait_for(&api, &format!("/campaigns/{id}"), |c| {
+        c["status"] == "COMPLETED"
+    })
+    .await;
+    assert_eq!(done["counters"]["sent"], 60, "{done}");
+    let meta = common::meta_stats(&http, &base).await;
+    assert_eq!(meta["duplicates"], 0, "{meta}");
+    let refused = meta["numbers"]["106540352242922"]["rate_limited"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(refused > 0, "Meta did refuse some (130429): {meta}");
+    let shared::jobs::Queue::Local(sends) = &stack.campaign_sends else {
+        panic!("in-process send queue");
+    };
+    assert!(
+        sends.dead_letters().is_empty(),
+        "no job ran out of receives"
+    );
 }
 
 #[tokio::test]
@@ -83,39 +199,7 @@ async fn a_campaign_runs_through_sqs_and_a_scheduled_one_through_eventbridge_sch
 
     // A channel, its agent, and an approved template with one variable.
     let channel = api.connect_whatsapp().await;
-    let (status, template) = api
-        .call(
-            post.clone(),
-            "/templates",
-            Some(json!({
-                "phone_number_id": channel["id"], "name": "order_update", "category": "UTILITY",
-                "language": "en_US",
-                "body": { "text": "Hi {{1}}, your order shipped." },
-                "variables": [{ "variable_name": "first_name", "position": 1, "sample_value": "Maria" }]
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{template}");
-    let template_id = template["template_id"].as_str().expect("id").to_owned();
-    let (status, submitted) = api
-        .call(
-            post.clone(),
-            format!("/templates/{template_id}/submit"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{submitted}");
-    let meta_template = submitted["meta_template_id"].as_str().expect("meta id");
-    let reviewed: Value = http
-        .post(format!("{base}/_sim/meta/templates/{meta_template}/review"))
-        .json(&json!({ "event": "APPROVED" }))
-        .send()
-        .await
-        .expect("review")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(reviewed["webhook_status"], 200, "{reviewed}");
+    let template_id = approved_template(&api, &channel).await;
 
     // Four VIPs (names with an emoji and 200 characters), one of them opted out, and two
     // contacts for the scheduled campaign.
