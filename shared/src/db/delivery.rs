@@ -196,6 +196,17 @@ pub async fn apply_parked(
     if wamids.is_empty() {
         return Ok(0);
     }
+    // Nearly always nothing waits: one probe, no transaction.
+    let waiting: bool = super::query_one_cached(
+        &*client,
+        "SELECT EXISTS (SELECT 1 FROM parked_statuses WHERE platform_message_id = ANY($1))",
+        &[&wamids],
+    )
+    .await?
+    .try_get(0)?;
+    if !waiting {
+        return Ok(0);
+    }
     let tx = client.transaction().await?;
     let rows = super::query_cached(
         &tx,
