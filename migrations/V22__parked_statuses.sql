@@ -6,7 +6,7 @@
 -- wamid is known; the sweep forgets what stays unknown for a day.
 CREATE TABLE parked_statuses (
     parked_id           BIGSERIAL    PRIMARY KEY,
-    platform_message_id TEXT         NOT NULL,
+    platform_message_id VARCHAR(512) NOT NULL,
     user_id             VARCHAR(50)  NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
     phone_number_id     VARCHAR(50)  NOT NULL REFERENCES phone_numbers (id) ON DELETE CASCADE,
     status              TEXT         NOT NULL
@@ -18,3 +18,6 @@ CREATE TABLE parked_statuses (
 );
 CREATE INDEX parked_statuses_platform_message_id_idx ON parked_statuses (platform_message_id);
 CREATE INDEX parked_statuses_parked_at_idx ON parked_statuses (parked_at);
+-- A tenant's or a channel's deletion cascades here.
+CREATE INDEX parked_statuses_user_id_idx ON parked_statuses (user_id);
+CREATE INDEX parked_statuses_phone_number_id_idx ON parked_statuses (phone_number_id);

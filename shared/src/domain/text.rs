@@ -34,6 +34,7 @@ pub fn length_checked_columns() -> Vec<(&'static str, &'static str, usize)> {
         ("messages", "platform_message_id", message_id),
         ("message_delivery_status", "platform_message_id", message_id),
         ("template_sends", "platform_message_id", message_id),
+        ("parked_statuses", "platform_message_id", message_id),
         ("button_clicks", "message_id", message_id),
         ("button_clicks", "original_message_id", message_id),
         ("inbound_messages", "customer_id", customer),

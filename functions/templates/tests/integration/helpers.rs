@@ -82,8 +82,12 @@ impl TestApp {
         let sealed = testkit::test_sealing_key()
             .seal(SecretKind::ChannelAccessToken, "EAAG-token")
             .expect("seal");
-        let meta_id =
-            format!("10{}", &id[id.len() - 10..]).replace(|c: char| !c.is_ascii_digit(), "7");
+        // Ten digits from the whole random id (mapping its letters to one digit collided).
+        let digits = id
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)))
+            % 10_000_000_000;
+        let meta_id = format!("10{digits:010}");
         let token = (platform != "webchat").then_some(sealed);
         client
             .execute(
