@@ -15,8 +15,8 @@
 //!    each chunk is marked `QUEUED` and committed, then published. A chunk whose publish
 //!    fails goes back to `PENDING` and the job is retried; a crash between the commit and
 //!    the publish leaves `QUEUED` rows without a job, which the sweep finds
-//!    (`LOST_JOB_MINUTES`, or `LOST_SLOT_MINUTES` after a kept send slot) and puts back. A duplicate job is harmless: the send worker
-//!    claims a recipient once.
+//!    (`LOST_JOB_MINUTES`, or `LOST_SLOT_MINUTES` after a kept send slot) and puts back.
+//!    A duplicate job is harmless: the send worker claims a recipient once.
 //! 4. A campaign with nothing left to send completes at once (zero eligible recipients
 //!    included).
 //!

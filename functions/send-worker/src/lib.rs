@@ -33,7 +33,8 @@
 //!
 //! Meta's errors, by code: 130429 slows the number down and retries two seconds later;
 //! 131056 (pair rate) retries this recipient after six seconds (both, like a slot wait,
-//! are `JobError::Throttled`: turns to wait, which do not use up the job's receives); 131057 and 5xx retry with backoff;
+//! are `JobError::Throttled`: turns to wait, which do not use up the job's receives);
+//! 131057 and 5xx retry with backoff;
 //! 131049 defers the recipient 24 hours (within `deferral_window`, then `FAILED`); 131050
 //! skips it and marks the contact's marketing opt-out; 132015/132016 pause every running
 //! campaign of the template; anything else is `FAILED` with Meta's code and message.

@@ -1178,7 +1178,7 @@ async fn count_skipped(
 /// What a recipient's move to one status counts, for each status it may come from
 /// (columns, as a status webhook's statement takes them: `db::delivery::apply`): a jump
 /// from SENT to READ counts delivered and read once each.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CountedMoves {
     pub previous: Vec<&'static str>,
     pub sent: Vec<i32>,
@@ -1191,14 +1191,7 @@ pub struct CountedMoves {
 impl CountedMoves {
     /// The moves to `after` from every recipient status.
     pub fn to(after: RecipientStatus) -> Self {
-        let mut moves = Self {
-            previous: Vec::new(),
-            sent: Vec::new(),
-            delivered: Vec::new(),
-            read: Vec::new(),
-            failed: Vec::new(),
-            failed_after_sent: Vec::new(),
-        };
+        let mut moves = Self::default();
         for &before in RecipientStatus::ALL {
             let (from, to) = (before.step(), after.step());
             let reached = |level| i32::from(DeliveryStep::reaches(from, to, level));

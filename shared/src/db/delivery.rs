@@ -1,9 +1,9 @@
 //! Delivery statuses from Meta's webhooks, applied to `message_delivery_status`,
 //! `template_sends`, `campaign_recipients` and the campaign counters. Statuses never move
 //! backwards: a late `delivered` after `read` changes nothing, and a status for an id we do
-//! not know is acknowledged without effect. The order is [`DeliveryStep`]'s; the conditional
-//! updates apply it in SQL (`delivery_status_advances`, which a test keeps equal to it), so
-//! two concurrent statuses of one message cannot both win.
+//! not know yet waits for its send (`parked_statuses`). The order is [`DeliveryStep`]'s;
+//! the conditional updates apply it in SQL (`delivery_status_advances`, which a test keeps
+//! equal to it), so two concurrent statuses of one message cannot both win.
 //!
 //! A status moves only what was sent on the channel that reports it (the `metadata.
 //! phone_number_id` of the webhook): a tenant's other channels are never touched, even if
@@ -12,7 +12,7 @@
 use super::{DbError, GenericClient, campaigns, inbound::ChannelRoute};
 use crate::domain::{
     DeliveryOrdered, DeliveryStatus, DeliveryStep, PhoneNumberId, Platform, RecipientStatus,
-    StatusError, StatusUpdate, TemplateSendStatus,
+    StatusUpdate, TemplateSendStatus,
 };
 
 /// What a status changed.
@@ -42,8 +42,7 @@ pub struct StatusOutcome {
 /// - `moved`: the recipient moves forward, only if its send did;
 /// - `counted`: the move counted on a counter shard, with the counts the caller computed
 ///   for each status the recipient may have come from (`$17`…`$21`, `$24`: a jump from
-///   SENT to READ counts delivered and read once each).
-///
+///   SENT to READ counts delivered and read once each);
 /// - `parked`: a status for a wamid no table knows yet (its send is not recorded yet: see
 ///   V22) is kept, when `$23` says so, with its errors (`$22`), for [`apply_parked`].
 ///
@@ -176,7 +175,7 @@ async fn apply_or_park(
             &moves.delivered,
             &moves.read,
             &moves.failed,
-            &errors_json(&update.errors),
+            &serde_json::to_value(&update.errors).unwrap_or_default(),
             &park,
             &moves.failed_after_sent,
         ],
@@ -282,7 +281,7 @@ async fn apply_rows(
             status,
             timestamp: row.try_get("occurred_at")?,
             recipient_id: None,
-            errors: errors_from_json(&row.try_get("errors")?),
+            errors: serde_json::from_value(row.try_get("errors")?).unwrap_or_default(),
         };
         let order: i64 = row.try_get("parked_id")?;
         parked.push((update.timestamp, order, route, update));
@@ -292,29 +291,4 @@ async fn apply_rows(
         apply_or_park(tx, route, update, false).await?;
     }
     Ok(parked.len())
-}
-
-fn errors_json(errors: &[StatusError]) -> serde_json::Value {
-    errors
-        .iter()
-        .map(|e| serde_json::json!({ "code": e.code, "title": e.title, "details": e.details }))
-        .collect()
-}
-
-fn errors_from_json(errors: &serde_json::Value) -> Vec<StatusError> {
-    errors
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| {
-                    Some(StatusError {
-                        code: e["code"].as_i64()?,
-                        title: e["title"].as_str().unwrap_or_default().to_owned(),
-                        details: e["details"].as_str().map(str::to_owned),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }

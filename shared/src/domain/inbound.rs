@@ -45,8 +45,9 @@ pub struct StatusUpdate {
     pub errors: Vec<StatusError>,
 }
 
-/// One error of a failed status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One error of a failed status (serialized as kept with a parked status: `code`, `title`,
+/// `details`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusError {
     pub code: i64,
     pub title: String,

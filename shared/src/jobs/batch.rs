@@ -259,6 +259,11 @@ impl Lifter {
         Self { config, sqs }
     }
 
+    /// This lifter settling on `sqs` (the queue a poll received from).
+    fn on(&self, sqs: &SqsQueue) -> Self {
+        Self::new(self.config.clone(), Some(sqs.clone()))
+    }
+
     /// Runs `records` in order through `handler`, stopping to start new ones `margin`
     /// before `deadline`, then sets the failed records' visibility on SQS (one batch call).
     pub async fn run<J, F, Fut>(
@@ -317,6 +322,9 @@ impl Lifter {
             }
             report.fail(record, (kind, visibility));
         }
+        // Settled on SQS when the lifter has a queue: throttled jobs published again,
+        // then every failure's visibility. (Inline: one more async layer here pushes the
+        // consumers' futures past the compiler's layout depth.)
         if let Some(sqs) = &self.sqs {
             requeue_throttled::<J>(sqs, &copies, &mut report).await;
             apply_visibility(sqs, &report).await;
@@ -393,6 +401,9 @@ impl Lifter {
                 report.fail(record, failure);
             }
         }
+        // Settled on SQS when the lifter has a queue: throttled jobs published again,
+        // then every failure's visibility. (Inline: one more async layer here pushes the
+        // consumers' futures past the compiler's layout depth.)
         if let Some(sqs) = &self.sqs {
             requeue_throttled::<J>(sqs, &copies, &mut report).await;
             apply_visibility(sqs, &report).await;
@@ -491,10 +502,8 @@ impl Lifter {
     {
         let records = receive_sqs(sqs).await?;
         let handles = receipts(&records);
-        let copies = Copies::of(&records);
-        let mut report = self.run(records, deadline, handler).await;
-        requeue_throttled::<J>(sqs, &copies, &mut report).await;
-        settle_sqs(sqs, handles, &report).await
+        let report = self.on(sqs).run(records, deadline, handler).await;
+        delete_done(sqs, handles, &report).await
     }
 
     /// [`Lifter::poll_sqs`] for a consumer that runs its batch together
@@ -512,10 +521,8 @@ impl Lifter {
     {
         let records = receive_sqs(sqs).await?;
         let handles = receipts(&records);
-        let copies = Copies::of(&records);
-        let mut report = self.run_together(records, deadline, handler).await;
-        requeue_throttled::<J>(sqs, &copies, &mut report).await;
-        settle_sqs(sqs, handles, &report).await
+        let report = self.on(sqs).run_together(records, deadline, handler).await;
+        delete_done(sqs, handles, &report).await
     }
 
     /// One batch from `queue`, whichever it is ([`Lifter::poll_local`] or
@@ -653,8 +660,9 @@ async fn requeue_throttled<J: Job>(sqs: &SqsQueue, copies: &Copies, report: &mut
         .collect();
 }
 
-/// Deletes what succeeded and hides each retry for its delay; how many were received.
-async fn settle_sqs(
+/// Deletes what the report does not list as failed (what Lambda does after a batch);
+/// how many were received.
+async fn delete_done(
     sqs: &SqsQueue,
     handles: Vec<(String, Option<String>)>,
     report: &BatchReport,
@@ -665,7 +673,6 @@ async fn settle_sqs(
             sqs.delete(&receipt).await?;
         }
     }
-    apply_visibility(sqs, report).await;
     Ok(received)
 }
 

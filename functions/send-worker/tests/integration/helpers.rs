@@ -394,6 +394,20 @@ impl Engine {
         }
     }
 
+    /// The campaign's counters, after checking them against the recipient rows (the
+    /// nightly reconciliation query).
+    pub async fn reconciled_counters(&self, campaign: &CampaignId) -> campaigns::Counts {
+        let client = self.app.db.client().await;
+        let counters = campaigns::counters(&client, campaign)
+            .await
+            .expect("counters");
+        let rows = campaigns::counted_from_rows(&client, campaign)
+            .await
+            .expect("rows");
+        assert_eq!(counters, rows, "the shards agree with the recipient rows");
+        counters
+    }
+
     /// The first column of every row `sql` returns.
     pub async fn column<T: tokio_postgres::types::FromSqlOwned>(
         &self,

@@ -72,13 +72,7 @@ async fn every_send_job_delivered_twice_sends_each_recipient_once_and_completes(
     let stored = engine.campaign(&campaign).await;
     assert_eq!(stored.status, CampaignStatus::Completed);
     assert!(stored.completed_at.is_some());
-    let counters = campaigns::counters(&engine.app.db.client().await, &campaign)
-        .await
-        .expect("counters");
-    let from_rows = campaigns::counted_from_rows(&engine.app.db.client().await, &campaign)
-        .await
-        .expect("rows");
-    assert_eq!(counters, from_rows);
+    let counters = engine.reconciled_counters(&campaign).await;
     assert_eq!(counters.sent, 4);
     assert_eq!(counters.skipped, 1);
     // Each send is recorded: template_sends with Meta's id, an agent message in the
@@ -386,14 +380,7 @@ async fn concurrent_statuses_of_one_send_count_it_once() {
         moved_sends += usize::from(task.await.expect("task").template_send_updated);
     }
     assert!((4..=12).contains(&moved_sends), "{moved_sends}");
-    let client = engine.app.db.client().await;
-    let counters = campaigns::counters(&client, &campaign)
-        .await
-        .expect("counters");
-    let rows = campaigns::counted_from_rows(&client, &campaign)
-        .await
-        .expect("rows");
-    assert_eq!(counters, rows);
+    let counters = engine.reconciled_counters(&campaign).await;
     assert_eq!(
         (counters.sent, counters.delivered, counters.read),
         (4, 4, 4),
@@ -437,17 +424,7 @@ async fn counters_equal_the_rows_after_shuffled_and_duplicated_status_webhooks()
             .await
             .expect("status");
     }
-    let client = engine.app.db.client().await;
-    let counters = campaigns::counters(&client, &campaign)
-        .await
-        .expect("counters");
-    let rows = campaigns::counted_from_rows(&client, &campaign)
-        .await
-        .expect("rows");
-    assert_eq!(
-        counters, rows,
-        "the reconciliation query agrees with the shards"
-    );
+    let counters = engine.reconciled_counters(&campaign).await;
     assert_eq!(
         (
             counters.sent,
@@ -777,16 +754,7 @@ async fn batches_with_duplicates_forgeries_and_a_refusal_send_each_recipient_onc
     );
     let stored = engine.campaign(&campaign).await;
     assert_eq!(stored.status, CampaignStatus::Completed);
-    let client = engine.app.db.client().await;
-    let counters = campaigns::counters(&client, &campaign)
-        .await
-        .expect("counters");
-    assert_eq!(
-        counters,
-        campaigns::counted_from_rows(&client, &campaign)
-            .await
-            .expect("rows")
-    );
+    let counters = engine.reconciled_counters(&campaign).await;
     assert_eq!((counters.sent, counters.failed), (3, 1));
     // Each accepted send is one agent message in its customer's conversation, recorded
     // with Meta's id, and counted once on the contact.
@@ -1029,14 +997,6 @@ async fn the_sweep_heals_lost_jobs_and_dead_claims_and_leaves_kept_slots_alone()
         due.contains(&campaign),
         "the two lost ones are due: {due:?}"
     );
-    let counters = campaigns::counters(&client, &campaign)
-        .await
-        .expect("counters");
-    assert_eq!(
-        counters,
-        campaigns::counted_from_rows(&client, &campaign)
-            .await
-            .expect("rows")
-    );
+    let counters = engine.reconciled_counters(&campaign).await;
     assert_eq!(counters.failed, 1);
 }
